@@ -1,0 +1,261 @@
+"""The exceptions logmq raises, as one small tree.
+
+Every error derives from :class:`LogMQError`, so ``except logmq.errors.LogMQError`` catches
+anything the library raises on purpose. Each class carries ``kafka_code``: the Kafka protocol
+error code the wire server answers with when this error reaches a client, so the server never
+has to guess a mapping and embedded users see the same vocabulary as Kafka users.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LogMQError",
+    "ConfigError",
+    "UnknownTopicError",
+    "TopicExistsError",
+    "InvalidTopicError",
+    "InvalidPartitionError",
+    "OffsetOutOfRangeError",
+    "RecordTooLargeError",
+    "BrokerClosedError",
+    "CorruptRecordError",
+    "DirectoryLockedError",
+    "BufferFullError",
+    "KafkaTimeoutError",
+    "ProtocolError",
+    "UnsupportedVersionError",
+    "UnsupportedCompressionError",
+    "GroupError",
+    "UnknownMemberError",
+    "IllegalGenerationError",
+    "RebalanceInProgressError",
+    "MemberIdRequiredError",
+    "InconsistentGroupProtocolError",
+    "GroupNotEmptyError",
+    "GroupIdNotFoundError",
+    "InvalidSessionTimeoutError",
+    "NoOffsetError",
+    "OutOfOrderSequenceError",
+    "DuplicateSequenceError",
+    "InvalidProducerEpochError",
+    "ConcurrencyError",
+    "QueueFullError",
+    "RecordStateError",
+]
+
+
+class LogMQError(Exception):
+    """Base of every error logmq raises on purpose."""
+
+    kafka_code: int = -1  # UNKNOWN_SERVER_ERROR
+
+
+class ConfigError(LogMQError, ValueError):
+    """A configuration key or value is not valid."""
+
+    kafka_code = 40  # INVALID_CONFIG
+
+
+class UnknownTopicError(LogMQError):
+    """The topic does not exist (and was not auto-created)."""
+
+    kafka_code = 3  # UNKNOWN_TOPIC_OR_PARTITION
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"unknown topic {topic!r}")
+        self.topic = topic
+
+
+class TopicExistsError(LogMQError):
+    """create_topic was asked for a topic that already exists."""
+
+    kafka_code = 36  # TOPIC_ALREADY_EXISTS
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"topic {topic!r} already exists")
+        self.topic = topic
+
+
+class InvalidTopicError(LogMQError, ValueError):
+    """A topic name breaks Kafka's naming rules (length, characters, '.'/'..')."""
+
+    kafka_code = 17  # INVALID_TOPIC_EXCEPTION
+
+
+class InvalidPartitionError(LogMQError):
+    """The partition number is outside the topic's partitions."""
+
+    kafka_code = 3  # UNKNOWN_TOPIC_OR_PARTITION
+
+    def __init__(self, topic: str, partition: int, count: int | None = None) -> None:
+        extra = f" (topic has {count})" if count is not None else ""
+        super().__init__(f"partition {partition} does not exist in topic {topic!r}{extra}")
+        self.topic = topic
+        self.partition = partition
+
+
+class OffsetOutOfRangeError(LogMQError):
+    """An offset below the log start or past the log end was requested."""
+
+    kafka_code = 1  # OFFSET_OUT_OF_RANGE
+
+    def __init__(
+        self, topic: str, partition: int, offset: int, start: int, end: int
+    ) -> None:
+        super().__init__(
+            f"offset {offset} is out of range for {topic}-{partition} "
+            f"(log start {start}, log end {end})"
+        )
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.start = start
+        self.end = end
+
+
+class RecordTooLargeError(LogMQError):
+    """A record or batch is larger than the topic's ``max.message.bytes``."""
+
+    kafka_code = 10  # MESSAGE_TOO_LARGE
+
+
+class BrokerClosedError(LogMQError):
+    """The log (or a producer/consumer on it) was used after close()."""
+
+    kafka_code = -1
+
+
+class CorruptRecordError(LogMQError):
+    """Bytes that should be a record batch are not one (bad CRC, length, magic or varints).
+
+    ``path`` and ``position`` name the file and byte offset when the bytes came from disk.
+    """
+
+    kafka_code = 2  # CORRUPT_MESSAGE
+
+    def __init__(self, message: str, path: str | None = None, position: int | None = None):
+        where = ""
+        if path is not None:
+            where = f" in {path}" + (f" at byte {position}" if position is not None else "")
+        super().__init__(message + where)
+        self.path = path
+        self.position = position
+
+
+class DirectoryLockedError(LogMQError):
+    """Another process (or another open() in this one) owns the data directory."""
+
+
+class BufferFullError(LogMQError):
+    """The producer's buffer stayed full for longer than ``max_block_ms``."""
+
+    kafka_code = 7  # REQUEST_TIMED_OUT
+
+
+class KafkaTimeoutError(LogMQError, TimeoutError):
+    """An operation did not complete in the time it was given."""
+
+    kafka_code = 7  # REQUEST_TIMED_OUT
+
+
+class ProtocolError(LogMQError):
+    """Bytes on the wire do not decode as the Kafka message they claim to be."""
+
+    kafka_code = 87  # INVALID_REQUEST (closest general code)
+
+
+class UnsupportedVersionError(ProtocolError):
+    """An API key or version the server does not implement."""
+
+    kafka_code = 35  # UNSUPPORTED_VERSION
+
+
+class UnsupportedCompressionError(LogMQError):
+    """A batch uses a compression codec whose package is not installed."""
+
+    kafka_code = 76  # UNSUPPORTED_COMPRESSION_TYPE
+
+
+class GroupError(LogMQError):
+    """Base of consumer-group coordination errors."""
+
+
+class UnknownMemberError(GroupError):
+    kafka_code = 25  # UNKNOWN_MEMBER_ID
+
+
+class IllegalGenerationError(GroupError):
+    kafka_code = 22  # ILLEGAL_GENERATION
+
+
+class RebalanceInProgressError(GroupError):
+    kafka_code = 27  # REBALANCE_IN_PROGRESS
+
+
+class MemberIdRequiredError(GroupError):
+    """JoinGroup v4+: the member must rejoin with the member id it was handed."""
+
+    kafka_code = 79  # MEMBER_ID_REQUIRED
+
+    def __init__(self, member_id: str) -> None:
+        super().__init__(f"member id required; rejoin with {member_id!r}")
+        self.member_id = member_id
+
+
+class InconsistentGroupProtocolError(GroupError):
+    kafka_code = 23  # INCONSISTENT_GROUP_PROTOCOL
+
+
+class GroupNotEmptyError(GroupError):
+    kafka_code = 68  # NON_EMPTY_GROUP
+
+
+class GroupIdNotFoundError(GroupError):
+    kafka_code = 69  # GROUP_ID_NOT_FOUND
+
+
+class InvalidSessionTimeoutError(GroupError):
+    kafka_code = 26  # INVALID_SESSION_TIMEOUT
+
+
+class NoOffsetError(LogMQError):
+    """A consumer has no committed offset and ``auto_offset_reset='none'``."""
+
+    kafka_code = 1
+
+
+class OutOfOrderSequenceError(LogMQError):
+    """An idempotent producer skipped sequence numbers (a batch was lost in between)."""
+
+    kafka_code = 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
+
+
+class DuplicateSequenceError(LogMQError):
+    """An idempotent producer resent a batch already appended; it was not appended again."""
+
+    kafka_code = 46  # DUPLICATE_SEQUENCE_NUMBER
+
+
+class InvalidProducerEpochError(LogMQError):
+    kafka_code = 47  # INVALID_PRODUCER_EPOCH
+
+
+class ConcurrencyError(LogMQError):
+    """A conditional append found the partition's end offset was not the expected one."""
+
+    kafka_code = 1
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"expected end offset {expected}, partition is at {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class QueueFullError(LogMQError):
+    """A queue topic holds ``max.queue.depth`` unacknowledged records."""
+
+    kafka_code = 7
+
+
+class RecordStateError(LogMQError):
+    """A queue record was acked/nacked by a member that no longer holds its lock."""
