@@ -53,7 +53,7 @@ class Consumer:
     partition per fetch, default 1 MiB), ``key_deserializer`` / ``value_deserializer``,
     ``check_crcs`` (default True), ``consumer_timeout_ms`` (iteration stops after this long
     without records; default: never). Group options are documented in
-    :mod:`logmq.broker.groups.member`.
+    :mod:`logmq.broker.membership`.
     """
 
     def __init__(
@@ -92,7 +92,7 @@ class Consumer:
         self._closed = False
         self._member = None
         if group is not None:
-            from logmq.broker.groups.member import GroupMember
+            from logmq.broker.membership import GroupMember
 
             self._member = GroupMember(self, broker, group, **group_config)
             if topics:
