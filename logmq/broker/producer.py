@@ -16,11 +16,14 @@ loss is the topic's ``fsync`` policy (``always``: fsynced before the future comp
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
+
+from xxhash import xxh3_64_intdigest
 
 from logmq.broker.partitioner import Partitioner, StickyPartitioner, key_partition
 from logmq.codec.records import codec_id, encode_batch
@@ -360,9 +363,26 @@ class Producer:
         """
         if self._closed:
             raise BrokerClosedError("producer is closed")
+        paused = gc.isenabled()
+        if paused:  # nothing here builds cycles; see Consumer._fetch for the rationale
+            gc.disable()
+        try:
+            return self._send_batch(topic, records, partition, timestamp)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _send_batch(self, topic: str, records: Iterable[Sequence[Any]], partition: int | None,
+                    timestamp: int | None) -> list[RecordMetadata]:
         n = self._broker.ensure_topic(topic)
         ts = int(time.time() * 1000) if timestamp is None else int(timestamp)
         kser, vser = self._key_ser, self._value_ser
+        if kser is None and vser is None and partition is None and self._partitioner is None:
+            if not isinstance(records, list):
+                records = list(records)
+            fast = self._bucket_plain(topic, records, n)
+            if fast is not None:
+                return self._append_buckets(topic, fast, ts)
         buckets: dict[int, list[tuple]] = {}
         custom = self._partitioner
         sticky_p = None
@@ -400,6 +420,39 @@ class Producer:
             b.append(item)
         if sticky_p is not None:
             self._sticky.next(topic, n)
+        return self._append_buckets(topic, buckets, ts)
+
+    def _bucket_plain(self, topic: str, records: list, n: int) -> dict[int, list] | None:
+        """Partition plain ``(bytes key, bytes value)`` records with a per-call key cache.
+
+        Returns None as soon as a record needs the general path (headers, str values, null
+        keys...), so callers with such records pay one aborted pass at most.
+        """
+        h = xxh3_64_intdigest
+        cache: dict[bytes, list] = {}
+        buckets: dict[int, list] = {}
+        try:
+            for rec in records:
+                k = rec[0]
+                b = cache.get(k)
+                if b is None:
+                    if k.__class__ is not bytes or len(rec) != 2 or (
+                            rec[1].__class__ is not bytes):
+                        return None
+                    p = h(k) % n
+                    b = buckets.get(p)
+                    if b is None:
+                        b = buckets[p] = []
+                    cache[k] = b
+                elif len(rec) != 2 or rec[1].__class__ is not bytes:
+                    return None
+                b.append(rec)
+        except (TypeError, IndexError, AttributeError):
+            return None
+        return buckets
+
+    def _append_buckets(self, topic: str, buckets: dict[int, list], ts: int
+                        ) -> list[RecordMetadata]:
         out: list[RecordMetadata] = []
         for p, recs in buckets.items():
             plog = self._broker.partition_log(topic, p)

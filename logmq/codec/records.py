@@ -127,6 +127,37 @@ def _encode_headers(headers: Sequence[Header] | None) -> bytes:
     return b"".join(parts)
 
 
+def _encode_simple(records: Sequence[Sequence[Any]], extend: Callable[..., None]) -> int:
+    """Fast path: one timestamp, consecutive offsets, no headers, lengths below the table size.
+
+    Returns how many records it encoded; it stops at the first record it cannot handle and
+    leaves the rest to the general loop.
+    """
+    V = _V
+    TS = _TABLE_SIZE
+    i = 0
+    for rec in records:
+        if len(rec) != 2:
+            if rec[2]:
+                return i
+        k = rec[0]
+        v = rec[1]
+        if k is None or v is None:
+            return i
+        kl = len(k)
+        vl = len(v)
+        body = kl + vl + 7  # attr, ts delta, headers: 1 byte each; 3 two-byte-or-less varints
+        if body >= TS - 8:
+            return i
+        oi = V[i]
+        ki = V[kl]
+        vi = V[vl]
+        body = kl + vl + 3 + len(oi) + len(ki) + len(vi)
+        extend((V[body], b"\x00\x00", oi, ki, k, vi, v, b"\x00"))
+        i += 1
+    return i
+
+
 def encode_batch(
     records: Sequence[Sequence[Any]],
     *,
@@ -170,7 +201,11 @@ def encode_batch(
     NULL = _NULL
     parts: list[bytes] = []
     extend = parts.extend
-    for i in range(n):
+    if timestamps is None and offset_deltas is None and n < TS:
+        done = _encode_simple(records, extend)
+    else:
+        done = 0
+    for i in range(done, n):
         rec = records[i]
         k = rec[0]
         v = rec[1]
@@ -255,7 +290,13 @@ def _decode_payload(
                 length = (b >> 1) ^ -(b & 1)
                 p += 1
             else:
-                length, p = dv(data, p)
+                b2 = data[p + 1]
+                if b2 < 0x80:
+                    b = (b & 0x7F) | (b2 << 7)
+                    length = (b >> 1) ^ -(b & 1)
+                    p += 2
+                else:
+                    length, p = dv(data, p)
             end = p + length
             if length < 4 or end > n:
                 raise CorruptRecordError("record length runs past the end of the batch")
@@ -265,19 +306,37 @@ def _decode_payload(
                 tsd = (b >> 1) ^ -(b & 1)
                 p += 1
             else:
-                tsd, p = dv(data, p)
+                b2 = data[p + 1]
+                if b2 < 0x80:
+                    b = (b & 0x7F) | (b2 << 7)
+                    tsd = (b >> 1) ^ -(b & 1)
+                    p += 2
+                else:
+                    tsd, p = dv(data, p)
             b = data[p]
             if b < 0x80:
                 od = (b >> 1) ^ -(b & 1)
                 p += 1
             else:
-                od, p = dv(data, p)
+                b2 = data[p + 1]
+                if b2 < 0x80:
+                    b = (b & 0x7F) | (b2 << 7)
+                    od = (b >> 1) ^ -(b & 1)
+                    p += 2
+                else:
+                    od, p = dv(data, p)
             b = data[p]
             if b < 0x80:
                 kl = (b >> 1) ^ -(b & 1)
                 p += 1
             else:
-                kl, p = dv(data, p)
+                b2 = data[p + 1]
+                if b2 < 0x80:
+                    b = (b & 0x7F) | (b2 << 7)
+                    kl = (b >> 1) ^ -(b & 1)
+                    p += 2
+                else:
+                    kl, p = dv(data, p)
             if kl < 0:
                 if kl != -1:
                     raise CorruptRecordError("negative key length")
@@ -290,7 +349,13 @@ def _decode_payload(
                 vl = (b >> 1) ^ -(b & 1)
                 p += 1
             else:
-                vl, p = dv(data, p)
+                b2 = data[p + 1]
+                if b2 < 0x80:
+                    b = (b & 0x7F) | (b2 << 7)
+                    vl = (b >> 1) ^ -(b & 1)
+                    p += 2
+                else:
+                    vl, p = dv(data, p)
             if vl < 0:
                 if vl != -1:
                     raise CorruptRecordError("negative value length")
