@@ -186,9 +186,9 @@ def encode_batch(
     if timestamps is not None:
         if len(timestamps) != n:
             raise ConfigError("timestamps must have one entry per record")
-        base_ts = min(timestamps)
+        base_ts = timestamps[0]  # Kafka's baseTimestamp is the first record's
         max_ts = max(timestamps)
-        if base_ts == max_ts:
+        if base_ts == max_ts == min(timestamps):
             timestamp, timestamps = base_ts, None
     else:
         if timestamp is None:
@@ -215,7 +215,7 @@ def encode_batch(
             ti = b"\x00"
         else:
             d = timestamps[i] - base_ts
-            ti = V[d] if d < TS else _zigzag_bytes(d)
+            ti = V[d] if 0 <= d < TS else _zigzag_bytes(d)
         if k is None:
             ki = NULL
             kl = 0
