@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Produce then consume N records (default 1,000,000 x 100 B, 1,000 keys, 8 partitions).
+
+Prints records/s and MB/s for each path of the embedded API, the durability mode used, and
+in the same run the physical reference: writing and reading the same bytes to a plain file.
+
+    python bench/throughput.py [--records N] [--fsync interval|always|never] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import logmq
+from logmq.codec.batch import batch_size_at, parse_header
+from logmq.codec.records import encode_batch
+
+
+def rate(n: int, nbytes: int, secs: float) -> dict:
+    return {"records_per_s": n / secs, "mb_per_s": nbytes / secs / 1e6, "seconds": secs}
+
+
+def show(name: str, r: dict) -> None:
+    print(f"{name:<34} {r['records_per_s']:>13,.0f} rec/s {r['mb_per_s']:>9,.1f} MB/s")
+
+
+def plain_file(path: str, data: bytes, chunk: int) -> tuple[float, float]:
+    t = time.perf_counter()
+    with open(path, "wb", buffering=0) as f:
+        for i in range(0, len(data), chunk):
+            f.write(data[i : i + chunk])
+    w = time.perf_counter() - t
+    t = time.perf_counter()
+    with open(path, "rb", buffering=0) as f:
+        while f.read(1 << 20):
+            pass
+    r = time.perf_counter() - t
+    return w, r
+
+
+def fsync_cost(path: str, rounds: int = 200) -> float:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    t = time.perf_counter()
+    for _ in range(rounds):
+        os.write(fd, b"x" * 4096)
+        os.fdatasync(fd)
+    os.close(fd)
+    return (time.perf_counter() - t) / rounds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--fsync", default="interval", choices=["always", "interval", "never"])
+    ap.add_argument("--single", type=int, default=200_000, help="records for per-record send")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    n = args.records
+    tmp = tempfile.mkdtemp(prefix="logmq-bench-")
+    results: dict = {"records": n, "value_bytes": 100, "keys": 1000,
+                     "partitions": args.partitions, "fsync": args.fsync}
+    try:
+        recs = [(b"key-%d" % (i % 1000), b"x" * 100) for i in range(n)]
+        payload = n * 100
+        print(f"logmq {logmq.__version__}: {n:,} records x 100 B, 1,000 keys, "
+              f"{args.partitions} partitions, fsync={args.fsync}, python {sys.version.split()[0]}")
+        with logmq.open(os.path.join(tmp, "a"), fsync=args.fsync, cleaner=False) as log:
+            log.create_topic("t", partitions=args.partitions)
+            p = log.producer()
+            t = time.perf_counter()
+            p.send_batch("t", recs)
+            log.flush()
+            results["send_batch"] = rate(n, payload, time.perf_counter() - t)
+            show("send_batch (incl. final fsync)", results["send_batch"])
+            c = log.consumer("t", auto_offset_reset="earliest", max_poll_records=50_000)
+            got = 0
+            t = time.perf_counter()
+            while got < n:
+                batch = c.poll(timeout=1)
+                if not batch:
+                    break
+                got += len(batch)
+            results["poll"] = rate(got, got * 100, time.perf_counter() - t)
+            show("poll (Record objects)", results["poll"])
+            m = min(args.single, n)
+            t = time.perf_counter()
+            for i in range(m):
+                p.send("t", recs[i][1], key=recs[i][0])
+            p.flush()
+            results["send"] = rate(m, m * 100, time.perf_counter() - t)
+            show("send (per record, futures)", results["send"])
+            p.close()
+        # raw batches: the server's path
+        batches = [encode_batch(recs[i : i + 1000], timestamp=1) for i in range(0, n, 1000)]
+        raw = b"".join(batches)
+        with logmq.open(os.path.join(tmp, "b"), fsync=args.fsync, cleaner=False) as log:
+            log.create_topic("r", partitions=1, config={"max.message.bytes": 1 << 24})
+            tp = ("r", 0)
+            t = time.perf_counter()
+            for b in batches:
+                log.append_batches(tp, b)
+            log.flush()
+            results["append_batches"] = rate(n, len(raw), time.perf_counter() - t)
+            show("append_batches (CRC checked)", results["append_batches"])
+            off = 0
+            nbytes = 0
+            end = log.end_offset(tp)
+            t = time.perf_counter()
+            plog = log.partition_log("r", 0)
+            while off < end:
+                sl = plog.read(off, 1 << 20)
+                data = sl.read()
+                nbytes += len(data)
+                # advance past whole batches only, as a fetch loop would
+                last = pos = 0
+                while (size := batch_size_at(data, pos)) > 0 and pos + size <= len(data):
+                    last = pos
+                    pos += size
+                off = parse_header(data, last).next_offset
+            results["read_batches"] = rate(n, nbytes, time.perf_counter() - t)
+            show("read_batches (1 MiB slices)", results["read_batches"])
+        path = os.path.join(tmp, "plain")
+        w, r = plain_file(path, raw, 1000 * 116)
+        results["plain_write"] = rate(n, len(raw), w)
+        results["plain_read"] = rate(n, len(raw), r)
+        show("plain file write (same bytes)", results["plain_write"])
+        show("plain file read (page cache)", results["plain_read"])
+        results["fdatasync_4k_ms"] = fsync_cost(os.path.join(tmp, "fs")) * 1000
+        print(f"{'fdatasync of a 4 KiB append':<34} {results['fdatasync_4k_ms']:.3f} ms")
+        for k in ("append_batches", "read_batches"):
+            ref = results["plain_write" if k == "append_batches" else "plain_read"]
+            print(f"{k} / plain file: {results[k]['mb_per_s'] / ref['mb_per_s']:.0%}")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=2)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
