@@ -34,7 +34,7 @@ from logmq.errors import (
     OffsetOutOfRangeError,
     RecordTooLargeError,
 )
-from logmq.storage.segment import LOG_SUFFIX, LogSegment, segment_name
+from logmq.storage.segment import LOG_SUFFIX, LogSegment
 
 __all__ = ["LogConfig", "PartitionLog", "LogSlice", "FSYNC_MODES"]
 
@@ -145,39 +145,18 @@ class PartitionLog:
 
     # ------------------------------------------------------------------ open / recovery
     def _finish_swaps(self, names: list[str]) -> None:
-        """Complete or undo a compaction swap interrupted by a crash.
+        """Complete or undo a compaction swap interrupted by a crash (before segments load).
 
-        The cleaner writes ``X.log.cleaned`` files, renames all of them to ``.swap`` only once
-        every one is complete (the commit point), then renames the replaced segments to
-        ``.deleted``, the ``.swap`` files to their final names, and unlinks ``.deleted``. So:
-        ``.cleaned`` files are an unfinished pass (discard); ``.swap`` files are a committed pass
-        (install them, dropping the segments they replace); ``.deleted`` files are garbage.
+        The cleaner writes ``X.log.cleaned`` (+ index files), then commits by atomically
+        writing ``swap-replaces`` (old and new base offsets), then renames the ``.cleaned``
+        files over their final names and unlinks the replaced segments. So: a ``swap-replaces``
+        file means a committed swap, whose install is re-run (it is idempotent); without it,
+        ``.cleaned`` files are an unfinished pass and are deleted. See
+        :mod:`logmq.storage.compactor` for the full protocol.
         """
-        d = self.directory
-        swaps = sorted(n for n in names if n.endswith(SWAP_SUFFIX))
-        for n in names:
-            if n.endswith(CLEANED_SUFFIX) or n.endswith(DELETED_SUFFIX) or n.endswith(".tmp"):
-                os.unlink(os.path.join(d, n))
-        if swaps:
-            replaced_path = os.path.join(d, "swap-replaces")
-            replaced: list[int] = []
-            try:
-                with open(replaced_path) as f:
-                    replaced = [int(x) for x in f.read().split()]
-            except FileNotFoundError:
-                pass
-            for base in replaced:
-                for suffix in (LOG_SUFFIX, ".index", ".timeindex"):
-                    p = os.path.join(d, segment_name(base) + suffix)
-                    if os.path.exists(p):
-                        os.unlink(p)
-            for n in swaps:
-                os.replace(os.path.join(d, n), os.path.join(d, n[: -len(SWAP_SUFFIX)]))
-            if os.path.exists(replaced_path):
-                os.unlink(replaced_path)
-            _fsync_dir(d)
-        elif os.path.exists(os.path.join(d, "swap-replaces")):
-            os.unlink(os.path.join(d, "swap-replaces"))
+        from logmq.storage.compactor import finish_interrupted_swap
+
+        finish_interrupted_swap(self.directory, names)
 
     def _load(self, clean: bool) -> None:
         names = os.listdir(self.directory)
@@ -464,10 +443,17 @@ class PartitionLog:
             self._bases.pop(0)
             seg.delete()
 
-    def delete_oldest_segment(self) -> LogSegment | None:
-        """Remove the oldest closed segment (never the active one); advance the log start."""
+    def delete_oldest_segment(self, expected: LogSegment | None = None) -> LogSegment | None:
+        """Remove the oldest closed segment (never the active one); advance the log start.
+
+        With ``expected``, only that segment is removed, and only if it still is the oldest:
+        the cleaner decides from a snapshot, and a concurrent ``delete_records`` must not make
+        it delete a younger segment that its retention check never looked at.
+        """
         with self._lock:
             if len(self._segments) < 2:
+                return None
+            if expected is not None and self._segments[0] is not expected:
                 return None
             seg = self._segments.pop(0)
             self._bases.pop(0)
@@ -475,6 +461,59 @@ class PartitionLog:
             self._write_checkpoint()
             seg.delete()
             return seg
+
+    def replace_segments(
+        self, old: Sequence[LogSegment], new_bases: Sequence[int]
+    ) -> list[LogSegment] | None:
+        """Swap cleaned segments in for ``old``: commit, install, then update the segment list.
+
+        ``new_bases`` name ``<base>.*.cleaned`` files the compactor wrote and fsynced. All of
+        it runs under the log's lock, so the check that ``old`` is still a run of closed
+        segments of this log (retention or ``delete_records`` may have dropped some while
+        the cleaner worked), the on-disk commit and the in-memory swap are one step as far
+        as appends and reads are concerned; the lock is held for a few renames and fsyncs,
+        not for the rewrite itself. Returns the new segments, or None (nothing swapped; the
+        caller discards its ``.cleaned`` files) when the log closed or ``old`` changed.
+
+        Readers that already hold an old segment keep reading it: its descriptor stays open
+        (the file is only unlinked or renamed over) and its indexes are loaded into memory
+        here, before their files are replaced.
+        """
+        from logmq.storage import compactor
+
+        old_bases = [s.base_offset for s in old]
+        with self._lock:
+            if self._closed or not old:
+                return None
+            i = bisect_right(self._bases, old_bases[0]) - 1
+            n = len(old)
+            if (
+                i < 0
+                or i + n >= len(self._segments)  # the active segment is never replaced
+                or any(a is not b for a, b in zip(self._segments[i : i + n], old, strict=True))
+            ):
+                return None
+            for s in old:
+                len(s.index)  # load lazily read index files now: their paths get new content
+                len(s.time_index)
+                _ = s.max_timestamp
+            compactor.commit_swap(self.directory, old_bases, new_bases)
+            compactor.install_swap(self.directory, old_bases, new_bases)
+            iv = self.config.index_interval_bytes
+            new: list[LogSegment] = []
+            for b in new_bases:
+                seg = LogSegment(self.directory, b, iv)
+                try:
+                    seg.load_clean()
+                except CorruptRecordError:
+                    seg.recover()  # never expected: the files were just written and fsynced
+                new.append(seg)
+            self._segments[i : i + n] = new
+            self._bases = [s.base_offset for s in self._segments]
+            if self.log_start_offset < self._segments[0].base_offset:
+                self.log_start_offset = self._segments[0].base_offset
+                self._write_checkpoint()
+            return new
 
     def truncate_to(self, offset: int) -> None:
         """Remove everything at and after ``offset`` (used by tests and replication-style repair)."""
