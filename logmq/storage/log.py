@@ -31,9 +31,12 @@ from logmq.errors import (
     BrokerClosedError,
     ConcurrencyError,
     CorruptRecordError,
+    DuplicateSequenceError,
     OffsetOutOfRangeError,
+    OutOfOrderSequenceError,
     RecordTooLargeError,
 )
+from logmq.storage.producer_state import ProducerStateTable
 from logmq.storage.segment import LOG_SUFFIX, LogSegment
 
 __all__ = ["LogConfig", "PartitionLog", "LogSlice", "FSYNC_MODES"]
@@ -128,7 +131,9 @@ class PartitionLog:
         self.recovery_point, self.log_start_offset = self._read_checkpoint()
         self._segments: list[LogSegment] = []
         self._bases: list[int] = []
+        self.producer_state = ProducerStateTable(directory)
         self._load(clean)
+        self._load_producer_state()
 
     # ------------------------------------------------------------------ checkpoint
     def _read_checkpoint(self) -> tuple[int, int]:
@@ -216,6 +221,31 @@ class PartitionLog:
             self.log_start_offset = self.next_offset
         self.recovery_point = min(self.recovery_point, self.next_offset)
 
+    def _load_producer_state(self) -> None:
+        """Snapshot, then the headers of every batch after it (none after a clean close)."""
+        ps = self.producer_state
+        ps.load()
+        end = self.next_offset
+        if ps.snapshot_offset > end:  # the log lost its tail in recovery
+            ps.truncate(end)
+            ps.snapshot_offset = end
+        start = max(ps.snapshot_offset, self.log_start_offset)
+        if start >= end:
+            return
+        i = max(0, bisect_right(self._bases, start) - 1)
+        for seg in self._segments[i:]:
+            found = seg.translate(start)
+            if found is None:
+                continue
+            for _, h in seg.iter_headers(found[0]):
+                if h.producer_id >= 0:
+                    ps.update(h, h.base_offset)
+
+    def _snapshot_producers(self) -> None:
+        ps = self.producer_state
+        if ps.producers or ps.snapshot_offset:
+            ps.snapshot(self.next_offset)
+
     # ------------------------------------------------------------------ properties
     @property
     def next_offset(self) -> int:
@@ -268,6 +298,9 @@ class PartitionLog:
             nxt = self.next_offset
             if expected_offset is not None and expected_offset != nxt:
                 raise ConcurrencyError(expected_offset, nxt)
+            dup = self._check_sequences(headers)
+            if dup is not None:
+                return dup
             total_size = len(data)
             span = headers[-1][1].last_offset_delta + 1
             for _, h in headers[:-1]:
@@ -282,12 +315,40 @@ class PartitionLog:
                 assigned.append(h._replace(base_offset=off))
                 off += h.last_offset_delta + 1
             self._segments[-1].append(buffers, assigned)
+            for h in assigned:
+                if h.producer_id >= 0:
+                    self.producer_state.update(h, h.base_offset)
             self._unflushed_messages += off - nxt
             self._maybe_flush()
         cb = self.on_append
         if cb is not None:
             cb(self)
         return nxt, off - 1
+
+    def _check_sequences(self, headers: Sequence[tuple[int, BatchHeader]]
+                         ) -> tuple[int, int] | None:
+        """Idempotence: (first, last) of the earlier copy when the request is a retry.
+
+        Batches of one producer within one request must continue each other's sequences.
+        """
+        seen: dict[int, int] = {}
+        for _, h in headers:
+            pid = h.producer_id
+            if pid < 0 or h.base_sequence < 0:
+                continue
+            prev = seen.get(pid)
+            if prev is None:
+                dup = self.producer_state.check(h)
+                if dup is not None:
+                    if len(headers) == 1:
+                        return dup, dup + h.last_offset_delta
+                    raise DuplicateSequenceError(
+                        f"producer {pid}: a batch of this request was already appended")
+            elif h.base_sequence != prev + 1:
+                raise OutOfOrderSequenceError(
+                    f"producer {pid}: batches in one request skip sequence numbers")
+            seen[pid] = h.base_sequence + h.last_offset_delta
+        return None
 
     def _maybe_roll(self, incoming: int, span: int) -> None:
         active = self._segments[-1]
@@ -320,6 +381,7 @@ class PartitionLog:
         self.recovery_point = old.next_offset
         self._unflushed_messages = 0
         self._write_checkpoint()
+        self._snapshot_producers()
 
     def _maybe_flush(self) -> None:
         mode = self.config.fsync
@@ -345,6 +407,7 @@ class PartitionLog:
         if checkpoint and self.recovery_point != self.next_offset:
             self.recovery_point = self.next_offset
             self._write_checkpoint()
+            self._snapshot_producers()
 
     def flush_if_due(self, now: float | None = None) -> None:
         """Called by the broker's flusher thread for fsync='interval'."""
@@ -525,6 +588,8 @@ class PartitionLog:
             self._segments[-1].truncate_to(offset)
             self.recovery_point = min(self.recovery_point, self.next_offset)
             self._write_checkpoint()
+            self.producer_state.truncate(offset)
+            self._snapshot_producers()
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -536,6 +601,7 @@ class PartitionLog:
                 s.close()
             self.recovery_point = self.next_offset
             self._write_checkpoint()
+            self._snapshot_producers()
             self._closed = True
 
     def delete(self) -> None:
