@@ -1,0 +1,5 @@
+"""The Kafka wire-protocol server: ``logmq serve`` makes a data directory a one-node broker."""
+
+from logmq.server.app import KafkaServer, run_server
+
+__all__ = ["KafkaServer", "run_server"]

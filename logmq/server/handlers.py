@@ -1,0 +1,522 @@
+"""Kafka API handlers: each decoded request body in, a response body out, against one Broker.
+
+This module knows Kafka's semantics (which error code when, what a single-node cluster looks
+like in Metadata) but nothing of sockets or byte layouts: the codec (``logmq.protocol``) turns
+bytes into the dicts seen here, and ``logmq.server.app`` owns the connections. Handlers run on
+the event loop; the only waits are long polls (Fetch min_bytes, JoinGroup, SyncGroup), which
+await notifications instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from logmq.errors import (
+    LogMQError,
+    OffsetOutOfRangeError,
+    UnknownTopicError,
+)
+from logmq.storage.log import LogSlice
+
+if TYPE_CHECKING:
+    from logmq.broker.broker import Broker
+
+__all__ = ["Handlers", "NODE_ID"]
+
+NODE_ID = 0
+NONE = 0
+UNKNOWN_SERVER_ERROR = -1
+UNKNOWN_TOPIC_OR_PARTITION = 3
+COORDINATOR_NOT_AVAILABLE = 15
+INVALID_TOPIC = 17
+UNSUPPORTED_VERSION = 35
+TOPIC_ALREADY_EXISTS = 36
+INVALID_PARTITIONS = 37
+INVALID_REPLICATION_FACTOR = 38
+INVALID_REQUEST = 42
+INVALID_RECORD = 87
+_SMALL_SLICE = 32 * 1024
+_ALL_OPS = -2147483648
+
+
+def error_code(e: BaseException | None) -> int:
+    if e is None:
+        return NONE
+    if isinstance(e, LogMQError):
+        return e.kafka_code
+    return UNKNOWN_SERVER_ERROR
+
+
+class Handlers:
+    """The request handlers of one server (one broker, node id 0)."""
+
+    def __init__(self, broker: Broker, host: str, port: int, *,
+                 auto_create_topics: bool = True) -> None:
+        from logmq.broker.membership import coordinator_for
+        from logmq.broker.producer_ids import ProducerIdAllocator
+
+        self.broker = broker
+        self.host = host
+        self.port = port
+        self.auto_create_topics = auto_create_topics
+        self.coordinator = coordinator_for(broker)
+        self.producer_ids = ProducerIdAllocator(broker.meta.env)
+        self.cluster_id = "logmq-" + struct.pack(">Q", hash(broker.path) & (2**64 - 1)).hex()
+
+    # ------------------------------------------------------------------ cluster
+    def metadata(self, body: dict, v: int, client: Any) -> dict:
+        requested = body.get("topics")
+        allow_create = body.get("allow_auto_topic_creation", True) and self.auto_create_topics
+        if requested is None or (v == 0 and not requested):
+            names = self.broker.list_topics()
+            create = False
+        else:
+            names = [t["name"] for t in requested]
+            create = allow_create
+        topics = []
+        for name in names:
+            topics.append(self._topic_metadata(name, create))
+        return {
+            "throttle_time_ms": 0,
+            "brokers": [{"node_id": NODE_ID, "host": self.host, "port": self.port, "rack": None}],
+            "cluster_id": self.cluster_id,
+            "controller_id": NODE_ID,
+            "topics": topics,
+            "cluster_authorized_operations": _ALL_OPS,
+        }
+
+    def _topic_metadata(self, name: str, create: bool) -> dict:
+        err = NONE
+        n = 0
+        try:
+            if create:
+                n = self.broker.ensure_topic(name)
+            else:
+                n = self.broker.partitions_for(name)
+        except UnknownTopicError:
+            err = UNKNOWN_TOPIC_OR_PARTITION
+        except LogMQError as e:
+            err = e.kafka_code
+        parts = [{"error_code": NONE, "partition_index": p, "leader_id": NODE_ID,
+                  "leader_epoch": 0, "replica_nodes": [NODE_ID], "isr_nodes": [NODE_ID],
+                  "offline_replicas": []} for p in range(n)]
+        return {"error_code": err, "name": name, "is_internal": False, "partitions": parts,
+                "topic_authorized_operations": _ALL_OPS}
+
+    def find_coordinator(self, body: dict, v: int, client: Any) -> dict:
+        if body.get("key_type", 0) != 0:  # transactions have no coordinator here
+            return {"error_code": COORDINATOR_NOT_AVAILABLE,
+                    "error_message": "transactions are not supported", "node_id": -1,
+                    "host": "", "port": -1, "throttle_time_ms": 0}
+        return {"error_code": NONE, "error_message": None, "node_id": NODE_ID,
+                "host": self.host, "port": self.port, "throttle_time_ms": 0}
+
+    # ------------------------------------------------------------------ produce
+    def produce(self, body: dict, v: int, client: Any) -> dict | None:
+        responses = []
+        for td in body.get("topic_data", []):
+            name = td["name"]
+            parts = []
+            for pd in td.get("partition_data", []):
+                parts.append(self._produce_partition(name, pd["index"], pd.get("records")))
+            responses.append({"name": name, "partition_responses": parts})
+        if body.get("acks", 1) == 0:
+            return None
+        # acks=-1 and acks=1 are the same on one node: the append above already applied the
+        # topic's fsync policy (fsync="always" fsyncs before we get here).
+        return {"responses": responses, "throttle_time_ms": 0}
+
+    def _produce_partition(self, topic: str, partition: int, records: Any) -> dict:
+        out = {"index": partition, "error_code": NONE, "base_offset": -1,
+               "log_append_time_ms": -1, "log_start_offset": -1, "record_errors": [],
+               "error_message": None}
+        try:
+            plog = self.broker.partition_log(topic, partition)
+            if not records:
+                raise LogMQError("empty records")
+            if "compact" in self.broker.topic_config(topic)["cleanup.policy"]:
+                self._require_keys(records)
+            first, _ = plog.append(records, validate=True)
+            out["base_offset"] = first
+            out["log_start_offset"] = plog.log_start_offset
+        except LogMQError as e:
+            out["error_code"] = e.kafka_code if type(e) is not LogMQError else INVALID_RECORD
+            out["error_message"] = str(e)
+        return out
+
+    @staticmethod
+    def _require_keys(records: bytes) -> None:
+        from logmq.codec.batch import iter_batches
+        from logmq.codec.records import record_keys
+
+        for pos, _h in iter_batches(records, validate=True):
+            if any(k is None for k in record_keys(records, pos)):
+                err = LogMQError("compacted topics need a key on every record")
+                err.kafka_code = INVALID_RECORD
+                raise err
+
+    # ------------------------------------------------------------------ fetch
+    async def fetch(self, body: dict, v: int, client: Any) -> dict:
+        max_wait = max(0, body.get("max_wait_ms", 0)) / 1000
+        min_bytes = body.get("min_bytes", 1)
+        max_bytes = body.get("max_bytes", 0x7FFFFFFF)
+        topics = body.get("topics", [])
+        tps = [(t["topic"], p["partition"]) for t in topics for p in t["partitions"]]
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(event.set)
+
+        registered: list[tuple[str, int]] = []
+        deadline = time.monotonic() + max_wait
+        try:
+            while True:
+                event.clear()
+                resp, total, errors = self._fetch_once(topics, max_bytes)
+                left = deadline - time.monotonic()
+                if total >= min_bytes or errors or left <= 0:
+                    return resp
+                if not registered:
+                    for tp in tps:
+                        self.broker.add_waiter(tp, wake)
+                        registered.append(tp)
+                    continue  # re-read once: an append may have landed before we registered
+                try:
+                    await asyncio.wait_for(event.wait(), left)
+                except TimeoutError:
+                    pass
+        finally:
+            for tp in registered:
+                self.broker.remove_waiter(tp, wake)
+
+    def _fetch_once(self, topics: list[dict], max_bytes: int) -> tuple[dict, int, bool]:
+        total = 0
+        errors = False
+        out_topics = []
+        for t in topics:
+            name = t["topic"]
+            parts = []
+            for p in t["partitions"]:
+                idx = p["partition"]
+                pr = {"partition_index": idx, "error_code": NONE, "high_watermark": -1,
+                      "last_stable_offset": -1, "log_start_offset": -1,
+                      "aborted_transactions": None, "preferred_read_replica": -1,
+                      "records": None}
+                try:
+                    plog = self.broker.partition_log(name, idx)
+                    hw = plog.next_offset
+                    pr["high_watermark"] = pr["last_stable_offset"] = hw
+                    pr["log_start_offset"] = plog.log_start_offset
+                    budget = min(p.get("partition_max_bytes", max_bytes), max_bytes - total)
+                    if budget > 0 or total == 0:
+                        sl = plog.read(p["fetch_offset"], max(budget, 1))
+                        if sl is not None:
+                            total += sl.length
+                            pr["records"] = sl.read() if sl.length <= _SMALL_SLICE else sl
+                except OffsetOutOfRangeError as e:
+                    pr["error_code"] = e.kafka_code
+                    errors = True
+                except LogMQError as e:
+                    pr["error_code"] = e.kafka_code
+                    errors = True
+                parts.append(pr)
+            out_topics.append({"topic": name, "partitions": parts})
+        return ({"throttle_time_ms": 0, "error_code": NONE, "session_id": 0,
+                 "responses": out_topics}, total, errors)
+
+    # ------------------------------------------------------------------ offsets
+    def list_offsets(self, body: dict, v: int, client: Any) -> dict:
+        out = []
+        for t in body.get("topics", []):
+            name = t["name"]
+            parts = []
+            for p in t["partitions"]:
+                idx = p["partition_index"]
+                ts = p["timestamp"]
+                pr = {"partition_index": idx, "error_code": NONE, "timestamp": -1, "offset": -1,
+                      "leader_epoch": 0, "old_style_offsets": []}
+                try:
+                    plog = self.broker.partition_log(name, idx)
+                    if ts == -2:
+                        pr["offset"] = plog.log_start_offset
+                    elif ts == -1:
+                        pr["offset"] = plog.next_offset
+                    else:
+                        hit = self.broker.offsets_for_times({(name, idx): ts})[(name, idx)]
+                        if hit is not None:
+                            pr["offset"], pr["timestamp"] = hit.offset, hit.timestamp
+                except LogMQError as e:
+                    pr["error_code"] = e.kafka_code
+                parts.append(pr)
+            out.append({"name": name, "partitions": parts})
+        return {"throttle_time_ms": 0, "topics": out}
+
+    def delete_records(self, body: dict, v: int, client: Any) -> dict:
+        out = []
+        for t in body.get("topics", []):
+            parts = []
+            for p in t["partitions"]:
+                pr = {"partition_index": p["partition_index"], "low_watermark": -1,
+                      "error_code": NONE}
+                try:
+                    tp = (t["name"], p["partition_index"])
+                    off = p["offset"]
+                    if off == -1:
+                        off = self.broker.end_offset(tp)
+                    pr["low_watermark"] = self.broker.delete_records(tp, off)
+                except LogMQError as e:
+                    pr["error_code"] = e.kafka_code
+                parts.append(pr)
+            out.append({"name": t["name"], "partitions": parts})
+        return {"throttle_time_ms": 0, "topics": out}
+
+    # ------------------------------------------------------------------ groups
+    async def join_group(self, body: dict, v: int, client: Any) -> dict:
+        session = body["session_timeout_ms"]
+        rebalance = body.get("rebalance_timeout_ms", -1)
+        if rebalance is None or rebalance < 0:
+            rebalance = session
+        fut = self.coordinator.join_group(
+            body["group_id"], body.get("member_id", ""), body["protocol_type"],
+            [(p["name"], p["metadata"]) for p in body.get("protocols", [])],
+            session, rebalance, client_id=client.client_id or "", client_host=client.host,
+            require_known_member_id=v >= 4, group_instance_id=body.get("group_instance_id"),
+        )
+        try:
+            res = await asyncio.wrap_future(fut)
+        except LogMQError as e:
+            return {"error_code": e.kafka_code, "generation_id": -1, "protocol_name": "",
+                    "leader": "", "member_id": body.get("member_id", ""), "members": []}
+        return {
+            "throttle_time_ms": 0,
+            "error_code": error_code(res.error),
+            "generation_id": res.generation_id,
+            "protocol_name": res.protocol_name or "",
+            "leader": res.leader_id or "",
+            "member_id": res.member_id or "",
+            "members": [{"member_id": m[0], "group_instance_id": m[1], "metadata": m[2]}
+                        for m in res.members],
+        }
+
+    async def sync_group(self, body: dict, v: int, client: Any) -> dict:
+        assignments = {a["member_id"]: a["assignment"] for a in body.get("assignments", [])}
+        try:
+            fut = self.coordinator.sync_group(body["group_id"], body["generation_id"],
+                                              body["member_id"], assignments)
+            data = await asyncio.wrap_future(fut)
+        except LogMQError as e:
+            return {"throttle_time_ms": 0, "error_code": e.kafka_code, "assignment": b""}
+        return {"throttle_time_ms": 0, "error_code": NONE, "assignment": data or b""}
+
+    def heartbeat(self, body: dict, v: int, client: Any) -> dict:
+        try:
+            self.coordinator.heartbeat(body["group_id"], body["generation_id"], body["member_id"])
+        except LogMQError as e:
+            return {"throttle_time_ms": 0, "error_code": e.kafka_code}
+        return {"throttle_time_ms": 0, "error_code": NONE}
+
+    def leave_group(self, body: dict, v: int, client: Any) -> dict:
+        if v >= 3:
+            members = [m["member_id"] for m in body.get("members", [])]
+        else:
+            members = [body.get("member_id", "")]
+        results = []
+        top = NONE
+        for m in members:
+            try:
+                self.coordinator.leave_group(body["group_id"], [m])
+                code = NONE
+            except LogMQError as e:
+                code = e.kafka_code
+                top = top or code
+            results.append({"member_id": m, "group_instance_id": None, "error_code": code})
+        if v >= 3:
+            top = NONE
+        return {"throttle_time_ms": 0, "error_code": top, "members": results}
+
+    def offset_commit(self, body: dict, v: int, client: Any) -> dict:
+        offsets: dict[tuple[str, int], tuple[int, str | None]] = {}
+        for t in body.get("topics", []):
+            for p in t["partitions"]:
+                offsets[(t["name"], p["partition_index"])] = (
+                    p["committed_offset"], p.get("committed_metadata"))
+        code = NONE
+        try:
+            self.coordinator.commit_offsets(
+                body["group_id"], body.get("generation_id_or_member_epoch", -1),
+                body.get("member_id", ""), offsets)
+        except LogMQError as e:
+            code = e.kafka_code
+        return {"throttle_time_ms": 0, "topics": [
+            {"name": t["name"], "partitions": [
+                {"partition_index": p["partition_index"], "error_code": code}
+                for p in t["partitions"]]}
+            for t in body.get("topics", [])]}
+
+    def offset_fetch(self, body: dict, v: int, client: Any) -> dict:
+        group = body["group_id"]
+        req = body.get("topics")
+        if req is None:
+            committed = self.coordinator.fetch_offsets(group, None)
+            wanted: dict[str, list[int]] = {}
+            for t, p in sorted(committed):
+                wanted.setdefault(t, []).append(p)
+        else:
+            wanted = {t["name"]: list(t["partition_indexes"]) for t in req}
+            committed = self.coordinator.fetch_offsets(
+                group, [(t, p) for t, ps in wanted.items() for p in ps])
+        topics = []
+        for t, ps in wanted.items():
+            parts = []
+            for p in ps:
+                off, meta = committed.get((t, p), (-1, ""))
+                parts.append({"partition_index": p, "committed_offset": off,
+                              "committed_leader_epoch": -1, "metadata": meta or "",
+                              "error_code": NONE})
+            topics.append({"name": t, "partitions": parts})
+        return {"throttle_time_ms": 0, "topics": topics, "error_code": NONE}
+
+    def describe_groups(self, body: dict, v: int, client: Any) -> dict:
+        out = []
+        for g in body.get("groups", []):
+            try:
+                d = self.coordinator.describe_group(g)
+            except LogMQError as e:
+                out.append({"error_code": e.kafka_code, "group_id": g, "group_state": "Dead",
+                            "protocol_type": "", "protocol_data": "", "members": []})
+                continue
+            out.append({
+                "error_code": NONE, "group_id": g, "group_state": d.state,
+                "protocol_type": d.protocol_type or "", "protocol_data": d.protocol or "",
+                "members": [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
+                             "client_id": m.client_id, "client_host": m.client_host,
+                             "member_metadata": m.metadata, "member_assignment": m.assignment}
+                            for m in d.members],
+                "authorized_operations": _ALL_OPS,
+            })
+        return {"throttle_time_ms": 0, "groups": out}
+
+    def list_groups(self, body: dict, v: int, client: Any) -> dict:
+        return {"throttle_time_ms": 0, "error_code": NONE,
+                "groups": [{"group_id": g, "protocol_type": pt}
+                           for g, pt, _state in self.coordinator.list_groups()]}
+
+    # ------------------------------------------------------------------ admin
+    def create_topics(self, body: dict, v: int, client: Any) -> dict:
+        out = []
+        for t in body.get("topics", []):
+            name = t["name"]
+            res = {"name": name, "error_code": NONE, "error_message": None}
+            try:
+                n = t.get("num_partitions", -1)
+                rf = t.get("replication_factor", -1)
+                if rf not in (-1, 1):
+                    res["error_code"] = INVALID_REPLICATION_FACTOR
+                    res["error_message"] = "logmq is a single node: replication factor must be 1"
+                elif t.get("assignments"):
+                    res["error_code"] = INVALID_REQUEST
+                    res["error_message"] = "manual replica assignment is not supported"
+                else:
+                    config = {c["name"]: c["value"] for c in t.get("configs", [])}
+                    partitions = None if n in (-1, None) else n
+                    if body.get("validate_only"):
+                        from logmq.broker.broker import validate_topic_name
+                        from logmq.broker.config import validate_topic_config
+
+                        validate_topic_name(name)
+                        validate_topic_config(config)
+                        if name in self.broker.list_topics():
+                            from logmq.errors import TopicExistsError
+
+                            raise TopicExistsError(name)
+                    else:
+                        self.broker.create_topic(name, partitions=partitions, config=config)
+            except LogMQError as e:
+                res["error_code"] = e.kafka_code
+                res["error_message"] = str(e)
+            out.append(res)
+        return {"throttle_time_ms": 0, "topics": out}
+
+    def delete_topics(self, body: dict, v: int, client: Any) -> dict:
+        out = []
+        for name in body.get("topic_names", []):
+            code = NONE
+            try:
+                self.broker.delete_topic(name)  # the coordinator drops its offsets too
+            except LogMQError as e:
+                code = e.kafka_code
+            out.append({"name": name, "error_code": code})
+        return {"throttle_time_ms": 0, "responses": out}
+
+    def describe_configs(self, body: dict, v: int, client: Any) -> dict:
+        from logmq.broker.config import TOPIC_CONFIGS
+
+        results = []
+        for r in body.get("resources", []):
+            rt, name = r["resource_type"], r["resource_name"]
+            keys = r.get("configuration_keys")
+            res = {"error_code": NONE, "error_message": None, "resource_type": rt,
+                   "resource_name": name, "configs": []}
+            try:
+                if rt == 2:  # topic
+                    eff = self.broker.topic_config(name)
+                    overrides = self.broker.describe_topic(name).overrides
+                elif rt == 4:  # broker
+                    eff = dict(self.broker.defaults)
+                    overrides = eff
+                else:
+                    raise LogMQError(f"resource type {rt} is not supported")
+                for k, val in sorted(eff.items()):
+                    if keys is not None and k not in keys:
+                        continue
+                    is_override = k in overrides
+                    source = (1 if rt == 2 else 4) if is_override else 5
+                    doc = TOPIC_CONFIGS[k].doc if k in TOPIC_CONFIGS else None
+                    res["configs"].append({
+                        "name": k, "value": None if val is None else str(val),
+                        "read_only": False, "is_default": not is_override,
+                        "config_source": source, "is_sensitive": False,
+                        "synonyms": [], "config_type": 0,
+                        "documentation": doc if body.get("include_documentation") else None,
+                    })
+            except LogMQError as e:
+                res["error_code"] = e.kafka_code if e.kafka_code != -1 else INVALID_REQUEST
+                res["error_message"] = str(e)
+            results.append(res)
+        return {"throttle_time_ms": 0, "results": results}
+
+    def init_producer_id(self, body: dict, v: int, client: Any) -> dict:
+        if body.get("transactional_id") is not None:
+            return {"throttle_time_ms": 0, "error_code": COORDINATOR_NOT_AVAILABLE,
+                    "producer_id": -1, "producer_epoch": -1}
+        pid = self.producer_ids.allocate()
+        return {"throttle_time_ms": 0, "error_code": NONE, "producer_id": pid,
+                "producer_epoch": 0}
+
+    # ------------------------------------------------------------------ table
+    def table(self) -> dict[int, Callable[..., Any]]:
+        """api key -> handler (async handlers are awaited by the connection)."""
+        return {
+            0: self.produce, 1: self.fetch, 2: self.list_offsets, 3: self.metadata,
+            8: self.offset_commit, 9: self.offset_fetch, 10: self.find_coordinator,
+            11: self.join_group, 12: self.heartbeat, 13: self.leave_group,
+            14: self.sync_group, 15: self.describe_groups, 16: self.list_groups,
+            19: self.create_topics, 20: self.delete_topics, 21: self.delete_records,
+            22: self.init_producer_id, 32: self.describe_configs,
+        }
+
+
+def slices_in(body: dict) -> list[LogSlice]:
+    """The segment slices a fetch response carries (for the connection's sendfile path)."""
+    out = []
+    for t in body.get("responses", []):
+        for p in t.get("partitions", []):
+            r = p.get("records")
+            if isinstance(r, LogSlice):
+                out.append(r)
+    return out
