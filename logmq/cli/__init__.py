@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import click
 
+from logmq.cli.common import DEFAULT_DATA, LogMQGroup
 from logmq.cli.demo import demo
+from logmq.cli.groups import groups
+from logmq.cli.inspect import compact, dump, stats, verify
+from logmq.cli.io import consume, produce
+from logmq.cli.replay import replay
+from logmq.cli.serve import serve
+from logmq.cli.topics import topics
 
-__all__ = ["main", "cli"]
-
-DEFAULT_DATA = "logmq-data"
+__all__ = ["main", "cli", "DEFAULT_DATA"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LogMQGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="logmq")
 def cli() -> None:
     """logmq: an embedded Kafka-style log. Commands work on a data directory (--data)."""
 
 
 cli.add_command(demo)
+cli.add_command(serve)
+for _command in (topics, produce, consume, replay, groups, dump, verify, compact, stats):
+    cli.add_command(_command)
 
 
 def main() -> None:
-    cli()
+    cli(prog_name="logmq")

@@ -206,7 +206,7 @@ class Handlers:
                 pr = {"partition_index": idx, "error_code": NONE, "high_watermark": -1,
                       "last_stable_offset": -1, "log_start_offset": -1,
                       "aborted_transactions": None, "preferred_read_replica": -1,
-                      "records": None}
+                      "records": b""}
                 try:
                     plog = self.broker.partition_log(name, idx)
                     hw = plog.next_offset

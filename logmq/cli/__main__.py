@@ -1,0 +1,3 @@
+from logmq.cli import main
+
+main()
