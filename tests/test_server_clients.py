@@ -331,3 +331,37 @@ def test_consumer_group_of_three_processes(tmp_path):
     finally:
         if srv.alive():
             srv.stop(signal.SIGKILL)
+
+
+def test_many_idle_connections_do_not_block_others(server):
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    n = min(800, soft - 100)
+    idle = [socket.create_connection((server.host, server.port)) for _ in range(n)]
+    try:
+        with socket.create_connection((server.host, server.port)) as s:
+            s.settimeout(10)
+            md = _roundtrip(s, 3, 8, 1, {"topics": [{"name": "busy"}],
+                                         "allow_auto_topic_creation": True})
+            assert md["topics"][0]["error_code"] == 0
+        from confluent_kafka import Consumer, Producer, TopicPartition
+
+        p = Producer({"bootstrap.servers": server.bootstrap})
+        for i in range(100):
+            p.produce("busy", b"%d" % i, partition=0)
+        assert p.flush(30) == 0
+        c = Consumer({"bootstrap.servers": server.bootstrap, "group.id": "x",
+                      "auto.offset.reset": "earliest"})
+        c.assign([TopicPartition("busy", 0, 0)])
+        got = 0
+        while got < 100:
+            m = c.poll(10)
+            assert m is not None
+            if not m.error():
+                got += 1
+        c.close()
+    finally:
+        for s in idle:
+            s.close()
+    assert server.alive()
