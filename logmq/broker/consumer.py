@@ -293,11 +293,6 @@ class Consumer:
         data = sl.read()
         view = memoryview(data)
         topic, part = tp
-        new = tuple.__new__
-
-        def make(o: int, ts: int, k: Any, v: Any, h: Any) -> Record:
-            return new(Record, (topic, part, o, ts, k, v, h))
-
         p = 0
         end = len(data)
         while p < end and limit > 0:
@@ -321,7 +316,8 @@ class Consumer:
                 p += size
                 continue
             before = len(out)
-            decode_records_into(view[p : p + size], out, pos, limit, make)
+            decode_records_into(view[p : p + size], out, pos, limit, record_cls=Record,
+                                topic=topic, partition=part)
             got = len(out) - before
             limit -= got
             if limit <= 0 and got and out[-1].offset < h.last_offset:

@@ -76,6 +76,9 @@ def _zigzag_bytes(n: int) -> bytes:
     return bytes(out)
 
 
+#: _UNZIGZAG[z] is the signed value of zigzag-encoded z, for one- and two-byte varints.
+_UNZIGZAG: list[int] = [(z >> 1) ^ -(z & 1) for z in range(1 << 14)]
+
 #: _V[n] is the zigzag varint of n for 0 <= n < _TABLE_SIZE.
 _V: list[bytes] = [_zigzag_bytes(i) for i in range(_TABLE_SIZE)]
 _NULL = _zigzag_bytes(-1)
@@ -268,8 +271,15 @@ def _decode_payload(
     min_offset: int,
     max_records: int | None,
     make: Callable[..., Any] | None,
+    cls: type | None = None,
+    topic: str | None = None,
+    partition: int | None = None,
 ) -> int:
-    """Decode records of one batch into ``out``; returns how many were appended."""
+    """Decode records of one batch into ``out``; returns how many were appended.
+
+    With ``cls`` (a tuple subclass such as ``logmq.Record``) items are built inline as
+    ``cls((topic, partition, offset, timestamp, key, value, headers))``: no call per record.
+    """
     base = h.base_offset
     base_ts = h.base_timestamp
     count = h.record_count
@@ -279,7 +289,9 @@ def _decode_payload(
     p = 0
     n = len(data)
     dv = decode_varint
+    ZZ = _UNZIGZAG
     append = out.append
+    new = tuple.__new__
     try:
         for _ in range(count):
             if added >= limit:
@@ -287,13 +299,12 @@ def _decode_payload(
             # length
             b = data[p]
             if b < 0x80:
-                length = (b >> 1) ^ -(b & 1)
+                length = ZZ[b]
                 p += 1
             else:
                 b2 = data[p + 1]
                 if b2 < 0x80:
-                    b = (b & 0x7F) | (b2 << 7)
-                    length = (b >> 1) ^ -(b & 1)
+                    length = ZZ[(b & 0x7F) | (b2 << 7)]
                     p += 2
                 else:
                     length, p = dv(data, p)
@@ -303,37 +314,34 @@ def _decode_payload(
             p += 1  # attributes
             b = data[p]
             if b < 0x80:
-                tsd = (b >> 1) ^ -(b & 1)
+                tsd = ZZ[b]
                 p += 1
             else:
                 b2 = data[p + 1]
                 if b2 < 0x80:
-                    b = (b & 0x7F) | (b2 << 7)
-                    tsd = (b >> 1) ^ -(b & 1)
+                    tsd = ZZ[(b & 0x7F) | (b2 << 7)]
                     p += 2
                 else:
                     tsd, p = dv(data, p)
             b = data[p]
             if b < 0x80:
-                od = (b >> 1) ^ -(b & 1)
+                od = ZZ[b]
                 p += 1
             else:
                 b2 = data[p + 1]
                 if b2 < 0x80:
-                    b = (b & 0x7F) | (b2 << 7)
-                    od = (b >> 1) ^ -(b & 1)
+                    od = ZZ[(b & 0x7F) | (b2 << 7)]
                     p += 2
                 else:
                     od, p = dv(data, p)
             b = data[p]
             if b < 0x80:
-                kl = (b >> 1) ^ -(b & 1)
+                kl = ZZ[b]
                 p += 1
             else:
                 b2 = data[p + 1]
                 if b2 < 0x80:
-                    b = (b & 0x7F) | (b2 << 7)
-                    kl = (b >> 1) ^ -(b & 1)
+                    kl = ZZ[(b & 0x7F) | (b2 << 7)]
                     p += 2
                 else:
                     kl, p = dv(data, p)
@@ -346,13 +354,12 @@ def _decode_payload(
                 p += kl
             b = data[p]
             if b < 0x80:
-                vl = (b >> 1) ^ -(b & 1)
+                vl = ZZ[b]
                 p += 1
             else:
                 b2 = data[p + 1]
                 if b2 < 0x80:
-                    b = (b & 0x7F) | (b2 << 7)
-                    vl = (b >> 1) ^ -(b & 1)
+                    vl = ZZ[(b & 0x7F) | (b2 << 7)]
                     p += 2
                 else:
                     vl, p = dv(data, p)
@@ -391,7 +398,9 @@ def _decode_payload(
             off = base + od
             if off < min_offset:
                 continue
-            if make is None:
+            if cls is not None:
+                append(new(cls, (topic, partition, off, base_ts + tsd, key, value, headers)))
+            elif make is None:
                 append((off, base_ts + tsd, key, value, headers))
             else:
                 append(make(off, base_ts + tsd, key, value, headers))
@@ -448,6 +457,10 @@ def decode_records_into(
     min_offset: int = 0,
     max_records: int | None = None,
     make: Callable[..., Any] | None = None,
+    *,
+    record_cls: type | None = None,
+    topic: str | None = None,
+    partition: int | None = None,
 ) -> int:
     """Bulk decode for consumers: append records of whole batches in ``buf`` to ``out``.
 
@@ -463,7 +476,8 @@ def decode_records_into(
         if pos + h.size > n:
             break
         if h.next_offset > min_offset and not h.attributes & CONTROL_MASK:
-            got = _decode_payload(_records_payload(buf, pos, h), h, out, min_offset, left, make)
+            got = _decode_payload(_records_payload(buf, pos, h), h, out, min_offset, left, make,
+                                  record_cls, topic, partition)
             if left is not None:
                 left -= got
                 if left <= 0:
