@@ -301,3 +301,18 @@ def test_fsync_policies_are_validated(data_dir):
         lg.create_topic("b", config={"fsync": "never"})
         assert lg.partition_log("a", 0).config.fsync == "always"
         assert lg.partition_log("b", 0).config.fsync == "never"
+
+
+def test_producer_sees_new_partitions_and_recreated_topics(log):
+    log.create_topic("t", partitions=1)
+    p = log.producer(linger_ms=0)
+    assert p.send("t", b"x", key=b"a").result().partition == 0
+    log.create_partitions("t", 4)
+    parts = {p.send("t", b"x", key=b"k%d" % i).result().partition for i in range(40)}
+    assert parts == {0, 1, 2, 3}
+    log.delete_topic("t")
+    log.create_topic("t", partitions=2, config={"max.message.bytes": 100})
+    with pytest.raises(RecordTooLargeError):
+        p.send("t", b"x" * 500)
+    assert p.send("t", b"ok", partition=1).result().offset == 0
+    p.close()

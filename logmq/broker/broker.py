@@ -114,6 +114,8 @@ class Broker:
             _fsync_dir(self.path)
         self.meta = MetaStore(os.path.join(self.path, "meta"), map_size=map_size)
         self._topics: dict[str, dict[str, Any]] = {}
+        #: bumped whenever topics or partition counts change (producers cache per topic)
+        self.topics_version = 0
         self._logs: dict[tuple[str, int], PartitionLog] = {}
         self._waiters: dict[tuple[str, int], set[Callable[[], None]]] = {}
         self._stop = threading.Event()
@@ -238,6 +240,7 @@ class Broker:
             self._topics[name] = meta
             for p in range(n):
                 self._open_partition(name, p)
+            self.topics_version += 1
         return self.describe_topic(name)
 
     def create_partitions(self, name: str, total: int) -> None:
@@ -255,6 +258,7 @@ class Broker:
             self._topics[name] = meta
             for p in range(old, total):
                 self._open_partition(name, p)
+            self.topics_version += 1
 
     def delete_topic(self, name: str) -> None:
         with self._lock:
@@ -263,6 +267,7 @@ class Broker:
             if meta is None:
                 raise UnknownTopicError(name)
             self.meta.delete_topic(name)
+            self.topics_version += 1
             for p in range(meta["partitions"]):
                 lg = self._logs.pop((name, p), None)
                 if lg is not None:

@@ -21,6 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from time import time as _time
 from typing import TYPE_CHECKING, Any
 
 from xxhash import xxh3_64_intdigest
@@ -187,6 +188,8 @@ class Producer:
         self._key_ser = key_serializer
         self._value_ser = value_serializer
         self._sticky = StickyPartitioner()
+        self._topic_limits: dict[str, tuple[int, Any]] = {}
+        self._topics_version = -1
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
         self._open: dict[tuple[str, int], _Batch] = {}
@@ -196,6 +199,13 @@ class Producer:
         self._closed = False
         self._linger_wake = threading.Condition(self._lock)
         self._lingerer: threading.Thread | None = None
+
+    def _topic_info(self, topic: str) -> tuple[int, Any]:
+        """(partition count, partition 0's log) of a topic, cached until it changes."""
+        n = self._broker.ensure_topic(topic)
+        info = (n, self._broker.partition_log(topic, 0))
+        self._topic_limits[topic] = info
+        return info
 
     # ------------------------------------------------------------------ partitioning
     def _choose(self, topic: str, key: bytes | None, partition: int | None, n: int) -> int:
@@ -225,15 +235,25 @@ class Producer:
         """Queue one record; the returned future resolves when its batch is appended."""
         if self._closed:
             raise BrokerClosedError("producer is closed")
-        k = _to_bytes(self._key_ser(key) if self._key_ser else key, "key")
-        v = _to_bytes(self._value_ser(value) if self._value_ser else value, "value")
-        hdrs = _norm_headers(headers)
-        ts = int(time.time() * 1000) if timestamp is None else int(timestamp)
-        n = self._broker.ensure_topic(topic)
+        k = self._key_ser(key) if self._key_ser else key
+        if k.__class__ is not bytes and k is not None:
+            k = _to_bytes(k, "key")
+        v = self._value_ser(value) if self._value_ser else value
+        if v.__class__ is not bytes and v is not None:
+            v = _to_bytes(v, "value")
+        hdrs = _norm_headers(headers) if headers else None
+        ts = int(_time() * 1000) if timestamp is None else int(timestamp)
+        if self._topics_version != self._broker.topics_version:
+            self._topic_limits.clear()
+            self._topics_version = self._broker.topics_version
+        limits = self._topic_limits.get(topic)
+        if limits is None:
+            limits = self._topic_info(topic)
+        n, plog0 = limits
         size = (len(k) if k else 0) + (len(v) if v else 0) + _RECORD_OVERHEAD
         if hdrs:
             size += sum(len(hk) + len(hv or b"") + 4 for hk, hv in hdrs)
-        if size > self._broker.partition_log(topic, 0).config.max_message_bytes:
+        if size > plog0.config.max_message_bytes:
             raise RecordTooLargeError(f"record of about {size} bytes exceeds max.message.bytes")
         full: tuple[str, int] | None = None
         deadline: float | None = None
