@@ -125,6 +125,16 @@ def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
             raise ProtocolError("unsigned varint too long")
 
 
+def _skip_tagged(buf: bytes, pos: int) -> int:
+    """Skip a header's tagged-field section (none of which logmq uses)."""
+    n, pos = _read_uvarint(buf, pos)
+    for _ in range(n):
+        _tag, pos = _read_uvarint(buf, pos)
+        size, pos = _read_uvarint(buf, pos)
+        pos += size
+    return pos
+
+
 def _in(v: int, rng: tuple[int, int] | None) -> bool:
     return rng is not None and rng[0] <= v <= rng[1]
 
@@ -468,11 +478,7 @@ def decode_request(frame: bytes | memoryview) -> Request:
         cid_len = _I16.unpack_from(buf, pos)[0]
         pos += 2 + max(cid_len, 0)
         if flexible:  # request header v2: tagged fields after the client id
-            n, pos = _read_uvarint(buf, pos)
-            for _ in range(n):
-                _tag, pos = _read_uvarint(buf, pos)
-                size, pos = _read_uvarint(buf, pos)
-                pos += size
+            pos = _skip_tagged(buf, pos)
         body, pos = dec(buf, pos)
     except ProtocolError:
         raise
@@ -554,11 +560,7 @@ def decode_response(api_key: int, api_version: int,
         corr = _I32.unpack_from(buf, 0)[0]
         pos = 4
         if flexible and api_key != 18:
-            n, pos = _read_uvarint(buf, pos)
-            for _ in range(n):
-                _tag, pos = _read_uvarint(buf, pos)
-                size, pos = _read_uvarint(buf, pos)
-                pos += size
+            pos = _skip_tagged(buf, pos)
         body, pos = dec(buf, pos)
     except ProtocolError:
         raise

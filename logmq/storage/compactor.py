@@ -66,6 +66,9 @@ from logmq.codec.batch import (
     crc32c,
     parse_header,
 )
+from logmq.storage.fsutil import fsync_path as _fsync_dir
+from logmq.storage.fsutil import fsync_path as _fsync_file
+from logmq.storage.fsutil import unlink_quiet as _unlink
 from logmq.storage.index import OffsetIndex, TimeIndex
 from logmq.storage.segment import (
     INDEX_SUFFIX,
@@ -140,27 +143,6 @@ class CleaningAborted(Exception):
     """The pass was interrupted (cleaner stopping, log closed or changed under it)."""
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 class Throttle:

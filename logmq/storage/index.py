@@ -19,6 +19,7 @@ from array import array
 from bisect import bisect_right
 
 from logmq.errors import CorruptRecordError
+from logmq.storage.fsutil import unlink_quiet
 
 __all__ = ["OffsetIndex", "TimeIndex"]
 
@@ -35,7 +36,42 @@ def _load_u32_pairs(data: bytes) -> tuple[array, array]:
     return flat[0::2], flat[1::2]
 
 
-class OffsetIndex:
+class _IndexFile:
+    """What both index files share: pending entries appended on flush, whole rewrites."""
+
+    path: str
+    _pending: list[bytes]
+
+    def flush(self, fsync: bool = False) -> None:
+        if not self._pending:
+            return
+        with open(self.path, "ab") as f:
+            f.write(b"".join(self._pending))
+            self._pending.clear()
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+
+    def _entries_bytes(self) -> bytes:
+        raise NotImplementedError
+
+    def _rewrite(self) -> None:
+        data = self._entries_bytes()
+        tmp = self.path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, self.path)
+        self._pending.clear()
+
+    def save(self) -> None:
+        """Write every entry anew (after a rebuild)."""
+        self._rewrite()
+
+    def delete(self) -> None:
+        unlink_quiet(self.path)
+
+
+class OffsetIndex(_IndexFile):
     """Maps relative offsets to byte positions in the segment's ``.log`` file.
 
     Invariant: relative offsets and positions are both strictly increasing. Entries live in
@@ -111,16 +147,6 @@ class OffsetIndex:
             return self.base_offset, 0
         return self.base_offset + rel_a[-1], pos_a[-1]
 
-    def flush(self, fsync: bool = False) -> None:
-        if not self._pending:
-            return
-        with open(self.path, "ab") as f:
-            f.write(b"".join(self._pending))
-            self._pending.clear()
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-
     def truncate_to(self, offset: int) -> None:
         """Drop entries for offsets >= ``offset`` (the log was truncated there)."""
         rel_a, pos_a = self._arrays()
@@ -135,27 +161,12 @@ class OffsetIndex:
         self._rel, self._pos = array("I"), array("I")
         self._pending.clear()
 
-    def _rewrite(self) -> None:
+    def _entries_bytes(self) -> bytes:
         rel_a, pos_a = self._arrays()
-        data = b"".join(_OFFSET_ENTRY.pack(r, p) for r, p in zip(rel_a, pos_a, strict=True))
-        tmp = self.path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, self.path)
-        self._pending.clear()
-
-    def save(self) -> None:
-        """Write every entry anew (after a rebuild)."""
-        self._rewrite()
-
-    def delete(self) -> None:
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        return b"".join(_OFFSET_ENTRY.pack(r, p) for r, p in zip(rel_a, pos_a, strict=True))
 
 
-class TimeIndex:
+class TimeIndex(_IndexFile):
     """Maps timestamps to the offset of the batch holding that timestamp.
 
     Invariant: timestamps strictly increase, so an entry is only added when a batch raises the
@@ -231,16 +242,6 @@ class TimeIndex:
             return self.base_offset
         return self.base_offset + rel[i]
 
-    def flush(self, fsync: bool = False) -> None:
-        if not self._pending:
-            return
-        with open(self.path, "ab") as f:
-            f.write(b"".join(self._pending))
-            self._pending.clear()
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-
     def truncate_to(self, offset: int) -> None:
         ts, rel = self._lists()
         keep = len(rel)
@@ -256,20 +257,6 @@ class TimeIndex:
         self._ts, self._rel = [], []
         self._pending.clear()
 
-    def _rewrite(self) -> None:
+    def _entries_bytes(self) -> bytes:
         ts, rel = self._lists()
-        data = b"".join(_TIME_ENTRY.pack(t, r) for t, r in zip(ts, rel, strict=True))
-        tmp = self.path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, self.path)
-        self._pending.clear()
-
-    def save(self) -> None:
-        self._rewrite()
-
-    def delete(self) -> None:
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        return b"".join(_TIME_ENTRY.pack(t, r) for t, r in zip(ts, rel, strict=True))

@@ -36,6 +36,8 @@ from logmq.errors import (
     OutOfOrderSequenceError,
     RecordTooLargeError,
 )
+from logmq.storage.fsutil import fsync_path as _fsync_dir
+from logmq.storage.fsutil import write_file_atomically
 from logmq.storage.producer_state import ProducerStateTable
 from logmq.storage.segment import LOG_SUFFIX, LogSegment
 
@@ -84,25 +86,6 @@ class LogSlice(NamedTuple):
 
     def __len__(self) -> int:
         return self.length
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_file_atomically(path: str, data: bytes) -> None:
-    """Replace ``path`` so that a crash leaves either the old or the new content, never a mix."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(os.path.dirname(path) or ".")
 
 
 class PartitionLog:
