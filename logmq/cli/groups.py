@@ -157,7 +157,8 @@ def reset_offsets(group: str, topics: tuple[str, ...], partitions: tuple[int, ..
         by_time = log.offsets_for_times({tp: to_datetime for tp in tps}) \
             if to_datetime is not None else {}
         plan: dict[TopicPartition, int] = {}
-        rows = []
+        rows: list[list[object]] = []
+        skipped: list[str] = []
         for tp in tps:
             start, end = log.offsets(tp)
             hit = current.get((tp.topic, tp.partition))
@@ -173,15 +174,20 @@ def reset_offsets(group: str, topics: tuple[str, ...], partitions: tuple[int, ..
                 new = found.offset if found is not None else end
             else:
                 assert shift_by is not None
-                if cur is None:
-                    raise click.ClickException(
-                        f"{tp.topic}-{tp.partition} has no committed offset in group "
-                        f"{group!r} to shift; use --to-offset, --to-earliest or --to-latest")
+                if cur is None:  # nothing to shift from: leave it alone, and say so
+                    rows.append([tp.topic, tp.partition, "-", "-", "-"])
+                    skipped.append(f"{tp.topic}-{tp.partition}")
+                    continue
                 new = cur + shift_by
             new = min(max(new, start), end)  # like Kafka's tool: never outside the log
             plan[tp] = new
             rows.append([tp.topic, tp.partition, _dash(cur), new, end - new])
         print_table(["TOPIC", "PARTITION", "CURRENT", "NEW", "LAG-AFTER"], rows)
+        if skipped:
+            click.echo(f"no committed offset to shift, left unchanged: {', '.join(skipped)}",
+                       err=True)
+        if not plan:
+            raise click.ClickException("nothing to reset")
         if not execute:
             click.echo("dry run: nothing changed (add --execute to commit these offsets)")
             return

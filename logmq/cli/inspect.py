@@ -180,8 +180,9 @@ def verify_segment(log_path: str, expected_min: int, deep: bool) -> SegmentRepor
             view.release()
         if m is not None:
             m.close()
+    log_ok = not rep.problems  # else the segment's true offset/time range is unknown
     _verify_index(rep, starts, lost_at)
-    _verify_time_index(rep, max_ts)
+    _verify_time_index(rep, max_ts, complete=log_ok)
     return rep
 
 
@@ -212,7 +213,8 @@ def _verify_index(rep: SegmentReport, starts: dict[int, int], checked_until: int
                           f"but the batch there starts at offset {starts[pos]}"))
 
 
-def _verify_time_index(rep: SegmentReport, max_ts: int) -> None:
+def _verify_time_index(rep: SegmentReport, max_ts: int, complete: bool) -> None:
+    """Order, and (when the whole log could be scanned) offsets and timestamps in range."""
     path = rep.path[:-4] + ".timeindex"
     if not os.path.exists(path):
         return
@@ -226,6 +228,8 @@ def _verify_time_index(rep: SegmentReport, max_ts: int) -> None:
         if prev is not None and (ts <= prev[0] or rel < prev[1]):
             rep.problems.append(Problem(path, at, f"entry {i} ({ts} -> {off}) is out of order"))
         prev = (ts, rel)
+        if not complete:
+            continue  # the log is damaged (reported already): its range is unknown
         if not rep.base_offset <= off < max(rep.next_offset, rep.base_offset + 1):
             rep.problems.append(Problem(path, at, f"entry {i} points at offset {off}, outside "
                                                   f"the segment [{rep.base_offset}, "

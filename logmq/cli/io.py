@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
@@ -171,6 +172,20 @@ def start_positions(log: Broker, tps: list[TopicPartition], *, from_beginning: b
     return out
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM end ``--follow`` like ^C does: positions committed, log closed cleanly.
+
+    Without it ``kill``/``docker stop`` would skip the clean close and the next open would
+    run crash recovery.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
 def _writer(fmt: str, key_separator: str | None) -> Callable[[Record, IO[bytes]], None]:
     sep = key_separator.encode() if key_separator is not None else None
 
@@ -202,7 +217,10 @@ def _writer(fmt: str, key_separator: str | None) -> Callable[[Record, IO[bytes]]
 @click.option("--max", "max_records", type=click.IntRange(min=1), help="stop after N records")
 @click.option("--until", metavar="OFFSET|TIME",
               help="stop before this offset (a plain integer) or time (@EPOCH_MS or a datetime)")
-@click.option("--follow", "-f", is_flag=True, help="keep waiting at the end of the log")
+@click.option("--follow", "-f", is_flag=True,
+              help="keep waiting at the end of the log (stop with ^C or SIGTERM); on a local "
+                   "directory only this process can append while it runs, so this is for "
+                   "the coming --bootstrap")
 @target_options
 def consume(topic: str, from_beginning: bool, from_end: bool, offset: int | None,
             from_time: int | None, partition: int | None, group: str | None, fmt: str,
@@ -254,20 +272,30 @@ def consume(topic: str, from_beginning: bool, from_end: bool, offset: int | None
                 consumer.assign(tps)
                 for tp, pos in positions(tps).items():
                     consumer.seek(tp, pos)
+            if follow:
+                _stop_on_sigterm()
             stops = None
             if stop_offset is not None:
                 stops = {tp: stop_offset for tp in tps}
             try:
+                emitted = 0
                 for chunk in read_records(consumer, stop_offsets=stops, stop_time=stop_time,
                                           follow=follow, limit=max_records):
                     for r in chunk:
                         write(r, out)
                     out.flush()
+                    emitted += len(chunk)
                     if group is not None:
                         last: dict[TopicPartition, int] = {}
                         for r in chunk:
                             last[r.tp] = r.offset + 1
                         consumer.commit(last)
+                cut = until is not None or (max_records is not None and emitted >= max_records)
+                if group is not None and not cut:
+                    # Reached the end of the log: commit the positions, which may lie past
+                    # the last record printed (compaction gaps, control batches), so the
+                    # group's lag reads 0 rather than counting offsets that hold nothing.
+                    consumer.commit({tp: consumer.position(tp) for tp in consumer.assignment()})
             except KeyboardInterrupt:  # --follow ends with ^C: a normal way to stop
                 pass
         finally:
