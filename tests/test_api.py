@@ -316,3 +316,21 @@ def test_producer_sees_new_partitions_and_recreated_topics(log):
         p.send("t", b"x" * 500)
     assert p.send("t", b"ok", partition=1).result().offset == 0
     p.close()
+
+
+def test_consumer_skips_a_compaction_gap_at_the_end_of_the_log(data_dir):
+    with logmq.open(data_dir) as lg:
+        lg.create_topic("c", config={"cleanup.policy": "compact", "delete.retention.ms": 0,
+                                     "min.cleanable.dirty.ratio": 0.0})
+        p = lg.producer(linger_ms=0)
+        p.send_batch("c", [(b"a", b"1"), (b"b", b"2"), (b"c", b"3")], timestamp=1)
+        p.send_batch("c", [(b"x", None), (b"y", None)], timestamp=1)  # tombstones, expired
+        lg.partition_log("c", 0).roll()
+        lg.cleaner.run_once(force=True)
+        assert lg.end_offset(("c", 0)) == 5
+        c = lg.consumer("c", auto_offset_reset="earliest")
+        got = c.poll(timeout=1)
+        assert [r.offset for r in got] == [0, 1, 2]
+        c.poll(timeout=0)
+        assert c.position(("c", 0)) == 5  # not stuck at 3
+        assert c.lag(("c", 0)) == 0

@@ -200,3 +200,19 @@ def test_commit_that_returned_survives_sigkill(data_dir):
             recs = c.poll(timeout=5)
         assert recs[0].offset == 30
         c.close()
+
+
+def test_deleting_a_topic_drops_its_committed_offsets(data_dir):
+    with logmq.open(data_dir) as log:
+        fill(log, "t", 10, 1)
+        c = log.consumer("t", group="g", auto_offset_reset="earliest", **FAST)
+        while len(c.poll(timeout=1)) == 0:
+            pass
+        c.commit()
+        c.close()
+    with logmq.open(data_dir) as log:  # a fresh process: no coordinator running yet
+        log.delete_topic("t")
+        log.create_topic("t")
+        c = log.consumer("t", group="g", auto_offset_reset="earliest", **FAST)
+        assert c.committed(("t", 0)) is None
+        c.close()

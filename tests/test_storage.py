@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from logmq.codec.records import decode_batch, encode_batch
 
 from logmq.codec.batch import parse_header
+from logmq.codec.records import decode_batch, encode_batch
 from logmq.errors import (
     ConcurrencyError,
     CorruptRecordError,
@@ -236,3 +236,22 @@ def test_delete_records_and_truncate(tmp_path):
     re.truncate_to(300)
     assert re.next_offset == 300
     re.close()
+
+
+def test_damage_after_clean_close_is_reported_not_truncated(tmp_path):
+    lg = mklog(tmp_path / "t-0", segment_bytes=1 << 20)
+    for _ in range(5):
+        lg.append(batch(10))
+    path = lg.active_segment.log_path
+    sizes = lg.active_segment.size
+    lg.close()
+    with open(path, "r+b") as f:  # wreck the length field of the last batch
+        f.seek(sizes - 1171 + 8 if sizes > 1171 else 8)
+        f.write(b"\x7f\xff\xff\xff")
+    with pytest.raises(CorruptRecordError) as err:
+        PartitionLog(str(tmp_path / "t-0"), "t", 0, lg.config, clean=True)
+    assert err.value.path == path and "repair=True" in str(err.value)
+    assert os.path.getsize(path) == sizes  # nothing was cut
+    fixed = PartitionLog(str(tmp_path / "t-0"), "t", 0, lg.config, clean=True, repair=True)
+    assert fixed.next_offset == 40
+    fixed.close()

@@ -69,7 +69,8 @@ class Broker:
     Broker-wide keyword config (``fsync="always"``, ``segment_bytes=...``, any topic config
     with underscores) sets defaults for every topic; per-topic overrides win.
     ``auto_create_topics`` (default True) creates a topic with ``num_partitions`` partitions
-    the first time a producer writes to it.
+    the first time a producer writes to it. ``repair=True`` lets opening cut a partition at
+    damage found in cleanly closed data instead of refusing with CorruptRecordError.
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class Broker:
         num_partitions: int = 1,
         cleaner: bool = True,
         map_size: int = 16 << 30,
+        repair: bool = False,
         **defaults: Any,
     ) -> None:
         self.path = os.fspath(path)
@@ -92,6 +94,7 @@ class Broker:
             raise DirectoryLockedError(
                 f"data directory {self.path!r} is already open (by this or another process)"
             ) from None
+        self.repair = repair
         try:
             self._init(auto_create_topics, num_partitions, cleaner, map_size, defaults)
         except BaseException:
@@ -149,7 +152,7 @@ class Broker:
     def _open_partition(self, topic: str, partition: int, clean: bool = False) -> PartitionLog:
         eff = resolve(self.defaults, self._topics[topic].get("config", {}))
         plog = PartitionLog(self._partition_dir(topic, partition), topic, partition,
-                            log_config_from(eff), clean=clean)
+                            log_config_from(eff), clean=clean, repair=self.repair)
         plog.on_append = self._notify
         self._logs[(topic, partition)] = plog
         return plog
@@ -276,6 +279,10 @@ class Broker:
                 hook = getattr(ext, "on_topic_deleted", None)
                 if hook is not None:
                     hook(name)
+            if "groups" not in self._extensions:  # no coordinator yet: drop offsets directly
+                from logmq.broker.groups import LmdbOffsetStore
+
+                LmdbOffsetStore(self.meta.env).delete_topic(name)
 
     def alter_topic_config(self, name: str, config: Mapping[str, Any],
                            *, replace: bool = False) -> dict[str, Any]:

@@ -290,6 +290,9 @@ class Consumer:
             sl = plog.read(pos, self.fetch_max_bytes)
         if sl is None:
             return
+        if sl.length == 0:  # nothing but a compaction gap up to the end of the log
+            self._positions[tp] = max(pos, sl.end)
+            return
         data = sl.read()
         view = memoryview(data)
         topic, part = tp

@@ -76,6 +76,9 @@ class LogSlice(NamedTuple):
     segment: LogSegment
     position: int
     length: int
+    #: the log end offset when the read was made; an empty slice (length 0) means the offsets
+    #: from the one asked for up to ``end`` hold no records (a compaction gap): skip to ``end``
+    end: int = -1
 
     @property
     def fileno(self) -> int:
@@ -99,8 +102,10 @@ class PartitionLog:
         config: LogConfig | None = None,
         *,
         clean: bool = False,
+        repair: bool = False,
     ) -> None:
         self.directory = directory
+        self.repair = repair
         self.topic = topic
         self.partition = partition
         self.config = config or LogConfig()
@@ -166,8 +171,16 @@ class PartitionLog:
                         s.recover()
                 self._after_load()
                 return
-            except CorruptRecordError:
-                pass  # a "clean" directory whose active segment does not add up: recover it
+            except CorruptRecordError as e:
+                if not self.repair:
+                    # After a clean close nothing can be torn: this is damage. Say so rather
+                    # than truncating data that may be good beyond the damaged bytes.
+                    err = CorruptRecordError(
+                        f"{e.args[0]} (partition {self.topic}-{self.partition} was closed "
+                        "cleanly, so this is damage, not a torn write; run `logmq verify`, "
+                        "or open with repair=True to cut the partition at the damage)")
+                    err.path, err.position = e.path, e.position
+                    raise err from None
         self._recover()
         self._after_load()
 
@@ -423,6 +436,9 @@ class PartitionLog:
                 raise BrokerClosedError(f"log {self.topic}-{self.partition} is closed")
             self._check_range(offset)
             segments = self._segments
+            end = segments[-1].next_offset
+            if offset == end:
+                return None
             i = max(0, bisect_right(self._bases, offset) - 1)
             limits = [s.size for s in segments[i:]]
             segments = segments[i:]
@@ -435,14 +451,14 @@ class PartitionLog:
             if length < h.size:
                 length = min(h.size, limit - pos)
             elif whole_batches:
-                end = pos
+                end_pos = pos
                 for p, hh in seg.iter_headers(pos, limit):
                     if p + hh.size - pos > length:
                         break
-                    end = p + hh.size
-                length = end - pos
-            return LogSlice(seg, pos, length)
-        return None
+                    end_pos = p + hh.size
+                length = end_pos - pos
+            return LogSlice(seg, pos, length, end)
+        return LogSlice(segments[-1], 0, 0, end)
 
     def read_bytes(self, offset: int, max_bytes: int, *, whole_batches: bool = True) -> bytes:
         sl = self.read(offset, max_bytes, whole_batches=whole_batches)

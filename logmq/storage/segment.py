@@ -79,7 +79,11 @@ class LogSegment:
 
         Cost: one index load plus a scan of at most one index interval of batch headers.
         """
-        self.index.check(self.size)
+        try:
+            self.index.check(self.size)
+        except CorruptRecordError:
+            self.recover()  # indexes are derived data: rebuild them from the log
+            return
         self._max_ts = None
         if self.size:
             self.created_ms = self._header_at(0).base_timestamp
