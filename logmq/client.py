@@ -125,9 +125,9 @@ class WireClient:
 
     # ------------------------------------------------------------------ data
     def produce(self, topic: str, partition: int, records: list[tuple],
-                timestamp: int | None = None) -> int:
+                timestamp: int | None = None, timestamps: list[int] | None = None) -> int:
         """Append records (key, value[, headers]) as one batch; returns the base offset."""
-        batch = encode_batch(records, timestamp=timestamp)
+        batch = encode_batch(records, timestamp=timestamp, timestamps=timestamps)
         resp = self.call(0, {"acks": -1, "timeout_ms": 30_000, "transactional_id": None,
                              "topic_data": [{"name": topic, "partition_data": [
                                  {"index": partition, "records": batch}]}]})

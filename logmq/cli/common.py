@@ -1,10 +1,9 @@
 """What every ``logmq`` subcommand shares: where the log is, parsing, output, error reporting.
 
 Opening the log goes through :func:`open_broker` only, never ``logmq.open`` directly. That is
-the seam for the later ``--bootstrap host:port`` option (talk to a running ``logmq serve``
-instead of owning the directory): :func:`target_options` would add the option and
-``open_broker`` would return a client with the same methods the commands use (topics,
-offsets, ``read``/``append`` of batches, the group coordinator's admin calls). Commands that
+the seam for ``--bootstrap host:port`` (talk to a running ``logmq serve`` instead of owning
+the directory): :func:`target_options` adds the option and ``open_broker`` returns a
+:class:`~logmq.cli.remote.RemoteLog` with the same methods the commands use. Commands that
 read files directly (``dump``, ``verify``) are local by nature and keep ``--data`` only.
 
 Times on the command line are milliseconds since the epoch, ISO-8601 datetimes (a missing
@@ -100,11 +99,22 @@ def data_option(f: F) -> F:
     )(f)
 
 
-def target_options(f: F) -> F:
-    """Where the log is, for commands that go through :func:`open_broker`.
+def _remember_bootstrap(ctx: click.Context, _param: click.Parameter,
+                        value: str | None) -> None:
+    if value:
+        ctx.meta["logmq.bootstrap"] = value
 
-    Today that is ``--data``; ``--bootstrap`` will join it here (see the module docstring).
+
+def target_options(f: F) -> F:
+    """Where the log is: ``--data DIR`` (owned by this command) or ``--bootstrap HOST:PORT``.
+
+    ``--bootstrap`` (or ``$LOGMQ_BOOTSTRAP``) talks to a running ``logmq serve`` through
+    :class:`~logmq.cli.remote.RemoteLog`; it is kept in the click context so commands keep
+    their signatures and only :func:`open_broker` decides.
     """
+    f = click.option("--bootstrap", "-b", envvar="LOGMQ_BOOTSTRAP", metavar="HOST:PORT",
+                     expose_value=False, callback=_remember_bootstrap,
+                     help="work on a running `logmq serve` instead of a data directory")(f)
     return data_option(f)
 
 
@@ -119,6 +129,17 @@ def open_broker(data: str, *, create: bool = False) -> Iterator[Broker]:
     """
     if BROKER_OVERRIDE is not None:
         yield BROKER_OVERRIDE(data)
+        return
+    ctx = click.get_current_context(silent=True)
+    bootstrap = ctx.meta.get("logmq.bootstrap") if ctx is not None else None
+    if bootstrap:
+        from logmq.cli.remote import RemoteLog
+
+        remote = RemoteLog(bootstrap)
+        try:
+            yield remote  # type: ignore[misc]
+        finally:
+            remote.close()
         return
     if not create and not os.path.isdir(os.path.join(data, "meta")):
         raise click.ClickException(

@@ -44,7 +44,8 @@ def list_(long_: bool, data: str) -> None:
             d = log.describe_topic(name)
             rows.append([name, len(d.partitions),
                          sum(p.end_offset - p.start_offset for p in d.partitions),
-                         sum(p.size_bytes for p in d.partitions),
+                         "?" if any(p.size_bytes < 0 for p in d.partitions)
+                         else sum(p.size_bytes for p in d.partitions),
                          d.config["cleanup.policy"]])
     print_table(["TOPIC", "PARTITIONS", "OFFSETS", "BYTES", "POLICY"], rows)
 
