@@ -147,6 +147,35 @@ def _take(buf: bytes, pos: int, n: int) -> tuple[bytes, int]:
     return buf[pos:end], end
 
 
+def _read_length(buf: bytes, pos: int, compact: bool, st: struct.Struct, what: str,
+                 nullable: bool) -> tuple[int | None, int]:
+    """A length prefix: compact (uvarint of n+1, 0 = null) or classic (signed, -1 = null).
+
+    Returns (None, pos) for a null where the field allows it, else (n, pos).
+    """
+    if compact:
+        n, pos = _read_uvarint(buf, pos)
+        n -= 1
+    else:
+        if pos + st.size > len(buf):
+            raise ProtocolError(f"{what} length runs past the end of the frame")
+        n = st.unpack_from(buf, pos)[0]
+        pos += st.size
+    if n < 0:
+        if n == -1 and nullable:
+            return None, pos
+        raise ProtocolError(f"null or negative-length {what} where not allowed")
+    return n, pos
+
+
+def _write_length(n: int | None, out: list, compact: bool, st: struct.Struct) -> None:
+    """The matching prefix; ``None`` writes null."""
+    if compact:
+        _write_uvarint(0 if n is None else n + 1, out)
+    else:
+        out.append(st.pack(-1 if n is None else n))
+
+
 def _fixed(st: struct.Struct) -> tuple[Enc, Dec]:
     pack, unpack, size = st.pack, st.unpack_from, st.size
 
@@ -189,36 +218,20 @@ def _uuid() -> tuple[Enc, Dec]:
 def _string(nullable: bool, compact: bool) -> tuple[Enc, Dec]:
     def enc(v: Any, out: list) -> None:
         if v is None:
-            if not nullable:
-                v = ""
-            else:
-                if compact:
-                    out.append(b"\x00")
-                else:
-                    out.append(b"\xff\xff")
+            if nullable:
+                _write_length(None, out, compact, _I16)
                 return
+            v = ""
         raw = v.encode() if isinstance(v, str) else bytes(v)
-        if compact:
-            _write_uvarint(len(raw) + 1, out)
-        else:
-            if len(raw) > 32767:
-                raise ProtocolError("string longer than 32767 bytes")
-            out.append(_I16.pack(len(raw)))
+        if not compact and len(raw) > 32767:
+            raise ProtocolError("string longer than 32767 bytes")
+        _write_length(len(raw), out, compact, _I16)
         out.append(raw)
 
     def dec(buf: bytes, pos: int) -> tuple[Any, int]:
-        if compact:
-            n, pos = _read_uvarint(buf, pos)
-            n -= 1
-        else:
-            if pos + 2 > len(buf):
-                raise ProtocolError("string length runs past the end of the frame")
-            n = _I16.unpack_from(buf, pos)[0]
-            pos += 2
-        if n < 0:
-            if n == -1 and nullable:
-                return None, pos
-            raise ProtocolError("null or negative-length string where not allowed")
+        n, pos = _read_length(buf, pos, compact, _I16, "string", nullable)
+        if n is None:
+            return None, pos
         raw, pos = _take(buf, pos, n)
         try:
             return raw.decode(), pos
@@ -231,34 +244,20 @@ def _string(nullable: bool, compact: bool) -> tuple[Enc, Dec]:
 def _bytes(nullable: bool, compact: bool, records: bool = False) -> tuple[Enc, Dec]:
     def enc(v: Any, out: list) -> None:
         if v is None:
-            if not nullable and not records:
-                v = b""
-            else:
-                out.append(b"\x00" if compact else b"\xff\xff\xff\xff")
+            if nullable or records:
+                _write_length(None, out, compact, _I32)
                 return
-        n = len(v)
-        if compact:
-            _write_uvarint(n + 1, out)
-        else:
-            out.append(_I32.pack(n))
+            v = b""
+        _write_length(len(v), out, compact, _I32)
         if records and not isinstance(v, bytes | bytearray | memoryview):
             out.append(v)  # an opaque chunk (segment slice) the caller sends itself
         else:
             out.append(v if isinstance(v, bytes) else bytes(v))
 
     def dec(buf: bytes, pos: int) -> tuple[Any, int]:
-        if compact:
-            n, pos = _read_uvarint(buf, pos)
-            n -= 1
-        else:
-            if pos + 4 > len(buf):
-                raise ProtocolError("bytes length runs past the end of the frame")
-            n = _I32.unpack_from(buf, pos)[0]
-            pos += 4
-        if n < 0:
-            if n == -1 and (nullable or records):
-                return None, pos
-            raise ProtocolError("null or negative-length bytes where not allowed")
+        n, pos = _read_length(buf, pos, compact, _I32, "bytes", nullable or records)
+        if n is None:
+            return None, pos
         return _take(buf, pos, n)
 
     return enc, dec
@@ -277,29 +276,17 @@ def _field_codec(ftype: str, sub: list | None, version: int, nullable: bool,
         def enc(v: Any, out: list) -> None:
             if v is None:
                 if nullable:
-                    out.append(b"\x00" if compact else b"\xff\xff\xff\xff")
+                    _write_length(None, out, compact, _I32)
                     return
                 v = ()
-            if compact:
-                _write_uvarint(len(v) + 1, out)
-            else:
-                out.append(_I32.pack(len(v)))
+            _write_length(len(v), out, compact, _I32)
             for item in v:
                 eenc(item, out)
 
         def dec(buf: bytes, pos: int) -> tuple[Any, int]:
-            if compact:
-                n, pos = _read_uvarint(buf, pos)
-                n -= 1
-            else:
-                if pos + 4 > len(buf):
-                    raise ProtocolError("array length runs past the end of the frame")
-                n = _I32.unpack_from(buf, pos)[0]
-                pos += 4
-            if n < 0:
-                if n == -1 and nullable:
-                    return None, pos
-                raise ProtocolError("null or negative-length array where not allowed")
+            n, pos = _read_length(buf, pos, compact, _I32, "array", nullable)
+            if n is None:
+                return None, pos
             if n > len(buf) - pos:
                 raise ProtocolError(f"array of {n} elements cannot fit in the frame")
             items = []
