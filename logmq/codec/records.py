@@ -82,6 +82,8 @@ _UNZIGZAG: list[int] = [(z >> 1) ^ -(z & 1) for z in range(1 << 14)]
 #: _V[n] is the zigzag varint of n for 0 <= n < _TABLE_SIZE.
 _V: list[bytes] = [_zigzag_bytes(i) for i in range(_TABLE_SIZE)]
 _NULL = _zigzag_bytes(-1)
+#: _VLEN[n] == len(_V[n]): the encoded size of a small varint without a call to len().
+_VLEN: list[int] = [len(b) for b in _V]
 
 
 def encode_varint(n: int) -> bytes:
@@ -137,27 +139,22 @@ def _encode_simple(records: Sequence[Sequence[Any]], extend: Callable[..., None]
     leaves the rest to the general loop.
     """
     V = _V
-    TS = _TABLE_SIZE
+    VL = _VLEN
+    limit = _TABLE_SIZE - 32
     i = 0
-    for rec in records:
-        if len(rec) != 2:
-            if rec[2]:
+    try:
+        for k, v in records:  # a record with headers fails to unpack: general loop
+            if k is None or v is None:
                 return i
-        k = rec[0]
-        v = rec[1]
-        if k is None or v is None:
-            return i
-        kl = len(k)
-        vl = len(v)
-        body = kl + vl + 7  # attr, ts delta, headers: 1 byte each; 3 two-byte-or-less varints
-        if body >= TS - 8:
-            return i
-        oi = V[i]
-        ki = V[kl]
-        vi = V[vl]
-        body = kl + vl + 3 + len(oi) + len(ki) + len(vi)
-        extend((V[body], b"\x00\x00", oi, ki, k, vi, v, b"\x00"))
-        i += 1
+            kl = len(k)
+            vl = len(v)
+            if kl + vl >= limit:
+                return i
+            extend((V[kl + vl + 3 + VL[i] + VL[kl] + VL[vl]], b"\x00\x00", V[i], V[kl], k,
+                    V[vl], v, b"\x00"))
+            i += 1
+    except ValueError:
+        return i
     return i
 
 
