@@ -453,21 +453,20 @@ class Producer:
         buckets: dict[int, list] = {}
         try:
             for rec in records:
-                k = rec[0]
+                k, v = rec  # records with headers do not unpack: general path
+                if v.__class__ is not bytes:
+                    return None
                 b = cache.get(k)
                 if b is None:
-                    if k.__class__ is not bytes or len(rec) != 2 or (
-                            rec[1].__class__ is not bytes):
+                    if k.__class__ is not bytes:
                         return None
                     p = h(k) % n
                     b = buckets.get(p)
                     if b is None:
                         b = buckets[p] = []
                     cache[k] = b
-                elif len(rec) != 2 or rec[1].__class__ is not bytes:
-                    return None
                 b.append(rec)
-        except (TypeError, IndexError, AttributeError):
+        except (TypeError, ValueError):
             return None
         return buckets
 
