@@ -204,6 +204,14 @@ def test_inconsistent_protocols(coord):
     assert isinstance(bad.error, InconsistentGroupProtocolError)
 
 
+def test_rejected_first_join_leaves_no_group_behind(coord):
+    for bad in (join(coord, protos=[]), join(coord, ptype=""), join(coord, session=1)):
+        assert done(bad).error is not None
+    assert coord.list_groups() == []
+    assert coord.describe_group(G).state == "Dead"
+    assert isinstance(coord.delete_groups([G])[G], GroupIdNotFoundError)
+
+
 def test_protocol_chosen_by_votes_among_common(coord):
     a = join(coord, protos=[("range", b"ra"), ("sticky", b"sa"), ("roundrobin", b"xa")])
     ra = done(a)

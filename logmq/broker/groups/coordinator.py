@@ -450,12 +450,6 @@ class GroupCoordinator:
         elif g.state == PREPARING:
             self._maybe_complete_join(g, now, done)
 
-    def _group(self, group_id: str) -> _Group:
-        g = self._groups.get(group_id)
-        if g is None:
-            g = self._groups[group_id] = _Group(group_id)
-        return g
-
     # ------------------------------------------------------------------ JoinGroup
     def join_group(
         self,
@@ -491,11 +485,14 @@ class GroupCoordinator:
             if g is None:
                 if member_id:
                     return fail(UnknownMemberError(f"unknown member {member_id!r}"))
-                g = self._group(group_id)
+                # Registered only once the join is accepted: a rejected first join must not
+                # leave an Empty group behind in ListGroups.
+                g = _Group(group_id)
             if not self._supports(g, member_id, protocol_type, protocols):
                 return fail(InconsistentGroupProtocolError(
                     f"protocol type {protocol_type!r} / protocols "
                     f"{[n for n, _ in protocols]} do not match group {group_id!r}"))
+            self._groups.setdefault(group_id, g)
             session = session_timeout_ms / 1000
             # Kafka: rebalance timeout defaults to the session timeout for old clients (v0).
             rebalance = (rebalance_timeout_ms if rebalance_timeout_ms > 0
