@@ -139,8 +139,10 @@ def test_admin_create_delete_describe(server):
 def test_garbage_and_oversized_frames_close_only_that_connection(server):
     from logmq.protocol import decode_response, encode_request
 
+    # a complete frame whose bytes are not a request (api key -1, then noise)
+    garbage = b"\xff\xff" + bytes(range(2, 64))
     with socket.create_connection((server.host, server.port)) as s:
-        s.sendall(os.urandom(64))
+        s.sendall(struct.pack(">i", len(garbage)) + garbage)
         s.settimeout(10)
         assert s.recv(100) == b""  # the server closed it
     with socket.create_connection((server.host, server.port)) as s:
