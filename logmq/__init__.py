@@ -1,6 +1,7 @@
 """logmq: an embedded, crash-safe, Kafka-style partitioned log.
 
-Open a directory and you have topics, partitions, consumer groups, retention, compaction and
+Open a directory and you have topics, partitions, consumer groups, work queues (share groups
+with per-record acks, retries, dead letters, delays, priorities), retention, compaction and
 replay from any offset; records are stored as Kafka RecordBatch v2, so a Kafka client can talk
 to the same data through ``logmq serve``.
 
@@ -19,6 +20,9 @@ from logmq.broker.broker import Broker, open_log
 from logmq.broker.consumer import Consumer
 from logmq.broker.partitioner import murmur2_partitioner
 from logmq.broker.producer import Producer, RecordFuture
+from logmq.broker.queues import GroupConfig, QueueConsumer, QueueRecord, QueueStats
+from logmq.broker.queues.remote import QueueServer, RemoteQueue
+from logmq.broker.queues.worker import AsyncWorker, CircuitBreaker, Worker
 from logmq.types import (
     OffsetAndTimestamp,
     PartitionInfo,
@@ -45,6 +49,15 @@ __all__ = [
     "TopicDescription",
     "OffsetAndTimestamp",
     "murmur2_partitioner",
+    "QueueConsumer",
+    "QueueRecord",
+    "QueueStats",
+    "GroupConfig",
+    "Worker",
+    "AsyncWorker",
+    "CircuitBreaker",
+    "QueueServer",
+    "RemoteQueue",
     "errors",
     "__version__",
 ]

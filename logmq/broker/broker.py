@@ -404,6 +404,22 @@ class Broker:
 
         return Consumer(self, *topics, **config)
 
+    def queue(self, topic: str, group: str = "workers", **config: Any):  # -> QueueConsumer
+        """A member of share group ``group`` on ``topic``: records shared one by one, with
+        per-record ack/nack/reject (see :mod:`logmq.broker.queues`)."""
+        from logmq.broker.queues.manager import queue_manager
+
+        return queue_manager(self).consumer(topic, group, **config)
+
+    def request(self, topic: str, value: Any, *, key: Any = None, headers: Any = None,
+                timeout: float = 30.0, partition: int | None = None):  # -> Record
+        """Send a request with reply-to/correlation-id headers and wait for its reply record
+        (``QueueRecord.reply`` on the serving side); KafkaTimeoutError after ``timeout`` s."""
+        from logmq.broker.queues.manager import queue_manager
+
+        return queue_manager(self).request(topic, value, key=key, headers=headers,
+                                           timeout=timeout, partition=partition)
+
     def extension(self, name: str, factory: Callable[[Broker], Any]) -> Any:
         """A per-broker singleton (group coordinator, queue manager...), created on first use."""
         with self._lock:

@@ -95,6 +95,9 @@ _DEFS = [
                    "also fsync after this many messages for fsync=interval (unset: time only)"),
     TopicConfigDef("message.timestamp.type", "CreateTime", _ts_type,
                    "record timestamps are the producer's"),
+    TopicConfigDef("max.queue.depth", None, _opt_int,
+                   "queue topics: producers block (then QueueFullError) while a share group "
+                   "holds this many unacknowledged records (unset: no limit)"),
 ]
 
 TOPIC_CONFIGS: dict[str, TopicConfigDef] = {d.name: d for d in _DEFS}

@@ -53,7 +53,9 @@ class Consumer:
     out of the log), ``max_poll_records`` (default 500), ``fetch_max_bytes`` (bytes read per
     partition per fetch, default 1 MiB), ``key_deserializer`` / ``value_deserializer``,
     ``check_crcs`` (default True), ``consumer_timeout_ms`` (iteration stops after this long
-    without records; default: never). Group options are documented in
+    without records; default: never), ``filter`` (a predicate on records, or a declarative
+    key/header match, see :mod:`logmq.broker.queues.filters`: records it drops are skipped,
+    positions still move past them). Group options are documented in
     :mod:`logmq.broker.membership`.
     """
 
@@ -69,6 +71,7 @@ class Consumer:
         value_deserializer: Callable[[bytes | None], Any] | None = None,
         check_crcs: bool = True,
         consumer_timeout_ms: float | None = None,
+        filter: Any = None,  # noqa: A002 - the name users expect
         **group_config: Any,
     ) -> None:
         if auto_offset_reset not in _RESETS:
@@ -83,6 +86,11 @@ class Consumer:
         self._kdes = key_deserializer
         self._vdes = value_deserializer
         self._check_crcs = check_crcs
+        self._filter: Callable[[Record], bool] | None = None
+        if filter is not None:
+            from logmq.broker.queues.filters import make_filter
+
+            self._filter = make_filter(filter)
         self._timeout = None if consumer_timeout_ms is None else consumer_timeout_ms / 1000
         self._wake = threading.Event()
         self._wake_fn = self._wake.set
@@ -248,6 +256,18 @@ class Consumer:
                 return []
 
     def _fetch(self, limit: int) -> list[Record]:
+        f = self._filter
+        if f is None:
+            return self._fetch_records(limit)
+        while True:  # keep reading past records the filter drops, without waiting
+            out = self._fetch_records(limit)
+            if not out:
+                return out
+            kept = [r for r in out if f(r)]
+            if kept:
+                return kept
+
+    def _fetch_records(self, limit: int) -> list[Record]:
         out: list[Record] = []
         tps = [t for t in self._assigned if t not in self._paused]
         if not tps:

@@ -22,11 +22,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from time import time as _time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from xxhash import xxh3_64_intdigest
 
 from logmq.broker.partitioner import Partitioner, StickyPartitioner, key_partition
+from logmq.broker.queues.options import SendOptions
 from logmq.codec.records import codec_id, encode_batch
 from logmq.errors import (
     BrokerClosedError,
@@ -41,7 +42,9 @@ from logmq.types import RecordMetadata
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
 
-__all__ = ["Producer", "RecordFuture"]
+__all__ = ["Producer", "RecordFuture", "completed_future"]
+
+_SEND_OPTIONS = frozenset(SendOptions.__annotations__)
 
 _RECORD_OVERHEAD = 16  # rough per-record framing, for buffer accounting only
 
@@ -150,14 +153,26 @@ class RecordFuture:
             fn(self)
 
 
+def completed_future(meta: RecordMetadata) -> RecordFuture:
+    """A future that is already resolved to ``meta`` (dedup hits, conditional appends)."""
+    b = _Batch((meta.topic, meta.partition))
+    b.timestamps.append(meta.timestamp)
+    b.complete(meta.offset, None)
+    return RecordFuture(b, 0)
+
+
 class Producer:
     """Sends records to a :class:`~logmq.broker.broker.Broker`'s topics. Thread-safe.
 
     Config: ``batch_size`` (bytes, default 64 KiB), ``linger_ms`` (default 5),
     ``buffer_memory`` (bytes waiting or being appended, default 32 MiB), ``max_block_ms``
-    (how long send blocks on a full buffer before :class:`BufferFullError`, default 60 s),
+    (how long send blocks on a full buffer, or on a queue topic at its ``max.queue.depth``,
+    before :class:`BufferFullError` / :class:`QueueFullError`, default 60 s),
     ``compression`` (none, gzip, lz4, zstd, snappy), ``partitioner``,
-    ``key_serializer`` / ``value_serializer``.
+    ``key_serializer`` / ``value_serializer``, ``idempotent`` (stamp a producer id and
+    per-partition sequence numbers in every batch, as Kafka's idempotent producer does, so a
+    re-appended batch is recognised by the partition and not stored twice),
+    ``dedup_window_ms`` (how long a ``msg_id`` is remembered, default 5 minutes).
     """
 
     def __init__(
@@ -172,6 +187,8 @@ class Producer:
         partitioner: Partitioner | None = None,
         key_serializer: Callable[[Any], bytes | None] | None = None,
         value_serializer: Callable[[Any], bytes | None] | None = None,
+        idempotent: bool = False,
+        dedup_window_ms: int = 300_000,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -199,13 +216,44 @@ class Producer:
         self._closed = False
         self._linger_wake = threading.Condition(self._lock)
         self._lingerer: threading.Thread | None = None
+        if dedup_window_ms < 1:
+            raise ConfigError("dedup_window_ms must be >= 1")
+        self.dedup_window_ms = dedup_window_ms
+        #: the producer id stamped in batches (-1 unless idempotent)
+        self.producer_id = -1
+        self._seqs: dict[tuple[str, int], int] = {}
+        if idempotent:
+            from logmq.broker.producer_ids import ProducerIdAllocator
 
-    def _topic_info(self, topic: str) -> tuple[int, Any]:
-        """(partition count, partition 0's log) of a topic, cached until it changes."""
+            self.producer_id = ProducerIdAllocator(broker.meta.env).allocate()
+
+    def _topic_info(self, topic: str) -> tuple[int, Any, Any, int | None]:
+        """(partitions, partition 0's log, its config, max.queue.depth), cached per topic.
+
+        The cache is dropped when topics change (broker version) or the topic's config is
+        altered (partition 0 then holds a new config object).
+        """
         n = self._broker.ensure_topic(topic)
-        info = (n, self._broker.partition_log(topic, 0))
+        plog0 = self._broker.partition_log(topic, 0)
+        cfg = plog0.config
+        qlimit = self._broker.topic_config(topic).get("max.queue.depth")
+        info = (n, plog0, cfg, qlimit)
         self._topic_limits[topic] = info
         return info
+
+    def _limits(self, topic: str) -> tuple[int, Any, Any, int | None]:
+        if self._topics_version != self._broker.topics_version:
+            self._topic_limits.clear()
+            self._topics_version = self._broker.topics_version
+        limits = self._topic_limits.get(topic)
+        if limits is None or limits[1].config is not limits[2]:
+            limits = self._topic_info(topic)
+        return limits
+
+    def _wait_for_room(self, topic: str, limit: int) -> None:
+        from logmq.broker.queues.manager import queue_manager
+
+        queue_manager(self._broker).wait_for_room(topic, limit, self.max_block)
 
     # ------------------------------------------------------------------ partitioning
     def _choose(self, topic: str, key: bytes | None, partition: int | None, n: int) -> int:
@@ -231,8 +279,21 @@ class Producer:
         headers: Any = None,
         partition: int | None = None,
         timestamp: int | None = None,
+        **options: Unpack[SendOptions],
     ) -> RecordFuture:
-        """Queue one record; the returned future resolves when its batch is appended."""
+        """Queue one record; the returned future resolves when its batch is appended.
+
+        Message options (headers documented in :mod:`logmq.broker.queues.options`):
+        ``delay_ms`` / ``deliver_at`` (ms since the epoch): queue consumers do not receive
+        the record before then; ``ttl_ms``: never delivered to a queue consumer after
+        send time + ttl; ``priority`` 0..9; ``msg_id``: a second send with the same id to
+        the same topic within ``dedup_window_ms`` appends nothing and returns the first
+        send's metadata; ``expected_offset``: append now, and only if the partition's end
+        offset is exactly that (else :class:`~logmq.errors.ConcurrencyError`).
+        """
+        if options:
+            return self._send_with_options(topic, value, key, headers, partition, timestamp,
+                                           options)
         if self._closed:
             raise BrokerClosedError("producer is closed")
         k = self._key_ser(key) if self._key_ser else key
@@ -249,11 +310,15 @@ class Producer:
         limits = self._topic_limits.get(topic)
         if limits is None:
             limits = self._topic_info(topic)
-        n, plog0 = limits
+        n, plog0, cfg, qlimit = limits
+        if plog0.config is not cfg:  # the topic's config was altered
+            n, plog0, cfg, qlimit = self._topic_info(topic)
+        if qlimit is not None:
+            self._wait_for_room(topic, qlimit)
         size = (len(k) if k else 0) + (len(v) if v else 0) + _RECORD_OVERHEAD
         if hdrs:
             size += sum(len(hk) + len(hv or b"") + 4 for hk, hv in hdrs)
-        if size > plog0.config.max_message_bytes:
+        if size > cfg.max_message_bytes:
             raise RecordTooLargeError(f"record of about {size} bytes exceeds max.message.bytes")
         full: tuple[str, int] | None = None
         deadline: float | None = None
@@ -327,6 +392,14 @@ class Producer:
 
     def _append(self, batch: _Batch) -> None:
         topic, p = batch.tp
+        if self.producer_id >= 0:  # the caller holds the partition's drain lock
+            try:
+                first = self._append_stamped(batch.tp, batch.records, timestamps=batch.timestamps)
+            except BaseException as e:
+                batch.complete(-1, e)
+                return
+            batch.complete(first, None)
+            return
         try:
             ts = batch.timestamps
             if ts[0] == ts[-1] and min(ts) == max(ts):
@@ -338,6 +411,127 @@ class Producer:
             batch.complete(-1, e)
             return
         batch.complete(first, None)
+
+    def _drain_lock(self, tp: tuple[str, int]) -> threading.Lock:
+        with self._lock:
+            lock = self._drain_locks.get(tp)
+            if lock is None:
+                lock = self._drain_locks[tp] = threading.Lock()
+            return lock
+
+    def _append_stamped(self, tp: tuple[str, int], records: Sequence[Sequence[Any]], *,
+                        timestamp: int | None = None, timestamps: Sequence[int] | None = None,
+                        expected_offset: int | None = None) -> int:
+        """Encode and append one batch now, with idempotent sequence numbers if enabled.
+
+        The caller holds ``tp``'s drain lock, so sequence numbers follow append order.
+        """
+        pid = self.producer_id
+        seq = -1
+        if pid >= 0:
+            seq = self._seqs.get(tp, 0)
+        if timestamps is not None and min(timestamps) == max(timestamps):
+            timestamp, timestamps = timestamps[0], None
+        data = encode_batch(records, timestamp=timestamp, timestamps=timestamps,
+                            compression=self.compression, producer_id=pid,
+                            producer_epoch=0 if pid >= 0 else -1, base_sequence=seq)
+        first, _ = self._broker.partition_log(tp[0], tp[1]).append(
+            data, validate=False, expected_offset=expected_offset)
+        if pid >= 0:
+            self._seqs[tp] = (seq + len(records)) & 0x7FFFFFFF
+        return first
+
+    # ------------------------------------------------------------------ options
+    def _send_with_options(self, topic: str, value: Any, key: Any, headers: Any,
+                           partition: int | None, timestamp: int | None,
+                           options: SendOptions) -> RecordFuture:
+        from logmq.broker.queues import options as opt
+
+        unknown = set(options) - _SEND_OPTIONS
+        if unknown:
+            raise TypeError(f"send() got unexpected keyword argument(s): "
+                            f"{', '.join(sorted(unknown))}")
+        now = -int(-_time() * 1000)  # rounded up: a delay is never shorter than asked
+        hdrs = list(_norm_headers(headers) or ())
+        delay_ms = options.get("delay_ms")
+        deliver_at = options.get("deliver_at")
+        if delay_ms is not None and deliver_at is not None:
+            raise ConfigError("pass delay_ms or deliver_at, not both")
+        if delay_ms is not None:
+            if delay_ms < 0:
+                raise ConfigError("delay_ms must be >= 0")
+            deliver_at = now + int(delay_ms)
+        if deliver_at is not None:
+            hdrs.append((opt.DELIVER_AT, b"%d" % int(deliver_at)))
+        ttl_ms = options.get("ttl_ms")
+        if ttl_ms is not None:
+            if ttl_ms <= 0:
+                raise ConfigError("ttl_ms must be > 0")
+            hdrs.append((opt.EXPIRES_AT, b"%d" % (now + int(ttl_ms))))
+        priority = options.get("priority")
+        if priority is not None:
+            hdrs.append((opt.PRIORITY, b"%d" % opt.check_priority(priority)))
+        msg_id = options.get("msg_id")
+        if msg_id is not None:
+            msg_id = _to_bytes(msg_id, "msg_id")
+            if not msg_id:
+                raise ConfigError("msg_id must not be empty")
+            hdrs.append((opt.MSG_ID, msg_id))
+        expected = options.get("expected_offset")
+
+        def send() -> RecordFuture:
+            if expected is not None:
+                return self._send_conditional(topic, value, key, hdrs, partition, timestamp,
+                                              expected)
+            return self.send(topic, value, key, hdrs or None, partition, timestamp)
+
+        if msg_id is not None:
+            from logmq.broker.queues.manager import queue_manager
+
+            return queue_manager(self._broker).dedup_send(topic, msg_id, self.dedup_window_ms,
+                                                          send)
+        return send()
+
+    def _conditional_partition(self, topic: str, keys: list[bytes | None],
+                               partition: int | None, n: int) -> int:
+        if partition is not None:
+            return self._choose(topic, None, partition, n)
+        if n == 1:
+            return 0
+        if keys and all(k is not None for k in keys):
+            ps = {self._choose(topic, k, None, n) for k in keys}
+            if len(ps) == 1:
+                return ps.pop()
+        raise ConfigError("a conditional append (expected_offset) needs a partition: pass "
+                          "partition=, or keys that all map to one partition")
+
+    def _append_conditional(self, topic: str, p: int, records: list[tuple], ts: int,
+                            expected: int) -> int:
+        tp = (topic, p)
+        with self._lock:  # what this producer already queued for tp goes first
+            b = self._open.get(tp)
+            if b is not None:
+                self._seal(tp, b)
+        self._drain_lock(tp)
+        self._drain(tp)
+        with self._drain_locks[tp]:
+            return self._append_stamped(tp, records, timestamp=ts, expected_offset=expected)
+
+    def _send_conditional(self, topic: str, value: Any, key: Any, hdrs: list,
+                          partition: int | None, timestamp: int | None,
+                          expected: int) -> RecordFuture:
+        if self._closed:
+            raise BrokerClosedError("producer is closed")
+        k = _to_bytes(self._key_ser(key) if self._key_ser else key, "key")
+        v = _to_bytes(self._value_ser(value) if self._value_ser else value, "value")
+        n, _plog0, _cfg, qlimit = self._limits(topic)
+        if qlimit is not None:
+            self._wait_for_room(topic, qlimit)
+        p = self._conditional_partition(topic, [k], partition, n)
+        ts = int(_time() * 1000) if timestamp is None else int(timestamp)
+        first = self._append_conditional(topic, p, [(k, v, hdrs) if hdrs else (k, v)], ts,
+                                         int(expected))
+        return completed_future(RecordMetadata(topic, p, first, ts))
 
     # ------------------------------------------------------------------ linger
     def _ensure_lingerer(self) -> None:
@@ -374,15 +568,25 @@ class Producer:
         records: Iterable[Sequence[Any]],
         partition: int | None = None,
         timestamp: int | None = None,
+        *,
+        expected_offset: int | None = None,
     ) -> list[RecordMetadata]:
         """Append many ``(key, value)`` / ``(key, value, headers)`` records now.
 
         Records are partitioned like :meth:`send` and written as one batch per partition
         (split at ``batch_size``); returns the metadata of the first record of each batch
         appended, in append order. Blocks until appended; no futures, no accumulator.
+
+        With ``expected_offset`` all records go to one partition (``partition=``, or keys
+        that map to one) as one batch, appended only if the partition's end offset is
+        exactly ``expected_offset``, all or nothing (else ConcurrencyError): optimistic
+        concurrency for event-sourced streams.
         """
         if self._closed:
             raise BrokerClosedError("producer is closed")
+        if expected_offset is not None:
+            return self._send_batch_conditional(topic, records, partition, timestamp,
+                                                int(expected_offset))
         paused = gc.isenabled()
         if paused:  # nothing here builds cycles; see Consumer._fetch for the rationale
             gc.disable()
@@ -392,9 +596,39 @@ class Producer:
             if paused:
                 gc.enable()
 
+    def _normalize(self, records: Iterable[Sequence[Any]]) -> list[tuple]:
+        kser, vser = self._key_ser, self._value_ser
+        out = []
+        for rec in records:
+            k = kser(rec[0]) if kser is not None else rec[0]
+            v = vser(rec[1]) if vser is not None else rec[1]
+            k = _to_bytes(k, "key")
+            v = _to_bytes(v, "value")
+            if len(rec) > 2 and rec[2]:
+                out.append((k, v, _norm_headers(rec[2])))
+            else:
+                out.append((k, v))
+        return out
+
+    def _send_batch_conditional(self, topic: str, records: Iterable[Sequence[Any]],
+                                partition: int | None, timestamp: int | None,
+                                expected: int) -> list[RecordMetadata]:
+        items = self._normalize(records)
+        if not items:
+            raise ConfigError("a conditional append needs at least one record")
+        n, _plog0, _cfg, qlimit = self._limits(topic)
+        if qlimit is not None:
+            self._wait_for_room(topic, qlimit)
+        p = self._conditional_partition(topic, [r[0] for r in items], partition, n)
+        ts = int(time.time() * 1000) if timestamp is None else int(timestamp)
+        first = self._append_conditional(topic, p, items, ts, expected)
+        return [RecordMetadata(topic, p, first, ts)]
+
     def _send_batch(self, topic: str, records: Iterable[Sequence[Any]], partition: int | None,
                     timestamp: int | None) -> list[RecordMetadata]:
-        n = self._broker.ensure_topic(topic)
+        n, _plog0, _cfg, qlimit = self._limits(topic)
+        if qlimit is not None:
+            self._wait_for_room(topic, qlimit)
         ts = int(time.time() * 1000) if timestamp is None else int(timestamp)
         kser, vser = self._key_ser, self._value_ser
         if kser is None and vser is None and partition is None and self._partitioner is None:
@@ -477,6 +711,13 @@ class Producer:
             plog = self._broker.partition_log(topic, p)
             limit = max(1, plog.config.max_message_bytes // 2)
             chunk = self._chunk_len(recs, min(limit, max(self.batch_size, 1 << 20)))
+            if self.producer_id >= 0:
+                with self._drain_lock((topic, p)):
+                    for start in range(0, len(recs), chunk):
+                        first = self._append_stamped((topic, p), recs[start:start + chunk],
+                                                     timestamp=ts)
+                        out.append(RecordMetadata(topic, p, first, ts))
+                continue
             for start in range(0, len(recs), chunk):
                 data = encode_batch(recs[start : start + chunk], timestamp=ts,
                                     compression=self.compression)
