@@ -65,9 +65,8 @@ class Stats:
 
 
 def verify(data: str, acked: dict[tuple[int, int], bytes], stats: Stats) -> None:
-    from logmq.codec.records import iter_records
-
     import logmq
+    from logmq.codec.records import iter_records
 
     with logmq.open(data) as log:
         for p in range(PARTITIONS):
