@@ -9,6 +9,7 @@ from logmq.cli.demo import demo
 from logmq.cli.groups import groups
 from logmq.cli.inspect import compact, dump, stats, verify
 from logmq.cli.io import consume, produce
+from logmq.cli.queues import queues
 from logmq.cli.replay import replay
 from logmq.cli.serve import serve
 from logmq.cli.topics import topics
@@ -24,7 +25,8 @@ def cli() -> None:
 
 cli.add_command(demo)
 cli.add_command(serve)
-for _command in (topics, produce, consume, replay, groups, dump, verify, compact, stats):
+for _command in (topics, produce, consume, replay, groups, queues, dump, verify, compact,
+                 stats):
     cli.add_command(_command)
 
 

@@ -1,0 +1,57 @@
+"""``logmq queues``: the share groups of a data directory and how far behind they are.
+
+Operators ask one question of a work queue: is it keeping up? So the one table answers it:
+depth (everything not yet acknowledged), what is waiting, what is being worked on, what is
+held back for a delay or a retry backoff, how old the oldest unacknowledged record is, and
+how many records went to dead letters.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from logmq.cli.common import data_option, open_broker, print_table
+
+__all__ = ["queues"]
+
+
+def _age(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    if ms < 10_000:
+        return f"{ms} ms"
+    s = ms / 1000
+    if s < 3600:
+        return f"{s:.0f} s"
+    return f"{s / 3600:.1f} h"
+
+
+@click.group()
+def queues() -> None:
+    """Work queues (share groups): depth, in flight, dead letters."""
+
+
+@queues.command("list")
+@click.option("--topic", "-t", "topics", multiple=True, help="only these topics (repeatable)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per group")
+@data_option
+def list_(topics: tuple[str, ...], as_json: bool, data: str) -> None:
+    """Every share group with its numbers (dead letters counted in ``<topic>.dlq``)."""
+    from logmq.broker.queues.manager import queue_manager
+
+    rows = []
+    with open_broker(data) as log:
+        mgr = queue_manager(log)
+        for topic in sorted(topics or log.list_topics()):
+            for group in sorted(mgr.groups_of(topic)):
+                st = mgr.share_group(topic, group).stats()
+                if as_json:
+                    click.echo(json.dumps(st.__dict__))
+                    continue
+                rows.append([topic, group, st.depth, st.available, st.in_flight, st.scheduled,
+                             _age(st.oldest_unacked_age_ms), st.dlq_size])
+    if rows:
+        print_table(["TOPIC", "GROUP", "DEPTH", "AVAILABLE", "IN-FLIGHT", "SCHEDULED",
+                     "OLDEST-UNACKED", "DLQ"], rows)
