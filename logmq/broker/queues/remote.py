@@ -148,6 +148,9 @@ class QueueServer:
                         _, req_headers, value, key, headers = msg
                         result = tuple(mgr.reply(req_headers, value, key=key, headers=headers))
                     elif op == "close":
+                        if share is not None and member is not None:
+                            share.remove_member(member)  # left the group when close returns
+                            member = None
                         conn.send(("ok", None))
                         return
                     else:
