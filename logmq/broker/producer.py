@@ -451,7 +451,10 @@ class Producer:
         if unknown:
             raise TypeError(f"send() got unexpected keyword argument(s): "
                             f"{', '.join(sorted(unknown))}")
-        now = -int(-_time() * 1000)  # rounded up: a delay is never shorter than asked
+        t = _time()
+        now = -int(-t * 1000)  # rounded up: a delay is never shorter than asked
+        if timestamp is None:  # the same clock reading as the due and expiry times
+            timestamp = int(t * 1000)
         hdrs = list(_norm_headers(headers) or ())
         delay_ms = options.get("delay_ms")
         deliver_at = options.get("deliver_at")

@@ -37,6 +37,7 @@ import random
 import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
@@ -79,6 +80,9 @@ RELEASED = 4  # transient: lock given up, next state being decided
 _FETCH_BYTES = 1 << 20
 _FILL_BUDGET = 20_000  # records read per fill call at most (bounds the time a lock is held)
 _Q = struct.Struct(">q")
+_PO = struct.Struct(">IQ")  # partition, offset (as in state.py's W keys)
+_VAL = struct.Struct(">BHq")  # state.py's W value without an error: state, count, first ms
+_PRIO_STEP = 1 << 48  # ms timestamps stay far below this, so priority dominates the key
 
 
 @dataclass(frozen=True)
@@ -181,14 +185,16 @@ class _Rec:
 
 
 class _Part:
-    __slots__ = ("p", "spso", "speo", "win", "win_heap", "out", "done_keyed", "hints", "cache")
+    __slots__ = ("p", "spso", "speo", "win", "win_order", "out", "done_keyed", "hints", "cache")
 
     def __init__(self, p: int, spso: int) -> None:
         self.p = p
         self.spso = spso
         self.speo = spso
         self.win: dict[int, _Rec] = {}  # pending records of [spso, speo)
-        self.win_heap: list[int] = []  # their offsets (lazy: entries may be gone)
+        #: their offsets in increasing order (records enter the window in log order), lazily
+        #: pruned: the first one still in ``win`` is the SPSO
+        self.win_order: deque[int] = deque()
         self.out: dict[int, _Rec] = {}  # records back from the due-time index
         self.done_keyed: list[int] = []  # window offsets with a DONE/SCHEDULED key to delete
         self.hints: dict[int, RecState] = {}  # window keys found at load, used by the next fill
@@ -219,9 +225,13 @@ class ShareGroup:
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.parts: list[_Part] = []
-        self.avail: list[tuple] = []
+        #: (priority key, partition, offset, tie-break, record, version): equal keys go in log
+        #: order; stale entries (version moved on) are skipped when popped
+        self.avail: list[tuple[int, int, int, int, _Rec, int]] = []
+        self._avail_seq = itertools.count()
         self.avail_live = 0
-        self.locks: list[tuple[int, int, int, int, bool]] = []
+        #: (lock deadline, tie-break, record, version) of acquisitions; settled ones go stale
+        self.locks: list[tuple[int, int, _Rec, int]] = []
         self.n_acquired = 0
         self.n_out = 0
         self.due_next: int | None = None
@@ -337,11 +347,11 @@ class ShareGroup:
         rec.state = AVAILABLE
         rec.ver += 1
         aging = self.cfg.priority_aging_ms
-        if aging is None:
-            key = (-rec.prio, rec.ready)
+        if aging is None:  # priority first, then the oldest: one int compares fastest
+            key = (9 - rec.prio) * _PRIO_STEP + rec.ready
         else:
-            key = (rec.ready - rec.prio * aging, 0)
-        heapq.heappush(self.avail, (key, rec.p, rec.off, rec.ver, rec.in_window))
+            key = rec.ready - rec.prio * aging
+        heapq.heappush(self.avail, (key, rec.p, rec.off, next(self._avail_seq), rec, rec.ver))
         self.avail_live += 1
 
     def _lookup(self, p: int, off: int, in_window: bool | None = None) -> _Rec | None:
@@ -457,9 +467,27 @@ class ShareGroup:
         """Give freshly read records their window state (or schedule / expire them)."""
         topic, p = self.topic, part.p
         hints = part.hints
+        win = part.win
+        win_order = part.win_order
+        avail = self.avail
+        seq = self._avail_seq
+        push = heapq.heappush
+        aging = self.cfg.priority_aging_ms
+        base = 9 * _PRIO_STEP if aging is None else 0  # the key of priority 0 (_push_avail)
+        plain = 0
         for off, ts, k, v, hdrs in raw:
             hint = hints.pop(off, None) if hints else None
             record = Record(topic, p, off, ts, k, v, hdrs)
+            if hint is None and not hdrs:
+                # No options and never delivered: available now. What _new_rec and
+                # _push_avail do, inlined, as nearly every record takes this path.
+                rec = _Rec(p, off, record, True)
+                rec.ver = 1
+                win[off] = rec
+                win_order.append(off)
+                push(avail, (base + ts, p, off, next(seq), rec, 1))
+                plain += 1
+                continue
             if hint is not None and hint.state != DELIVERED:
                 heapq.heappush(part.done_keyed, off)  # done, or in the due-time index
                 continue
@@ -476,12 +504,13 @@ class ShareGroup:
                 heapq.heappush(part.done_keyed, off)
                 self._note_due(due)
                 continue
-            part.win[off] = rec
-            heapq.heappush(part.win_heap, off)
+            win[off] = rec
+            win_order.append(off)
             if rec.expires is not None and rec.expires <= now:
                 self._expire(rec, ops, dead)
             else:
                 self._push_avail(rec)
+        self.avail_live += plain
         if hints:
             for off in [o for o in hints if o < part.speo]:  # offsets the log no longer has
                 hints.pop(off)
@@ -501,11 +530,11 @@ class ShareGroup:
 
     def _advance(self, part: _Part, ops: list) -> None:
         """Move the SPSO to the first pending window offset (or the window end)."""
-        heap = part.win_heap
+        order = part.win_order
         win = part.win
-        while heap and heap[0] not in win:
-            heapq.heappop(heap)
-        new = heap[0] if heap else part.speo
+        while order and order[0] not in win:
+            order.popleft()
+        new = order[0] if order else part.speo
         if new == part.spso:
             return
         part.spso = new
@@ -543,7 +572,8 @@ class ShareGroup:
         touched: dict[int, _Part] = {}
         parts = self.parts
         for rec in recs:
-            self._unacquire(rec)
+            if rec.state == ACQUIRED:
+                self._unacquire(rec)
             rec.state = GONE
             rec.ver += 1
             part = parts[rec.p]
@@ -559,15 +589,18 @@ class ShareGroup:
             return
         for part in touched.values():
             self._advance(part, ops)
-        db, w_key, gt = self.db, self.store.w_key, self.gt
+        db = self.db
+        w_prefix = b"W" + self.gt
+        po = _PO.pack
+        add_op = ops.append
         for rec in recs:
             if rec.in_window and rec.keyed:
                 part = parts[rec.p]
                 if rec.off < part.spso:
-                    ops.append((db, w_key(gt, rec.p, rec.off), None))
+                    add_op((db, w_prefix + po(rec.p, rec.off), None))
                 else:
-                    ops.append((db, w_key(gt, rec.p, rec.off),
-                                pack_state(DONE, rec.count, 0, None)))
+                    add_op((db, w_prefix + po(rec.p, rec.off),
+                            pack_state(DONE, rec.count, 0, None)))
                     heapq.heappush(part.done_keyed, rec.off)
         self.manager._room_changed()
 
@@ -636,9 +669,8 @@ class ShareGroup:
     def _tick(self, now: int, ops: list, dead: list) -> None:
         locks = self.locks
         while locks and locks[0][0] <= now:
-            _, p, off, ver, win = heapq.heappop(locks)
-            rec = self._lookup(p, off, win)
-            if rec is not None and rec.ver == ver and rec.state == ACQUIRED:
+            _, _, rec, ver = heapq.heappop(locks)
+            if rec.ver == ver and rec.state == ACQUIRED:
                 self._release(rec, now, ops, dead, "lock expired", None)
         if len(locks) > 2 * self.n_acquired + 1024:  # drop entries of settled records
             self.locks = [e for e in locks if self._lock_valid(e)]
@@ -646,9 +678,9 @@ class ShareGroup:
         if self.due_next is not None and self.due_next <= now:
             self._load_due(now, ops)
 
-    def _lock_valid(self, e: tuple[int, int, int, int, bool]) -> bool:
-        rec = self._lookup(e[1], e[2], e[4])
-        return rec is not None and rec.ver == e[3] and rec.state == ACQUIRED
+    @staticmethod
+    def _lock_valid(e: tuple[int, int, _Rec, int]) -> bool:
+        return e[2].ver == e[3] and e[2].state == ACQUIRED
 
     def _load_due(self, now: int, ops: list) -> None:
         room = max(self.cfg.max_inflight * max(1, len(self.parts)) - self.n_out, 0)
@@ -740,10 +772,20 @@ class ShareGroup:
         self._fill(now, ops, dead)
         avail = self.avail
         max_attempts = self.cfg.max_attempts
+        heappop, heappush = heapq.heappop, heapq.heappush
+        locks = self.locks
+        lock_seq = self._avail_seq
+        held = m.held
+        deadline = now + m.lock_ms
+        db = self.db
+        w_prefix = b"W" + self.gt
+        o_prefix = b"O" + self.gt
+        po = _PO.pack
+        val = _VAL.pack
+        add_op = ops.append
         while len(got) < n and avail:
-            _, p, off, ver, win = heapq.heappop(avail)
-            rec = self._lookup(p, off, win)
-            if rec is None or rec.ver != ver or rec.state != AVAILABLE:
+            rec, ver = heappop(avail)[4:]
+            if rec.ver != ver or rec.state != AVAILABLE:
                 continue
             self.avail_live -= 1
             if rec.expires is not None and rec.expires <= now:
@@ -758,16 +800,23 @@ class ShareGroup:
                 continue
             rec.state = ACQUIRED
             rec.owner = m
-            rec.count += 1
-            rec.ver += 1
+            count = rec.count = rec.count + 1
+            ver = rec.ver = rec.ver + 1
             if not rec.first_ms:
                 rec.first_ms = now
-            rec.deadline = now + m.lock_ms
-            heapq.heappush(self.locks, (rec.deadline, p, off, rec.ver, rec.in_window))
+            rec.deadline = deadline
+            heappush(locks, (deadline, next(lock_seq), rec, ver))
             self.n_acquired += 1
-            m.held[(p, off)] = rec
-            self._put_state(rec, ops)
-            got.append((rec, rec.count, rec.deadline))
+            p = rec.p
+            off = rec.off
+            held[(p, off)] = rec
+            # the durable delivery count (what _put_state writes, inlined: this is per record)
+            add_op((db, (w_prefix if rec.in_window else o_prefix) + po(p, off),
+                    val(DELIVERED, count if count < 0xFFFF else 0xFFFF, rec.first_ms)
+                    if rec.error is None else
+                    pack_state(DELIVERED, count, rec.first_ms, rec.error)))
+            rec.keyed = True
+            got.append((rec, count, deadline))
             if not avail or len(got) >= n:
                 break
             if len(avail) < 8:
@@ -792,8 +841,9 @@ class ShareGroup:
             now = now_ms()
             ops: list = []
             acked: list[_Rec] = []
+            held = member.held
             for p, off, count in tokens:
-                rec = member.held.get((p, off))
+                rec = held.get((p, off))
                 if rec is None or rec.state != ACQUIRED or rec.owner is not member \
                         or rec.count != count:
                     failed.append((p, off))
@@ -802,8 +852,10 @@ class ShareGroup:
                     self._release(rec, now, ops, dead, "lock expired", None)
                     failed.append((p, off))
                     continue
-                if action == "ack":
-                    self._unacquire(rec)  # a second token for it in this call fails
+                if action == "ack":  # _unacquire, inlined: a second token for it then fails
+                    rec.state = RELEASED
+                    rec.owner = None
+                    del held[(p, off)]
                     acked.append(rec)
                 elif action == "nack":
                     self._release(rec, now, ops, dead, error, delay_ms)
@@ -812,13 +864,15 @@ class ShareGroup:
                 elif action == "renew":
                     rec.deadline = now + (lock_ms if lock_ms is not None else member.lock_ms)
                     rec.ver += 1
-                    heapq.heappush(self.locks, (rec.deadline, p, off, rec.ver, rec.in_window))
+                    heapq.heappush(self.locks, (rec.deadline, next(self._avail_seq), rec,
+                                                rec.ver))
                     deadlines.append(rec.deadline)
                 elif action == "release":
                     self._release(rec, now, ops, dead, None, 0, count_attempt)
                 else:
                     raise ValueError(f"unknown action {action!r}")
             if acked:
+                self.n_acquired -= len(acked)
                 self.acked += len(acked)
                 self._finish(acked, ops)
             if ops:

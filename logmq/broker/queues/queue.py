@@ -158,8 +158,10 @@ class QueueConsumer:
         if max_records < 1:
             raise ConfigError("max_records must be >= 1")
         got = self._share.receive(self._member, max_records, timeout, self._filter)
-        out = []
         kd, vd = self._kdes, self._vdes
+        if kd is None and vd is None:
+            return [QueueRecord(self, rec.record, count, deadline) for rec, count, deadline in got]
+        out = []
         for rec, count, deadline in got:
             r = rec.record
             if kd is not None or vd is not None:
