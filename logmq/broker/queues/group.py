@@ -31,6 +31,7 @@ Thread safety: one lock per share group; LMDB commits happen outside it.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import random
@@ -739,7 +740,16 @@ class ShareGroup:
                 self._ensure_parts(ops)
                 self._appended = False
                 self._tick(now, ops, dead)
-                self._pick(member, n, now, ops, dead, flt, got)
+                # Filling the window and picking allocate several objects per record and
+                # free none: pausing the cyclic GC meanwhile saves it rescanning them (~30%).
+                paused = gc.isenabled()
+                if paused:
+                    gc.disable()
+                try:
+                    self._pick(member, n, now, ops, dead, flt, got)
+                finally:
+                    if paused:
+                        gc.enable()
                 if ops:
                     seq = self.journal.submit(ops)
                     if not got:

@@ -20,6 +20,7 @@ start position) are documented on :class:`~logmq.broker.queues.group.GroupConfig
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -160,7 +161,15 @@ class QueueConsumer:
         got = self._share.receive(self._member, max_records, timeout, self._filter)
         kd, vd = self._kdes, self._vdes
         if kd is None and vd is None:
-            return [QueueRecord(self, rec.record, count, deadline) for rec, count, deadline in got]
+            paused = gc.isenabled()  # as in ShareGroup.receive: allocations only, no garbage
+            if paused:
+                gc.disable()
+            try:
+                return [QueueRecord(self, rec.record, count, deadline)
+                        for rec, count, deadline in got]
+            finally:
+                if paused:
+                    gc.enable()
         out = []
         for rec, count, deadline in got:
             r = rec.record
