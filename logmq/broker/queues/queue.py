@@ -111,7 +111,44 @@ class QueueRecord:
                 f"delivery={self.delivery_count}, key={self.key!r}, value={self.value!r})")
 
 
-class QueueConsumer:
+class SettleVerbs:
+    """ack / nack / reject / renew / release, for a member that has a ``_settle`` (in-process
+    or remote): one place for what the verbs mean, whichever way they travel."""
+
+    def _settle(self, records: Iterable[QueueRecord], action: str, **kw: Any) -> list[int]:
+        raise NotImplementedError
+
+    def ack(self, *records: QueueRecord) -> None:
+        """Acknowledge records (one LMDB commit for all of them)."""
+        self._settle(records, "ack")
+
+    def ack_many(self, records: Iterable[QueueRecord]) -> None:
+        self._settle(records, "ack")
+
+    def nack(self, record: QueueRecord, delay: float | None = None,
+             error: str | None = None) -> None:
+        self.nack_many([record], delay=delay, error=error)
+
+    def nack_many(self, records: Iterable[QueueRecord], delay: float | None = None,
+                  error: str | None = None) -> None:
+        delay_ms = None if delay is None else max(0, int(delay * 1000))
+        self._settle(records, "nack", delay_ms=delay_ms, error=error)
+
+    def reject(self, record: QueueRecord, reason: str | None = None) -> None:
+        self._settle([record], "reject", error=reason)
+
+    def renew(self, record: QueueRecord, lock_ms: int | None = None) -> int:
+        deadline = self._settle([record], "renew", lock_ms=lock_ms)[0]
+        record.lock_deadline_ms = deadline
+        return deadline
+
+    def release(self, records: Iterable[QueueRecord], count_attempt: bool = False) -> None:
+        """Hand records back unprocessed (graceful shutdown); available again at once."""
+        self._settle(records, "release", count_attempt=count_attempt)
+
+
+
+class QueueConsumer(SettleVerbs):
     """One member of a share group on one topic (thread-safe; one receiver at a time is usual).
 
     Member config: ``lock_ms`` (default 30 000), ``filter`` (a predicate or a declarative
@@ -198,34 +235,6 @@ class QueueConsumer:
             if action != "renew":
                 for r in recs:
                     r.settled = action
-
-    def ack(self, *records: QueueRecord) -> None:
-        """Acknowledge records (one LMDB commit for all of them)."""
-        self._settle(records, "ack")
-
-    def ack_many(self, records: Iterable[QueueRecord]) -> None:
-        self._settle(records, "ack")
-
-    def nack(self, record: QueueRecord, delay: float | None = None,
-             error: str | None = None) -> None:
-        self.nack_many([record], delay=delay, error=error)
-
-    def nack_many(self, records: Iterable[QueueRecord], delay: float | None = None,
-                  error: str | None = None) -> None:
-        delay_ms = None if delay is None else max(0, int(delay * 1000))
-        self._settle(records, "nack", delay_ms=delay_ms, error=error)
-
-    def reject(self, record: QueueRecord, reason: str | None = None) -> None:
-        self._settle([record], "reject", error=reason)
-
-    def renew(self, record: QueueRecord, lock_ms: int | None = None) -> int:
-        deadline = self._settle([record], "renew", lock_ms=lock_ms)[0]
-        record.lock_deadline_ms = deadline
-        return deadline
-
-    def release(self, records: Iterable[QueueRecord], count_attempt: bool = False) -> None:
-        """Hand records back unprocessed (graceful shutdown); available again at once."""
-        self._settle(records, "release", count_attempt=count_attempt)
 
     def reply(self, record: QueueRecord, value: Any, *, key: Any = None,
               headers: Iterable[Header] | None = None) -> RecordMetadata:

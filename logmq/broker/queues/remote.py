@@ -36,7 +36,7 @@ from typing import Any
 
 from logmq import errors as _errors
 from logmq.broker.queues.group import QueueStats
-from logmq.broker.queues.queue import QueueRecord
+from logmq.broker.queues.queue import QueueRecord, SettleVerbs
 from logmq.errors import ConfigError, LogMQError
 from logmq.types import Record, RecordMetadata
 
@@ -199,7 +199,7 @@ class QueueServer:
         self.close()
 
 
-class RemoteQueue:
+class RemoteQueue(SettleVerbs):
     """A share-group member in another process: the API of :class:`QueueConsumer`.
 
     ``wakeup()`` is not available (a receive in progress occupies the connection); use
@@ -242,32 +242,6 @@ class RemoteQueue:
             if action != "renew":
                 for r in recs:
                     r.settled = action
-
-    def ack(self, *records: QueueRecord) -> None:
-        self._settle(records, "ack")
-
-    def ack_many(self, records: Iterable[QueueRecord]) -> None:
-        self._settle(records, "ack")
-
-    def nack(self, record: QueueRecord, delay: float | None = None,
-             error: str | None = None) -> None:
-        self.nack_many([record], delay=delay, error=error)
-
-    def nack_many(self, records: Iterable[QueueRecord], delay: float | None = None,
-                  error: str | None = None) -> None:
-        delay_ms = None if delay is None else max(0, int(delay * 1000))
-        self._settle(records, "nack", delay_ms=delay_ms, error=error)
-
-    def reject(self, record: QueueRecord, reason: str | None = None) -> None:
-        self._settle([record], "reject", error=reason)
-
-    def renew(self, record: QueueRecord, lock_ms: int | None = None) -> int:
-        deadline = self._settle([record], "renew", lock_ms=lock_ms)[0]
-        record.lock_deadline_ms = deadline
-        return deadline
-
-    def release(self, records: Iterable[QueueRecord], count_attempt: bool = False) -> None:
-        self._settle(records, "release", count_attempt=count_attempt)
 
     def reply(self, record: QueueRecord, value: Any, *, key: Any = None,
               headers: Any = None) -> RecordMetadata:
