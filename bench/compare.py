@@ -55,7 +55,7 @@ from collections import Counter
 from typing import Any
 
 from peers import ALL, Peer, Skip
-from peers.base import RssSampler, proc_cpu
+from peers.base import RssSampler, cpu_model, proc_cpu
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BASE = "logmq embedded (send_batch)"
@@ -65,15 +65,7 @@ PER_RECORD = "logmq embedded (send per record)"
 # ---------------------------------------------------------------------------- machine
 def machine() -> dict[str, Any]:
     """What the numbers were measured on (printed with every table)."""
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     import logmq
 

@@ -55,7 +55,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from peers.base import ServerProc, Skip, free_port  # noqa: E402
+from peers.base import ServerProc, Skip, cpu_model, free_port  # noqa: E402
 
 SIZE = 100
 PARTITIONS = 4
@@ -410,15 +410,7 @@ def fdatasync_probe(n: int = 200) -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     redis_v = "?"
     exe = shutil.which("redis-server")
     if exe:

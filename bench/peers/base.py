@@ -71,6 +71,19 @@ class Peer:
         raise NotImplementedError
 
 
+# --------------------------------------------------------------------------- machine
+def cpu_model() -> str:
+    """The CPU's model name (printed beside every table: numbers mean little without it)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
+
+
 # --------------------------------------------------------------------------- servers
 def free_port() -> int:
     """A free loopback port (the server binds it a moment later; fine on a quiet machine)."""
