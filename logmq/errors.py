@@ -41,6 +41,7 @@ __all__ = [
     "ConcurrencyError",
     "QueueFullError",
     "RecordStateError",
+    "AuthenticationError",
 ]
 
 
@@ -259,3 +260,9 @@ class QueueFullError(LogMQError):
 
 class RecordStateError(LogMQError):
     """A queue record was acked/nacked by a member that no longer holds its lock."""
+
+
+class AuthenticationError(LogMQError):
+    """A client presented the wrong key (a RemoteQueue connecting to a queue server)."""
+
+    kafka_code = 58  # SASL_AUTHENTICATION_FAILED

@@ -3,17 +3,39 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import tomllib
 from typing import Any
 
 import click
 
 
-def _split_listen(listen: str) -> tuple[str, int]:
+def _split_listen(listen: str, option: str = "--listen") -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
-        raise click.BadParameter(f"expected HOST:PORT, got {listen!r}", param_hint="--listen")
+        raise click.BadParameter(f"expected HOST:PORT, got {listen!r}", param_hint=option)
     return host.strip("[]"), int(port)
+
+
+def _authkey(path: str) -> bytes:
+    """The queue server's key: read from ``path``, or made there (0600) for local workers."""
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+    with open(path) as f:
+        text = f.read().strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise click.BadParameter(f"{path}: expected a hex key",
+                                 param_hint="--queue-authkey-file") from None
+    if len(key) < 16:
+        raise click.BadParameter(f"{path}: a key needs at least 16 bytes (32 hex digits)",
+                                 param_hint="--queue-authkey-file")
+    return key
 
 
 @click.command()
@@ -22,11 +44,23 @@ def _split_listen(listen: str) -> tuple[str, int]:
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="TOML file: data, listen, max_request_size, auto_create_topics, "
                    "num_partitions, and a [topic_defaults] table of topic configs")
+@click.option("--queue-listen", default=None, metavar="HOST:PORT",
+              help="also serve share groups to RemoteQueue workers in other processes")
+@click.option("--queue-authkey-file", default=None, type=click.Path(dir_okay=False),
+              help="hex key RemoteQueue clients must present  [default: DATA/queue.authkey, "
+                   "created (mode 0600) if missing]")
 @click.option("--ready-file", hidden=True, help="write HOST:PORT here once listening")
 @click.option("-v", "--verbose", is_flag=True)
 def serve(data: str | None, listen: str | None, config_file: str | None,
+          queue_listen: str | None, queue_authkey_file: str | None,
           ready_file: str | None, verbose: bool) -> None:
-    """Serve a data directory to Kafka clients (confluent-kafka, kafka-python, aiokafka, kcat)."""
+    """Serve a data directory to Kafka clients (confluent-kafka, kafka-python, aiokafka, kcat).
+
+    With --queue-listen, worker processes share its work queues too::
+
+        key = bytes.fromhex(open("logmq-data/queue.authkey").read())
+        q = logmq.RemoteQueue(("127.0.0.1", 9093), "jobs", group="workers", authkey=key)
+    """
     from logmq.server import run_server
 
     cfg: dict[str, Any] = {}
@@ -39,6 +73,9 @@ def serve(data: str | None, listen: str | None, config_file: str | None,
     cfg.pop("listen", None)
     host, port = _split_listen(listen)
     defaults = {k.replace(".", "_"): v for k, v in cfg.pop("topic_defaults", {}).items()}
+    if queue_listen:
+        cfg["queue_listen"] = _split_listen(queue_listen, "--queue-listen")
+        cfg["queue_authkey"] = _authkey(queue_authkey_file or os.path.join(data, "queue.authkey"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_server(data, host, port, ready_file=ready_file, **cfg, **defaults)

@@ -212,12 +212,31 @@ def run_server(
     max_request_size: int = 100 * 1024 * 1024,
     auto_create_topics: bool = True,
     ready_file: str | None = None,
+    queue_listen: tuple[str, int] | None = None,
+    queue_authkey: bytes | None = None,
     **broker_config: Any,
 ) -> None:
-    """Open ``data``, serve until SIGTERM/SIGINT, then shut down cleanly (blocking)."""
+    """Open ``data``, serve until SIGTERM/SIGINT, then shut down cleanly (blocking).
+
+    With ``queue_listen``, worker processes can also join share groups of this data directory
+    through :class:`~logmq.broker.queues.remote.QueueServer` (the Kafka protocol has no
+    classic-version share-group APIs): the process that serves Kafka clients owns the
+    directory, so it is the one place queue members can reach.
+    """
     import logmq
 
     broker = logmq.open(data, auto_create_topics=auto_create_topics, **broker_config)
+    queue_server = None
+    if queue_listen is not None:
+        from logmq.broker.queues.remote import QueueServer
+
+        try:
+            queue_server = QueueServer(broker, queue_listen, authkey=queue_authkey).start()
+        except BaseException:
+            broker.close()
+            raise
+        qh, qp = queue_server.address
+        log.info("queue members (RemoteQueue) at %s:%d", qh, qp)
 
     async def main() -> None:
         server = KafkaServer(broker, host, port, max_request_size=max_request_size,
@@ -239,5 +258,7 @@ def run_server(
     try:
         asyncio.run(main())
     finally:
+        if queue_server is not None:
+            queue_server.close()  # members leave first: what they held is released, durably
         broker.close()
         log.info("data directory closed cleanly")

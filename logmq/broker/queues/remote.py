@@ -27,6 +27,7 @@ Filters must be declarative (mappings) here: a lambda cannot cross processes.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import socket
 import threading
@@ -37,7 +38,7 @@ from typing import Any
 from logmq import errors as _errors
 from logmq.broker.queues.group import QueueStats
 from logmq.broker.queues.queue import QueueRecord, SettleVerbs
-from logmq.errors import ConfigError, LogMQError
+from logmq.errors import AuthenticationError, ConfigError, LogMQError
 from logmq.types import Record, RecordMetadata
 
 __all__ = ["QueueServer", "RemoteQueue"]
@@ -80,10 +81,10 @@ class QueueServer:
         while not self._closed:
             try:
                 conn = self._listener.accept()
-            except (OSError, EOFError):
+            except Exception:  # noqa: BLE001 - wrong key, garbage, a client gone mid-handshake
                 if self._closed:
                     return
-                continue  # a client failed the handshake
+                continue  # that client is refused; the others keep being served
             if self._closed:
                 conn.close()
                 return
@@ -177,10 +178,11 @@ class QueueServer:
         if self._closed:
             return
         self._closed = True
-        try:  # wake the blocked accept()
-            Client(self.address, authkey=self.authkey).close()
-        except OSError:
-            pass
+        # Wake the blocked accept() by connecting to it, from a thread so that close() cannot
+        # hang if the accept loop is gone: the handshake would wait for it forever.
+        waker = threading.Thread(target=self._wake_accept, daemon=True)
+        waker.start()
+        waker.join(2)
         self._listener.close()
         with self._lock:
             conns = list(self._conns)
@@ -191,6 +193,10 @@ class QueueServer:
                 s.close()
         for t in self._threads:
             t.join(5)
+
+    def _wake_accept(self) -> None:
+        with contextlib.suppress(Exception):
+            Client(self.address, authkey=self.authkey).close()
 
     def __enter__(self) -> QueueServer:
         return self.start()
@@ -210,7 +216,10 @@ class RemoteQueue(SettleVerbs):
                  authkey: bytes, **config: Any) -> None:
         self.topic = topic
         self.group = group
-        self._conn = Client(address, authkey=authkey)
+        try:
+            self._conn = Client(address, authkey=authkey)
+        except multiprocessing.AuthenticationError as e:
+            raise AuthenticationError(f"queue server at {address} refused the key: {e}") from None
         self._lock = threading.Lock()
         self._closed = False
         self.member_id = self._call("open", topic, group, config)
