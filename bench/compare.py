@@ -55,7 +55,7 @@ from collections import Counter
 from typing import Any
 
 from peers import ALL, Peer, Skip
-from peers.base import RssSampler, cpu_model, proc_cpu
+from peers.base import RssSampler, cpu_model, proc_cpu, pyplot
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BASE = "logmq embedded (send_batch)"
@@ -404,13 +404,8 @@ def render(res: dict) -> str:
 
 def chart(res: dict, path: str) -> bool:
     """Three panels: 100 B records/s, 10 KB MB/s, latency percentiles (all log scale)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed (pip install matplotlib): no chart")
+    plt = pyplot()
+    if plt is None:
         return False
     panels = []
     for wl, key, unit in (("small", "rps", "records/s"), ("large", "MBps", "MB/s")):

@@ -35,7 +35,7 @@ import tempfile
 import time
 from typing import Any
 
-from peers.base import RssSampler, keyed, proc_rss_mb
+from peers.base import RssSampler, keyed, proc_rss_mb, pyplot
 from peers.logmq_server import ConfluentKafka, LogmqServer
 
 import logmq
@@ -181,13 +181,8 @@ def render(res: dict) -> str:
 
 
 def chart(res: dict, path: str) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed (pip install matplotlib): no chart")
+    plt = pyplot()
+    if plt is None:
         return False
     fig, ax = plt.subplots(2, 2, figsize=(12, 8.5))
     g = res["growth"]

@@ -84,6 +84,19 @@ def cpu_model() -> str:
     return "?"
 
 
+def pyplot() -> Any:
+    """matplotlib.pyplot on the file-only backend, or None (with a line saying so)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed (pip install matplotlib): no chart")
+        return None
+    return plt
+
+
 # --------------------------------------------------------------------------- servers
 def free_port() -> int:
     """A free loopback port (the server binds it a moment later; fine on a quiet machine)."""
