@@ -28,6 +28,7 @@ from xxhash import xxh3_64_intdigest
 
 from logmq.broker.partitioner import Partitioner, StickyPartitioner, key_partition
 from logmq.broker.queues.options import SendOptions
+from logmq.codec.keys import bucket_keys
 from logmq.codec.records import codec_id, encode_batch
 from logmq.errors import (
     BrokerClosedError,
@@ -637,7 +638,7 @@ class Producer:
         if kser is None and vser is None and partition is None and self._partitioner is None:
             if not isinstance(records, list):
                 records = list(records)
-            fast = self._bucket_plain(topic, records, n)
+            fast = bucket_keys(records, n)
             if fast is not None:
                 return self._append_buckets(topic, fast, ts)
         buckets: dict[int, list[tuple]] = {}

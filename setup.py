@@ -1,0 +1,61 @@
+"""Build of the optional compiled codec core (logmq/codec/_native.pyx).
+
+The extension is optional: without a C compiler (or if compiling fails for any reason) the
+package installs pure-Python, and ``logmq.codec.implementation`` then says ``"python"``.
+Set ``LOGMQ_REQUIRE_NATIVE=1`` to make a failed build an error instead (CI does).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that reports a failed compile and carries on (pure-Python install)."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as e:  # no compiler, no Python headers, ...
+            self._skip(e)
+
+    def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
+        try:
+            super().build_extension(ext)
+        except Exception as e:
+            self._skip(e)
+
+    def _skip(self, e: Exception) -> None:
+        if os.environ.get("LOGMQ_REQUIRE_NATIVE", "") not in ("", "0"):
+            raise e
+        print(f"logmq: building the native codec failed ({e}); installing pure Python",
+              file=sys.stderr)
+
+
+def extensions() -> list:
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        print("logmq: Cython not available; installing pure Python", file=sys.stderr)
+        return []
+    from setuptools import Extension
+
+    flags = os.environ.get("LOGMQ_NATIVE_CFLAGS", "").split()
+    ext = Extension("logmq.codec._native", ["logmq/codec/_native.pyx"],
+                    extra_compile_args=flags,
+                    extra_link_args=os.environ.get("LOGMQ_NATIVE_LDFLAGS", "").split())
+    try:
+        return cythonize([ext], compiler_directives={"language_level": "3"}, quiet=True)
+    except Exception as e:  # a Cython error must not stop a pure-Python install either
+        if os.environ.get("LOGMQ_REQUIRE_NATIVE", "") not in ("", "0"):
+            raise
+        print(f"logmq: cythonizing the native codec failed ({e}); installing pure Python",
+              file=sys.stderr)
+        return []
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
