@@ -100,3 +100,49 @@ def run_in_thread(fn: Any) -> threading.Thread:
     t = threading.Thread(target=fn, daemon=True)
     t.start()
     return t
+
+
+class ThreadServer:
+    """A KafkaServer on its own event loop in a thread, so a test can read its counters."""
+
+    def __init__(self, broker: Any, **limits: int) -> None:
+        import asyncio
+
+        from logmq.server import KafkaServer
+        from logmq.server.limits import ServerLimits
+
+        self.loop = asyncio.new_event_loop()
+        self.server = KafkaServer(broker, "127.0.0.1", 0, limits=ServerLimits().replace(**limits))
+        self.thread = run_in_thread(self.loop.run_forever)
+        self.host, self.port = self.run(self.server.start())
+
+    def run(self, coro: Any, timeout: float = 30) -> Any:
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def state(self, fn: Any) -> Any:
+        """``fn()`` evaluated on the server's loop (its state is not thread-safe)."""
+        async def get() -> Any:
+            return fn()
+
+        return self.run(get())
+
+    def close(self) -> None:
+        try:
+            self.run(self.server.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            self.loop.close()
+
+
+def wait_until(cond: Any, timeout: float, what: str = "condition") -> None:
+    """Poll ``cond()`` until true, failing after ``timeout`` seconds (no sleeps as sync)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)

@@ -152,9 +152,9 @@ class KafkaServer:
             self.handlers.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
-        busy = [t for t, c in self._conns.items() if c.busy]
-        if busy:
-            await asyncio.wait(busy, timeout=grace)
+        deadline = time.monotonic() + grace
+        while any(c.busy for c in self._conns.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # requests in progress finish (their connections stay)
         for task in list(self._conns):
             task.cancel()
         if self._conns:
@@ -236,10 +236,11 @@ class KafkaServer:
                     if conn.frame_started is None:
                         conn.frame_started = time.monotonic()
                     need = frames.pending_size
-                    if need is not None and not reserved:
-                        reserved = await self._reserve(conn, need + 4)
-                        if not reserved:
+                    if need is not None and not reserved and need + 4 > _READ_CHUNK:
+                        # a frame bigger than what is already read: reserve before reading on
+                        if not await self._reserve(conn, need + 4):
                             return
+                        reserved = need + 4
         except ProtocolError as e:
             self.stats["malformed_frames"] += 1
             self._malformed.log(logging.WARNING, "malformed frame",
@@ -265,22 +266,20 @@ class KafkaServer:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
 
-    async def _reserve(self, conn: _Conn, need: int) -> int:
+    async def _reserve(self, conn: _Conn, need: int) -> bool:
         """Reserve a frame's bytes from the global budget before reading its body."""
-        if need <= _READ_CHUNK:
-            return 0  # already in memory: nothing more to hold
         left = None
         if self.limits.request_arrival_timeout_ms:
             started = conn.frame_started or time.monotonic()
             left = max(0.0, started + self.limits.request_arrival_timeout_ms / 1000
                        - time.monotonic())
         if await self.pool.acquire(need, left):
-            return need
+            return True
         self.stats["slow_closed"] += 1
         self._malformed.log(logging.INFO, "budget", "closing connection from %s: its %d-byte "
                             "request did not fit queued_max_request_bytes in time",
                             conn.host, need)
-        return 0
+        return False
 
     async def _dispatch(self, frame: bytes, writer: asyncio.StreamWriter,
                         client: ClientInfo) -> bool:
