@@ -42,6 +42,8 @@ __all__ = [
     "QueueFullError",
     "RecordStateError",
     "AuthenticationError",
+    "InvalidRecordError",
+    "InvalidTimestampError",
 ]
 
 
@@ -266,3 +268,19 @@ class AuthenticationError(LogMQError):
     """A client presented the wrong key (a RemoteQueue connecting to a queue server)."""
 
     kafka_code = 58  # SASL_AUTHENTICATION_FAILED
+
+
+class InvalidRecordError(CorruptRecordError):
+    """A well-framed batch the broker refuses (counts, offsets, flags, missing keys).
+
+    A CorruptRecordError subclass, so ``except CorruptRecordError`` keeps catching every
+    refused batch.
+    """
+
+    kafka_code = 87  # INVALID_RECORD
+
+
+class InvalidTimestampError(InvalidRecordError):
+    """A record timestamp outside message.timestamp.before/after.max.ms of the broker's clock."""
+
+    kafka_code = 32  # INVALID_TIMESTAMP

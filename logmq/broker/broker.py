@@ -47,7 +47,7 @@ LOCK_FILE = ".lock"
 
 
 def validate_topic_name(name: str) -> None:
-    if not isinstance(name, str) or not _TOPIC_RE.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not _TOPIC_RE.fullmatch(name) or name in (".", ".."):
         raise InvalidTopicError(
             f"invalid topic name {name!r}: 1-249 characters of [A-Za-z0-9._-], not '.' or '..'"
         )
@@ -377,10 +377,13 @@ class Broker:
     def append_batches(self, tp: Any, data: bytes | bytearray | memoryview, *,
                        expected_offset: int | None = None) -> int:
         """Append already-encoded v2 batches (validated, offsets assigned); first offset."""
+        from logmq.codec.validate import policy_from_config, validate_produce
+
         t = _as_tp(tp)
         self.ensure_topic(t.topic)
+        data, headers = validate_produce(data, policy_from_config(self.topic_config(t.topic)))
         first, _ = self.partition_log(t.topic, t.partition).append(
-            data, validate=True, expected_offset=expected_offset)
+            data, validate=False, expected_offset=expected_offset, headers=headers)
         return first
 
     def read_batches(self, tp: Any, offset: int, max_bytes: int = 1 << 20) -> bytes:

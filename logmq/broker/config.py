@@ -95,6 +95,10 @@ _DEFS = [
                    "also fsync after this many messages for fsync=interval (unset: time only)"),
     TopicConfigDef("message.timestamp.type", "CreateTime", _ts_type,
                    "record timestamps are the producer's"),
+    TopicConfigDef("message.timestamp.before.max.ms", (1 << 63) - 1, _int(0),
+                   "produce refuses records older than this (broker clock); default unbounded"),
+    TopicConfigDef("message.timestamp.after.max.ms", 3_600_000, _int(0),
+                   "produce refuses records this far in the future (broker clock)"),
     TopicConfigDef("max.queue.depth", None, _opt_int,
                    "queue topics: producers block (then QueueFullError) while a share group "
                    "holds this many unacknowledged records (unset: no limit)"),

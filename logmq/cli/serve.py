@@ -49,11 +49,13 @@ def _authkey(path: str) -> bytes:
 @click.option("--queue-authkey-file", default=None, type=click.Path(dir_okay=False),
               help="hex key RemoteQueue clients must present  [default: DATA/queue.authkey, "
                    "created (mode 0600) if missing]")
+@click.option("--limit", "limits", multiple=True, metavar="NAME=VALUE",
+              help="a server limit, e.g. max_connections=100 (see README, Limits)")
 @click.option("--ready-file", hidden=True, help="write HOST:PORT here once listening")
 @click.option("-v", "--verbose", is_flag=True)
 def serve(data: str | None, listen: str | None, config_file: str | None,
           queue_listen: str | None, queue_authkey_file: str | None,
-          ready_file: str | None, verbose: bool) -> None:
+          limits: tuple[str, ...], ready_file: str | None, verbose: bool) -> None:
     """Serve a data directory to Kafka clients (confluent-kafka, kafka-python, aiokafka, kcat).
 
     With --queue-listen, worker processes share its work queues too::
@@ -78,4 +80,12 @@ def serve(data: str | None, listen: str | None, config_file: str | None,
         cfg["queue_authkey"] = _authkey(queue_authkey_file or os.path.join(data, "queue.authkey"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if limits:
+        from logmq.errors import ConfigError
+        from logmq.server.limits import parse_limit
+
+        try:
+            cfg["limits"] = dict(cfg.get("limits", {}), **dict(map(parse_limit, limits)))
+        except ConfigError as e:
+            raise click.BadParameter(str(e), param_hint="--limit") from None
     run_server(data, host, port, ready_file=ready_file, **cfg, **defaults)

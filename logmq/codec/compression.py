@@ -9,8 +9,10 @@ bound.
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
+from typing import Any
 
 from logmq.errors import ConfigError, CorruptRecordError, UnsupportedCompressionError
 
@@ -72,26 +74,48 @@ def compress(codec: int, data: bytes) -> bytes:
     raise ConfigError(f"unknown compression codec {codec}")
 
 
-def _bounded_zlib(data: bytes, wbits: int) -> bytes:
+def _bounded_zlib(data: bytes, wbits: int, limit: int) -> bytes:
     d = zlib.decompressobj(wbits)
-    out = d.decompress(data, MAX_DECOMPRESSED + 1)
-    if len(out) > MAX_DECOMPRESSED or d.unconsumed_tail:
+    out = d.decompress(data, limit + 1)
+    if len(out) > limit or d.unconsumed_tail:
         raise CorruptRecordError("decompressed batch exceeds the size limit")
     return out
 
 
-def decompress(codec: int, data: bytes | memoryview) -> bytes:
+def _snappy_raw(cramjam: Any, block: bytes, limit: int) -> bytes:
+    """Decompress one raw snappy block after checking the length its preamble declares.
+
+    The preamble (a uvarint) is the uncompressed size; a decoder allocates it up front, so a
+    few bytes could otherwise ask for gigabytes.
+    """
+    size = shift = pos = 0
+    while True:
+        if pos >= len(block) or shift > 28:
+            raise CorruptRecordError("snappy block has a malformed length preamble")
+        b = block[pos]
+        pos += 1
+        size |= (b & 0x7F) << shift
+        if not b & 0x80:
+            break
+        shift += 7
+    if size > limit:
+        raise CorruptRecordError("decompressed batch exceeds the size limit")
+    return bytes(cramjam.snappy.decompress_raw(block))
+
+
+def decompress(codec: int, data: bytes | memoryview, limit: int = MAX_DECOMPRESSED) -> bytes:
+    """Uncompressed payload of a batch, refusing (CorruptRecordError) more than ``limit`` bytes."""
     try:
         if codec == GZIP:
-            return _bounded_zlib(bytes(data), 47)  # gzip or zlib header, auto-detected
+            return _bounded_zlib(bytes(data), 47, limit)  # gzip or zlib header, auto-detected
         if codec == LZ4:
             try:
                 import lz4.frame
             except ImportError:
                 raise _missing(codec) from None
             dctx = lz4.frame.LZ4FrameDecompressor()
-            out = dctx.decompress(bytes(data), max_length=MAX_DECOMPRESSED + 1)
-            if len(out) > MAX_DECOMPRESSED:
+            out = dctx.decompress(bytes(data), max_length=limit + 1)
+            if len(out) > limit:
                 raise CorruptRecordError("decompressed batch exceeds the size limit")
             return out
         if codec == ZSTD:
@@ -99,9 +123,9 @@ def decompress(codec: int, data: bytes | memoryview) -> bytes:
                 import zstandard
             except ImportError:
                 raise _missing(codec) from None
-            d = zstandard.ZstdDecompressor().decompressobj()
-            out = d.decompress(bytes(data))
-            if len(out) > MAX_DECOMPRESSED:
+            reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(bytes(data)))
+            out = reader.read(limit + 1)
+            if len(out) > limit:
                 raise CorruptRecordError("decompressed batch exceeds the size limit")
             return out
         if codec == SNAPPY:
@@ -113,13 +137,18 @@ def decompress(codec: int, data: bytes | memoryview) -> bytes:
             if raw.startswith(_XERIAL_MAGIC):
                 pos = 16
                 chunks = []
+                left = limit
                 while pos < len(raw):
                     (n,) = struct.unpack_from(">i", raw, pos)
                     pos += 4
-                    chunks.append(bytes(cramjam.snappy.decompress_raw(raw[pos : pos + n])))
+                    if n < 0 or pos + n > len(raw):
+                        raise CorruptRecordError("xerial snappy chunk runs past the batch")
+                    chunk = _snappy_raw(cramjam, raw[pos : pos + n], left)
+                    left -= len(chunk)
+                    chunks.append(chunk)
                     pos += n
                 return b"".join(chunks)
-            return bytes(cramjam.snappy.decompress_raw(raw))
+            return _snappy_raw(cramjam, raw, limit)
         if codec == NONE:
             return bytes(data)
     except (UnsupportedCompressionError, CorruptRecordError):

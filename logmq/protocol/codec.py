@@ -14,6 +14,7 @@ raises :class:`~logmq.errors.ProtocolError`, never a bare ``struct.error`` or ``
 from __future__ import annotations
 
 import struct
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -264,6 +265,8 @@ def _bytes(nullable: bool, compact: bool, records: bool = False) -> tuple[Enc, D
 
 
 # ---------------------------------------------------------------------- compiled structs
+#: Array elements the request being decoded on this thread may still carry (None: no bound).
+_budget = threading.local()
 _cache: dict[tuple[int, int, bool], tuple[Enc, Dec]] = {}
 
 
@@ -289,6 +292,12 @@ def _field_codec(ftype: str, sub: list | None, version: int, nullable: bool,
                 return None, pos
             if n > len(buf) - pos:
                 raise ProtocolError(f"array of {n} elements cannot fit in the frame")
+            left = getattr(_budget, "left", None)
+            if left is not None:
+                if n > left:
+                    raise ProtocolError("request carries more array elements than the "
+                                        f"server allows ({_budget.limit})")
+                _budget.left = left - n
             items = []
             for _ in range(n):
                 item, pos = edec(buf, pos)
@@ -451,8 +460,22 @@ def _request_flexible(api_key: int, version: int) -> bool:
     return s["flexible"] is not None and version >= s["flexible"]
 
 
-def decode_request(frame: bytes | memoryview) -> Request:
-    """Decode a whole request frame (without its 4-byte size prefix)."""
+def decode_request(frame: bytes | memoryview, max_elements: int | None = None) -> Request:
+    """Decode a whole request frame (without its 4-byte size prefix).
+
+    ``max_elements`` bounds the array elements of all arrays in the request together, so a
+    small frame of empty entries cannot expand into millions of dicts.
+    """
+    if max_elements is None:
+        return _decode_request(frame)
+    _budget.left = _budget.limit = max_elements
+    try:
+        return _decode_request(frame)
+    finally:
+        _budget.left = None
+
+
+def _decode_request(frame: bytes | memoryview) -> Request:
     buf = bytes(frame)
     header = peek_header(buf)
     lo_hi = SUPPORTED_VERSIONS.get(header.api_key)

@@ -58,5 +58,12 @@ class FrameBuffer:
         return frame
 
     @property
+    def pending_size(self) -> int | None:
+        """Size of the frame being received, once its size prefix is in (else None)."""
+        if len(self._buf) - self._pos < 4:
+            return None
+        return int(_SIZE.unpack_from(self._buf, self._pos)[0])
+
+    @property
     def buffered(self) -> int:
         return len(self._buf) - self._pos

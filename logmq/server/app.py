@@ -18,7 +18,11 @@ import contextlib
 import inspect
 import logging
 import os
+import resource
 import signal
+import time
+from collections import Counter
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from logmq.errors import ProtocolError
@@ -30,7 +34,9 @@ from logmq.protocol import (
     encode_response_chunks,
     peek_header,
 )
-from logmq.server.handlers import Handlers
+from logmq.server.guard import BytePool, RateLimitedLog, ServerStats
+from logmq.server.handlers import Handlers, ServerStopping
+from logmq.server.limits import ServerLimits
 from logmq.storage.log import LogSlice
 
 if TYPE_CHECKING:
@@ -41,7 +47,9 @@ __all__ = ["KafkaServer", "run_server", "ClientInfo"]
 log = logging.getLogger("logmq.server")
 API_VERSIONS = 18
 UNSUPPORTED_VERSION = 35
-_READ_CHUNK = 256 * 1024
+_READ_CHUNK = 64 * 1024
+#: APIs whose handlers touch the file system or many partitions: always off the event loop.
+_SLOW_APIS = frozenset((19, 20, 21))
 
 
 class ClientInfo:
@@ -55,11 +63,28 @@ class ClientInfo:
         self.client_id: str | None = None
 
 
+class _Conn(ClientInfo):
+    """A connection's state as the sweeper sees it (all times from ``time.monotonic``)."""
+
+    __slots__ = ("task", "idle_since", "frame_started", "busy", "writing_since", "closed_by")
+
+    def __init__(self, host: str, port: int, task: asyncio.Task[Any]) -> None:
+        super().__init__(host, port)
+        self.task = task
+        self.idle_since: float = time.monotonic()
+        self.frame_started: float | None = None
+        self.busy = False
+        self.writing_since: float | None = None
+        self.closed_by: str | None = None
+
+
 class KafkaServer:
     """Serves one :class:`~logmq.broker.broker.Broker` over the Kafka protocol.
 
     ``advertised_host`` is what Metadata tells clients to connect to (default: the listen
-    host). ``max_request_size`` bounds a request frame (default 100 MiB).
+    host). ``limits`` bounds what clients may make the server hold (see
+    :class:`~logmq.server.limits.ServerLimits`); ``max_request_size`` is a shortcut for its
+    field of that name.
     """
 
     def __init__(
@@ -68,58 +93,126 @@ class KafkaServer:
         host: str = "127.0.0.1",
         port: int = 9092,
         *,
-        max_request_size: int = 100 * 1024 * 1024,
+        max_request_size: int | None = None,
         advertised_host: str | None = None,
         auto_create_topics: bool = True,
+        limits: ServerLimits | None = None,
     ) -> None:
         self.broker = broker
         self.host = host
         self.port = port
         self.advertised_host = advertised_host
-        self.max_request_size = max_request_size
+        limits = limits or ServerLimits()
+        if max_request_size is not None:
+            limits = limits.replace(max_request_size=max_request_size)
+        self.limits = limits
+        self.max_request_size = limits.max_request_size
         self.auto_create_topics = auto_create_topics
+        self.stats = ServerStats()
+        self.pool = BytePool(limits.queued_max_request_bytes)
+        self._malformed = RateLimitedLog(log, limits.malformed_log_per_minute)
         self._server: asyncio.base_events.Server | None = None
-        self._connections: set[asyncio.Task[Any]] = set()
-        self._busy: set[asyncio.Task[Any]] = set()
+        self._conns: dict[asyncio.Task[Any], _Conn] = {}
+        self._per_ip: Counter[str] = Counter()
+        self._max_conns = limits.max_connections
+        self._sweeper: asyncio.Task[None] | None = None
         self.handlers: Handlers | None = None
         self._table: dict[int, Any] = {}
 
     async def start(self) -> tuple[str, int]:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft != resource.RLIM_INFINITY and self._max_conns > soft // 2:
+            self._max_conns = max(1, soft // 2)  # the rest for segments, LMDB, the listener
         self._server = await asyncio.start_server(self._on_connect, self.host, self.port,
                                                   limit=_READ_CHUNK, backlog=1024)
         sock = self._server.sockets[0]
         host, port = sock.getsockname()[:2]
         self.port = port
         self.handlers = Handlers(self.broker, self.advertised_host or host, port,
-                                 auto_create_topics=self.auto_create_topics)
+                                 auto_create_topics=self.auto_create_topics,
+                                 limits=self.limits)
         self._table = self.handlers.table()
+        self._sweeper = asyncio.create_task(self._sweep())
         log.info("logmq listening on %s:%d (data %s)", host, port, self.broker.path)
         return host, port
 
-    async def stop(self, grace: float = 10.0) -> None:
-        """Stop accepting, finish requests in progress, close connections."""
+    @property
+    def connection_count(self) -> int:
+        return len(self._conns)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, end long polls, finish requests in progress, close connections.
+
+        Bounded by ``grace`` seconds whatever clients do: long polls (Fetch, JoinGroup,
+        SyncGroup) are woken at once, requests still running after ``grace`` are cancelled.
+        """
         if self._server is not None:
             self._server.close()
-        busy = list(self._busy)
-        if busy:
-            await asyncio.wait(busy, timeout=grace)
-        for task in list(self._connections):
+        if self.handlers is not None:
+            self.handlers.stop()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        deadline = time.monotonic() + grace
+        while any(c.busy for c in self._conns.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # requests in progress finish (their connections stay)
+        for task in list(self._conns):
             task.cancel()
-        if self._connections:
-            await asyncio.wait(list(self._connections), timeout=grace)
+        if self._conns:
+            await asyncio.wait(list(self._conns), timeout=grace)
         if self._server is not None:
             with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+                await asyncio.wait_for(self._server.wait_closed(), grace)
+
+    # ------------------------------------------------------------------ timeouts
+    async def _sweep(self) -> None:
+        """Close connections idle too long or whose request does not arrive whole in time."""
+        lim = self.limits
+        idle = lim.connections_max_idle_ms / 1000
+        slow = lim.request_arrival_timeout_ms / 1000
+        periods = [t for t in (idle, slow) if t > 0]
+        if not periods:
+            return
+        period = min(1.0, max(0.02, min(periods) / 4))
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for task, c in list(self._conns.items()):
+                if c.closed_by:
+                    continue
+                if c.writing_since is not None:  # a client that does not read its responses
+                    if slow and now - c.writing_since > slow:
+                        c.closed_by = "slow_closed"
+                        task.cancel()
+                    continue
+                if c.busy:
+                    continue
+                if c.frame_started is not None:
+                    if slow and now - c.frame_started > slow:
+                        c.closed_by = "slow_closed"
+                        task.cancel()
+                elif idle and now - c.idle_since > idle:
+                    c.closed_by = "idle_closed"
+                    task.cancel()
 
     # ------------------------------------------------------------------ connections
     async def _on_connect(self, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
         peer = writer.get_extra_info("peername") or ("?", 0)
-        client = ClientInfo(str(peer[0]), int(peer[1]) if len(peer) > 1 else 0)
-        frames = FrameBuffer(self.max_request_size)
+        conn = _Conn(str(peer[0]), int(peer[1]) if len(peer) > 1 else 0, task)
+        if (len(self._conns) >= self._max_conns
+                or self._per_ip[conn.host] >= self.limits.max_connections_per_ip):
+            self.stats["refused_connections"] += 1
+            self._malformed.log(logging.WARNING, "refused connection",
+                                "refusing connection from %s: %d open (%d from that address)",
+                                conn.host, len(self._conns), self._per_ip[conn.host])
+            writer.transport.abort()
+            return
+        self._conns[task] = conn
+        self._per_ip[conn.host] += 1
+        reserved = 0
+        frames = FrameBuffer(self.limits.max_request_size)
         try:
             while True:
                 data = await reader.read(_READ_CHUNK)
@@ -127,19 +220,66 @@ class KafkaServer:
                     break
                 frames.feed(data)
                 while (frame := frames.next_frame()) is not None:
-                    if not await self._dispatch(bytes(frame), writer, client):
+                    conn.frame_started = None
+                    conn.busy = True
+                    try:
+                        ok = await self._dispatch(frame, writer, conn)
+                    finally:
+                        conn.busy = False
+                        conn.idle_since = time.monotonic()
+                        if reserved:
+                            self.pool.release(reserved)
+                            reserved = 0
+                    if not ok:
                         return
+                if frames.buffered:
+                    if conn.frame_started is None:
+                        conn.frame_started = time.monotonic()
+                    need = frames.pending_size
+                    if need is not None and not reserved and need + 4 > _READ_CHUNK:
+                        # a frame bigger than what is already read: reserve before reading on
+                        if not await self._reserve(conn, need + 4):
+                            return
+                        reserved = need + 4
         except ProtocolError as e:
-            log.warning("closing connection from %s: %s", client.host, e)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+            self.stats["malformed_frames"] += 1
+            self._malformed.log(logging.WARNING, "malformed frame",
+                                "closing connection from %s: %s", conn.host, e)
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError) as e:
+            log.debug("connection from %s:%d ended: %r", conn.host, conn.port, e)
         except asyncio.CancelledError:
-            pass
+            if conn.closed_by:
+                self.stats[conn.closed_by] += 1
+                log.debug("closed connection from %s:%d (%s)", conn.host, conn.port,
+                          conn.closed_by)
         finally:
-            self._connections.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            if reserved:
+                self.pool.release(reserved)
+            self._conns.pop(task, None)
+            self._per_ip[conn.host] -= 1
+            if self._per_ip[conn.host] <= 0:
+                del self._per_ip[conn.host]
+            if conn.closed_by:
+                writer.transport.abort()
+            else:
+                writer.close()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    async def _reserve(self, conn: _Conn, need: int) -> bool:
+        """Reserve a frame's bytes from the global budget before reading its body."""
+        left = None
+        if self.limits.request_arrival_timeout_ms:
+            started = conn.frame_started or time.monotonic()
+            left = max(0.0, started + self.limits.request_arrival_timeout_ms / 1000
+                       - time.monotonic())
+        if await self.pool.acquire(need, left):
+            return True
+        self.stats["slow_closed"] += 1
+        self._malformed.log(logging.INFO, "budget", "closing connection from %s: its %d-byte "
+                            "request did not fit queued_max_request_bytes in time",
+                            conn.host, need)
+        return False
 
     async def _dispatch(self, frame: bytes, writer: asyncio.StreamWriter,
                         client: ClientInfo) -> bool:
@@ -147,7 +287,9 @@ class KafkaServer:
         try:
             header = peek_header(frame)
         except ProtocolError as e:
-            log.warning("undecodable request header from %s: %s", client.host, e)
+            self.stats["malformed_frames"] += 1
+            self._malformed.log(logging.WARNING, "malformed frame",
+                                "undecodable request header from %s: %s", client.host, e)
             return False
         client.client_id = header.client_id
         api, version, corr = header.api_key, header.api_version, header.correlation_id
@@ -157,38 +299,60 @@ class KafkaServer:
                 "error_code": UNSUPPORTED_VERSION, "api_keys": self._api_keys()}))
             await writer.drain()
             return True
+        offload = len(frame) > self.limits.offload_request_bytes or api in _SLOW_APIS
+        limit = self.limits.elements_for(api)
         try:
-            request = decode_request(frame)
+            if offload:
+                request = await asyncio.to_thread(decode_request, frame, limit)
+            else:
+                request = decode_request(frame, limit)
         except ProtocolError as e:
-            log.warning("bad request (api %d v%d) from %s: %s", api, version, client.host, e)
+            self.stats["malformed_frames"] += 1
+            self._malformed.log(logging.WARNING, "malformed frame",
+                                "bad request (api %d v%d) from %s: %s", api, version,
+                                client.host, e)
             return False
-        task = asyncio.current_task()
-        assert task is not None
-        self._busy.add(task)
         try:
             if api == API_VERSIONS:
                 body: dict | None = {"error_code": 0, "api_keys": self._api_keys(),
                                      "throttle_time_ms": 0}
             else:
-                result = self._table[api](request.body, version, client)
-                body = await result if inspect.isawaitable(result) else result
+                handler = self._table[api]
+                if offload and not inspect.iscoroutinefunction(handler):
+                    body = await asyncio.to_thread(handler, request.body, version, client)
+                else:
+                    result = handler(request.body, version, client)
+                    body = await result if inspect.isawaitable(result) else result
             if body is None:
                 return True  # acks=0 produce: no response at all
-            await self._write_response(writer, api, version, corr, body)
+            await self._write_response(writer, api, version, corr, body, client)
             return True
-        except Exception:
-            log.exception("error handling api %d v%d from %s", api, version, client.host)
+        except (ConnectionError, ServerStopping):
             return False
-        finally:
-            self._busy.discard(task)
+        except Exception:
+            self.stats["handler_errors"] += 1
+            self._malformed.log(logging.ERROR, "handler error",
+                                "error handling api %d v%d from %s", api, version,
+                                client.host, exc_info=True)
+            return False
 
     def _api_keys(self) -> list[dict]:
         return [{"api_key": k, "min_version": lo, "max_version": hi}
                 for k, (lo, hi) in sorted(SUPPORTED_VERSIONS.items())]
 
     async def _write_response(self, writer: asyncio.StreamWriter, api: int, version: int,
-                              corr: int, body: dict) -> None:
+                              corr: int, body: dict, client: ClientInfo) -> None:
         chunks = encode_response_chunks(api, version, corr, body)
+        conn = client if isinstance(client, _Conn) else None
+        if conn is not None:
+            conn.writing_since = time.monotonic()
+        try:
+            await self._write_chunks(writer, chunks)
+        finally:
+            if conn is not None:
+                conn.writing_since = None
+
+    async def _write_chunks(self, writer: asyncio.StreamWriter, chunks: list) -> None:
         loop = asyncio.get_running_loop()
         for chunk in chunks:
             if isinstance(chunk, LogSlice):
@@ -209,8 +373,9 @@ def run_server(
     host: str = "127.0.0.1",
     port: int = 9092,
     *,
-    max_request_size: int = 100 * 1024 * 1024,
+    max_request_size: int | None = None,
     auto_create_topics: bool = True,
+    limits: ServerLimits | Mapping[str, int] | None = None,
     ready_file: str | None = None,
     queue_listen: tuple[str, int] | None = None,
     queue_authkey: bytes | None = None,
@@ -221,9 +386,13 @@ def run_server(
     With ``queue_listen``, worker processes can also join share groups of this data directory
     through :class:`~logmq.broker.queues.remote.QueueServer` (the Kafka protocol has no
     classic-version share-group APIs): the process that serves Kafka clients owns the
-    directory, so it is the one place queue members can reach.
+    directory, so it is the one place queue members can reach. ``limits`` is a
+    :class:`~logmq.server.limits.ServerLimits` or a mapping of its field names to values.
     """
     import logmq
+
+    if not isinstance(limits, ServerLimits):
+        limits = ServerLimits().replace(**dict(limits or {}))
 
     broker = logmq.open(data, auto_create_topics=auto_create_topics, **broker_config)
     queue_server = None
@@ -240,7 +409,7 @@ def run_server(
 
     async def main() -> None:
         server = KafkaServer(broker, host, port, max_request_size=max_request_size,
-                             auto_create_topics=auto_create_topics)
+                             auto_create_topics=auto_create_topics, limits=limits)
         h, p = await server.start()
         if ready_file:
             tmp = ready_file + ".tmp"

@@ -10,22 +10,28 @@ await notifications instead of sleeping.
 from __future__ import annotations
 
 import asyncio
-import struct
+import base64
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from logmq.codec.validate import policy_from_config, validate_produce
 from logmq.errors import (
+    CorruptRecordError,
+    InvalidTopicError,
     LogMQError,
     OffsetOutOfRangeError,
     UnknownTopicError,
 )
+from logmq.server.limits import ServerLimits
 from logmq.storage.log import LogSlice
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
 
-__all__ = ["Handlers", "NODE_ID"]
+__all__ = ["Handlers", "NODE_ID", "ServerStopping", "cluster_id_of"]
+T = TypeVar("T")
 
 NODE_ID = 0
 NONE = 0
@@ -43,6 +49,33 @@ _SMALL_SLICE = 32 * 1024
 _ALL_OPS = -2147483648
 
 
+class ServerStopping(Exception):
+    """A long poll was cut short because the server is shutting down (closes the connection)."""
+
+
+def cluster_id_of(broker: Broker) -> str:
+    """The data directory's cluster id: made once (Kafka's 22-character form), then kept.
+
+    Clients compare it across reconnects to detect talking to a different cluster, so it must
+    survive restarts; it lives in the data directory's LMDB environment.
+    """
+    env = broker.meta.env
+    db = env.open_db(b"server")
+    with env.begin(db=db, write=True) as txn:
+        raw = txn.get(b"cluster_id")
+        if raw is None:
+            raw = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=")
+            txn.put(b"cluster_id", raw)
+    return bytes(raw).decode()
+
+
+def _check_name(name: Any) -> None:
+    """Names that cannot be topics (NUL, newline, ...) get INVALID_TOPIC, not an exception."""
+    from logmq.broker.broker import validate_topic_name
+
+    validate_topic_name(name)
+
+
 def error_code(e: BaseException | None) -> int:
     if e is None:
         return NONE
@@ -55,7 +88,7 @@ class Handlers:
     """The request handlers of one server (one broker, node id 0)."""
 
     def __init__(self, broker: Broker, host: str, port: int, *,
-                 auto_create_topics: bool = True) -> None:
+                 auto_create_topics: bool = True, limits: ServerLimits | None = None) -> None:
         from logmq.broker.membership import coordinator_for
         from logmq.broker.producer_ids import ProducerIdAllocator
 
@@ -65,10 +98,45 @@ class Handlers:
         self.auto_create_topics = auto_create_topics
         self.coordinator = coordinator_for(broker)
         self.producer_ids = ProducerIdAllocator(broker.meta.env)
-        self.cluster_id = "logmq-" + struct.pack(">Q", hash(broker.path) & (2**64 - 1)).hex()
+        self.cluster_id = cluster_id_of(broker)
+        self.limits = limits or ServerLimits()
+        self.stopping = False
+        self._polls: set[asyncio.Event] = set()
+
+    def stop(self) -> None:
+        """Wake every long poll: Fetch answers with what it has, group waits end."""
+        self.stopping = True
+        for ev in list(self._polls):
+            ev.set()
+
+    async def _until_stopped(self, aw: Awaitable[T]) -> T:
+        """Await ``aw`` unless the server stops first (then :class:`ServerStopping`)."""
+        if self.stopping:
+            raise ServerStopping()
+        ev = asyncio.Event()
+        self._polls.add(ev)
+        fut = asyncio.ensure_future(aw)
+        stop = asyncio.ensure_future(ev.wait())
+        try:
+            await asyncio.wait({fut, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._polls.discard(ev)
+            stop.cancel()
+        if not fut.done():
+            fut.cancel()
+            raise ServerStopping()
+        return fut.result()
 
     # ------------------------------------------------------------------ cluster
-    def metadata(self, body: dict, v: int, client: Any) -> dict:
+    async def metadata(self, body: dict, v: int, client: Any) -> dict:
+        requested = body.get("topics") or []
+        known = set(self.broker.list_topics())
+        if any(t["name"] not in known for t in requested):
+            # auto-creation makes directories and commits metadata: not on the event loop
+            return await asyncio.to_thread(self._metadata, body, v)
+        return self._metadata(body, v)
+
+    def _metadata(self, body: dict, v: int) -> dict:
         requested = body.get("topics")
         allow_create = body.get("allow_auto_topic_creation", True) and self.auto_create_topics
         if requested is None or (v == 0 and not requested):
@@ -136,32 +204,26 @@ class Handlers:
                "error_message": None}
         try:
             plog = self.broker.partition_log(topic, partition)
-            if not records:
-                raise LogMQError("empty records")
-            if "compact" in self.broker.topic_config(topic)["cleanup.policy"]:
-                self._require_keys(records)
-            first, _ = plog.append(records, validate=True)
+            policy = policy_from_config(
+                self.broker.topic_config(topic), single_batch=True,
+                max_uncompressed_bytes=self.limits.max_uncompressed_batch_bytes)
+            data, headers = validate_produce(records or b"", policy)
+            first, _ = plog.append(data, validate=False, headers=headers)
             out["base_offset"] = first
             out["log_start_offset"] = plog.log_start_offset
+        except CorruptRecordError as e:
+            out["error_code"] = e.kafka_code
+            out["error_message"] = str(e)
+            out["record_errors"] = [{"batch_index": getattr(e, "batch_index", 0),
+                                     "batch_index_error_message": str(e)}]
         except LogMQError as e:
             out["error_code"] = e.kafka_code if type(e) is not LogMQError else INVALID_RECORD
             out["error_message"] = str(e)
         return out
 
-    @staticmethod
-    def _require_keys(records: bytes) -> None:
-        from logmq.codec.batch import iter_batches
-        from logmq.codec.records import record_keys
-
-        for pos, _h in iter_batches(records, validate=True):
-            if any(k is None for k in record_keys(records, pos)):
-                err = LogMQError("compacted topics need a key on every record")
-                err.kafka_code = INVALID_RECORD
-                raise err
-
     # ------------------------------------------------------------------ fetch
     async def fetch(self, body: dict, v: int, client: Any) -> dict:
-        max_wait = max(0, body.get("max_wait_ms", 0)) / 1000
+        max_wait = min(max(0, body.get("max_wait_ms", 0)), self.limits.max_fetch_wait_ms) / 1000
         min_bytes = body.get("min_bytes", 1)
         max_bytes = body.get("max_bytes", 0x7FFFFFFF)
         topics = body.get("topics", [])
@@ -173,24 +235,30 @@ class Handlers:
             loop.call_soon_threadsafe(event.set)
 
         registered: list[tuple[str, int]] = []
+        armed = False
         deadline = time.monotonic() + max_wait
+        self._polls.add(event)
         try:
             while True:
                 event.clear()
                 resp, total, errors = self._fetch_once(topics, max_bytes)
                 left = deadline - time.monotonic()
-                if total >= min_bytes or errors or left <= 0:
+                if total >= min_bytes or errors or left <= 0 or self.stopping:
                     return resp
-                if not registered:
+                if not armed:
+                    armed = True
                     for tp in tps:
                         self.broker.add_waiter(tp, wake)
                         registered.append(tp)
-                    continue  # re-read once: an append may have landed before we registered
+                    if registered:
+                        continue  # re-read once: an append may have landed before we registered
+                # every pass through here awaits: no partition, no append, still no spin
                 try:
                     await asyncio.wait_for(event.wait(), left)
                 except TimeoutError:
                     pass
         finally:
+            self._polls.discard(event)
             for tp in registered:
                 self.broker.remove_waiter(tp, wake)
 
@@ -288,7 +356,7 @@ class Handlers:
             require_known_member_id=v >= 4, group_instance_id=body.get("group_instance_id"),
         )
         try:
-            res = await asyncio.wrap_future(fut)
+            res = await self._until_stopped(asyncio.wrap_future(fut))
         except LogMQError as e:
             return {"error_code": e.kafka_code, "generation_id": -1, "protocol_name": "",
                     "leader": "", "member_id": body.get("member_id", ""), "members": []}
@@ -308,7 +376,7 @@ class Handlers:
         try:
             fut = self.coordinator.sync_group(body["group_id"], body["generation_id"],
                                               body["member_id"], assignments)
-            data = await asyncio.wrap_future(fut)
+            data = await self._until_stopped(asyncio.wrap_future(fut))
         except LogMQError as e:
             return {"throttle_time_ms": 0, "error_code": e.kafka_code, "assignment": b""}
         return {"throttle_time_ms": 0, "error_code": NONE, "assignment": data or b""}
@@ -368,8 +436,14 @@ class Handlers:
                 wanted.setdefault(t, []).append(p)
         else:
             wanted = {t["name"]: list(t["partition_indexes"]) for t in req}
+            bad = set()
+            for t in wanted:
+                try:
+                    _check_name(t)
+                except InvalidTopicError:
+                    bad.add(t)
             committed = self.coordinator.fetch_offsets(
-                group, [(t, p) for t, ps in wanted.items() for p in ps])
+                group, [(t, p) for t, ps in wanted.items() if t not in bad for p in ps])
         topics = []
         for t, ps in wanted.items():
             parts = []
@@ -377,7 +451,8 @@ class Handlers:
                 off, meta = committed.get((t, p), (-1, ""))
                 parts.append({"partition_index": p, "committed_offset": off,
                               "committed_leader_epoch": -1, "metadata": meta or "",
-                              "error_code": NONE})
+                              "error_code": INVALID_TOPIC if req is not None and t in bad
+                              else NONE})
             topics.append({"name": t, "partitions": parts})
         return {"throttle_time_ms": 0, "topics": topics, "error_code": NONE}
 
@@ -409,13 +484,21 @@ class Handlers:
     # ------------------------------------------------------------------ admin
     def create_topics(self, body: dict, v: int, client: Any) -> dict:
         out = []
+        cap = self.limits.max_partitions_per_create
+        budget = cap
         for t in body.get("topics", []):
             name = t["name"]
             res = {"name": name, "error_code": NONE, "error_message": None}
             try:
                 n = t.get("num_partitions", -1)
                 rf = t.get("replication_factor", -1)
-                if rf not in (-1, 1):
+                wanted = 1 if n in (-1, None) else n
+                if wanted > budget:
+                    res["error_code"] = INVALID_PARTITIONS
+                    res["error_message"] = (
+                        f"{wanted} partitions exceed what one CreateTopics may create "
+                        f"(max_partitions_per_create={cap}, {budget} left in this request)")
+                elif rf not in (-1, 1):
                     res["error_code"] = INVALID_REPLICATION_FACTOR
                     res["error_message"] = "logmq is a single node: replication factor must be 1"
                 elif t.get("assignments"):
@@ -436,6 +519,7 @@ class Handlers:
                             raise TopicExistsError(name)
                     else:
                         self.broker.create_topic(name, partitions=partitions, config=config)
+                        budget -= wanted
             except LogMQError as e:
                 res["error_code"] = e.kafka_code
                 res["error_message"] = str(e)

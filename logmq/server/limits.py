@@ -1,0 +1,131 @@
+"""Every bound the Kafka server puts on what clients may make it hold or do, in one place.
+
+The defaults are meant for a broker on an untrusted network: each one is far above what a
+well-behaved Kafka client sends, and low enough that a hostile client cannot turn a small
+request into unbounded memory, CPU on the event loop, or held connections. ``logmq serve
+--limit NAME=VALUE`` and ``KafkaServer(limits=...)`` change them; the README's "Limits" table
+lists them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from logmq.codec.validate import MAX_UNCOMPRESSED_BYTES
+from logmq.errors import ConfigError
+
+__all__ = ["ServerLimits", "DEFAULT_API_ELEMENTS", "parse_limit"]
+
+#: Array elements one request of each API may carry (all arrays of the request together).
+#: Sized by what the API can sensibly hold: a consumer fetching 10,000 partitions sends about
+#: 20,000 (topics + partitions); a Metadata request names topics, not millions of them.
+DEFAULT_API_ELEMENTS: dict[int, int] = {
+    0: 100_000,  # Produce: topics + partitions
+    1: 100_000,  # Fetch
+    2: 100_000,  # ListOffsets
+    3: 10_000,  # Metadata: topic names
+    8: 100_000,  # OffsetCommit
+    9: 100_000,  # OffsetFetch
+    10: 100,  # FindCoordinator
+    11: 1_000,  # JoinGroup: protocols
+    12: 10,  # Heartbeat
+    13: 10_000,  # LeaveGroup: members
+    14: 10_000,  # SyncGroup: assignments
+    15: 10_000,  # DescribeGroups
+    16: 100,  # ListGroups
+    18: 100,  # ApiVersions
+    19: 10_000,  # CreateTopics: topics + configs + assignments
+    20: 10_000,  # DeleteTopics
+    21: 100_000,  # DeleteRecords
+    22: 10,  # InitProducerId
+    32: 10_000,  # DescribeConfigs: resources + keys
+}
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Bounds of one :class:`~logmq.server.app.KafkaServer` (Kafka's names in the comments).
+
+    Times are milliseconds, sizes bytes. 0 disables the idle and request-arrival timeouts.
+    """
+
+    #: Largest request frame (Kafka: socket.request.max.bytes, default 100 MiB). It is also the
+    #: per-connection budget: a connection reads one request at a time, so it never holds more
+    #: than one frame plus one read chunk.
+    max_request_size: int = 100 * 1024 * 1024
+    #: Bytes of announced-but-unfinished request frames all connections together may hold
+    #: (Kafka: queued.max.request.bytes). A connection announcing a frame that does not fit
+    #: waits (unread) until others finish; a frame must still arrive whole in time.
+    queued_max_request_bytes: int = 256 * 1024 * 1024
+    #: Close a connection with no request in progress after this long (connections.max.idle.ms).
+    connections_max_idle_ms: int = 600_000
+    #: A request must arrive whole within this time of its first byte (slowloris guard).
+    request_arrival_timeout_ms: int = 60_000
+    #: Open client connections (max.connections); never more than half the fd limit.
+    max_connections: int = 4_096
+    #: Open connections from one IP address (max.connections.per.ip).
+    max_connections_per_ip: int = 1_024
+    #: Longest a Fetch may wait for data (its max_wait_ms is cut to this).
+    max_fetch_wait_ms: int = 30_000
+    #: Total array elements of one request; per-API values in ``api_elements`` win.
+    max_request_elements: int = 100_000
+    api_elements: Mapping[int, int] = field(default_factory=lambda: dict(DEFAULT_API_ELEMENTS))
+    #: Partitions one CreateTopics topic may ask for, and all topics of one request together.
+    max_partitions_per_create: int = 10_000
+    #: Largest uncompressed payload one produced batch may expand to.
+    max_uncompressed_batch_bytes: int = MAX_UNCOMPRESSED_BYTES
+    #: Requests larger than this are handled in a worker thread, off the event loop.
+    offload_request_bytes: int = 64 * 1024
+    #: Malformed-input log lines per minute (the rest are counted, then summarized).
+    malformed_log_per_minute: int = 10
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "api_elements":
+                if any(not isinstance(n, int) or n < 1 for n in v.values()):
+                    raise ConfigError("api_elements values must be integers >= 1")
+                continue
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ConfigError(f"server limit {f.name} must be an integer >= 0, got {v!r}")
+        if self.max_request_size < 1024:
+            raise ConfigError("max_request_size must be at least 1024 bytes")
+        if self.queued_max_request_bytes < self.max_request_size:
+            raise ConfigError("queued_max_request_bytes must be >= max_request_size "
+                              "(else a maximal request could never be read)")
+        if self.max_connections < 1 or self.max_connections_per_ip < 1:
+            raise ConfigError("max_connections and max_connections_per_ip must be >= 1")
+
+    def elements_for(self, api_key: int) -> int:
+        return min(self.api_elements.get(api_key, self.max_request_elements),
+                   self.max_request_elements)
+
+    def replace(self, **changes: Any) -> ServerLimits:
+        """A copy with ``changes`` (names as the fields, or Kafka's dotted names)."""
+        kw = {_field_name(k): v for k, v in changes.items()}
+        if "max_request_size" in kw and "queued_max_request_bytes" not in kw:
+            kw["queued_max_request_bytes"] = max(self.queued_max_request_bytes,
+                                                 kw["max_request_size"])
+        return dataclasses.replace(self, **kw)
+
+
+def _field_name(key: str) -> str:
+    name = key.replace(".", "_").replace("-", "_")
+    names = {f.name for f in dataclasses.fields(ServerLimits)} - {"api_elements"}
+    if name not in names:
+        raise ConfigError(f"unknown server limit {key!r} (known: {', '.join(sorted(names))})")
+    return name
+
+
+def parse_limit(text: str) -> tuple[str, int]:
+    """``NAME=VALUE`` of ``logmq serve --limit`` (VALUE an integer, with _ allowed)."""
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise ConfigError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return _field_name(name.strip()), int(value.strip().replace("_", ""))
+    except ValueError:
+        raise ConfigError(f"limit {name!r}: {value!r} is not an integer") from None
