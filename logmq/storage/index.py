@@ -19,7 +19,7 @@ from array import array
 from bisect import bisect_right
 
 from logmq.errors import CorruptRecordError
-from logmq.storage.fsutil import unlink_quiet
+from logmq.storage.fsutil import fsync_fd, unlink_quiet
 
 __all__ = ["OffsetIndex", "TimeIndex"]
 
@@ -43,14 +43,27 @@ class _IndexFile:
     _pending: list[bytes]
 
     def flush(self, fsync: bool = False) -> None:
+        """Append pending entries. A failed write is cut back off the file and the entries
+        stay pending (tried again on the next flush), so a full disk cannot leave a torn
+        entry that later entries would land behind."""
         if not self._pending:
             return
-        with open(self.path, "ab") as f:
-            f.write(b"".join(self._pending))
+        data = b"".join(self._pending)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            start = os.fstat(fd).st_size
+            try:
+                done = 0
+                while done < len(data):
+                    done += os.write(fd, data[done:])
+            except OSError:
+                os.ftruncate(fd, start)
+                raise
             self._pending.clear()
             if fsync:
-                f.flush()
-                os.fsync(f.fileno())
+                fsync_fd(fd, self.path)
+        finally:
+            os.close(fd)
 
     def _entries_bytes(self) -> bytes:
         raise NotImplementedError
@@ -58,8 +71,12 @@ class _IndexFile:
     def _rewrite(self) -> None:
         data = self._entries_bytes()
         tmp = self.path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+        except BaseException:
+            unlink_quiet(tmp)
+            raise
         os.replace(tmp, self.path)
         self._pending.clear()
 
