@@ -25,7 +25,7 @@ import pytest
 
 import logmq
 from logmq.codec.records import decode_batch, encode_batch
-from logmq.errors import DiskFullError, LogDirFailedError
+from logmq.errors import DiskFullError
 from logmq.storage.log import LogConfig, PartitionLog
 
 HERE = os.path.dirname(os.path.abspath(__file__))

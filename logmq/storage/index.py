@@ -17,6 +17,7 @@ import struct
 import sys
 from array import array
 from bisect import bisect_right
+from collections.abc import Callable
 
 from logmq.errors import CorruptRecordError
 from logmq.storage.fsutil import fsync_fd, unlink_quiet
@@ -41,6 +42,20 @@ class _IndexFile:
 
     path: str
     _pending: list[bytes]
+    #: called when the file turns out damaged on its (lazy) load; it must rebuild the entries
+    #: from the log (the segment sets it). Without it the damage is raised.
+    rebuild: Callable[[], None] | None = None
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def _load_or_rebuild(self) -> None:
+        try:
+            self._load()
+        except CorruptRecordError:
+            if self.rebuild is None:
+                raise
+            self.rebuild()
 
     def flush(self, fsync: bool = False) -> None:
         """Append pending entries. A failed write is cut back off the file and the entries
@@ -126,7 +141,7 @@ class OffsetIndex(_IndexFile):
 
     def _arrays(self) -> tuple[array, array]:
         if self._rel is None:
-            self._load()
+            self._load_or_rebuild()
         assert self._rel is not None and self._pos is not None
         return self._rel, self._pos
 
@@ -223,7 +238,7 @@ class TimeIndex(_IndexFile):
 
     def _lists(self) -> tuple[list[int], list[int]]:
         if self._ts is None:
-            self._load()
+            self._load_or_rebuild()
         assert self._ts is not None and self._rel is not None
         return self._ts, self._rel
 

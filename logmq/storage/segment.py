@@ -21,6 +21,7 @@ import logging
 import mmap
 import os
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 
 from logmq.codec.batch import HEADER_SIZE, BatchHeader, parse_header, validate_batch
@@ -79,8 +80,15 @@ class LogSegment:
         #: set when an index file could not be written or synced: the indexes on disk are
         #: not to be trusted, so the partition must not be closed as clean
         self.index_failed = False
+        rebuild = weakref.WeakMethod(self._rebuild_indexes)  # no cycle: refcounting frees us
+        self.index.rebuild = self.time_index.rebuild = lambda: rebuild()()  # type: ignore[misc]
         #: (first byte, end byte, records) of what the last :meth:`recover` cut, if anything
         self.last_cut: tuple[int, int, int] | None = None
+
+    def _rebuild_indexes(self) -> None:
+        log.warning("index files of %s are damaged: rebuilding them from the log",
+                    self.log_path)
+        self.recover(intact_below=WHOLE)
 
     # ------------------------------------------------------------------ descriptors
     def _open_fd(self) -> int:
@@ -130,12 +138,19 @@ class LogSegment:
             self.created_ms = self._header_at(0).base_timestamp
             _, pos = self.index.last_entry()
             nxt = self.base_offset
-            while pos < self.size:
-                h = self._header_at(pos)
-                nxt = h.next_offset
-                pos += h.size
-            if pos != self.size:
-                raise CorruptRecordError("batch runs past the end of the segment", path=self.log_path)
+            try:
+                while pos < self.size:
+                    h = self._header_at(pos)
+                    nxt = h.next_offset
+                    pos += h.size
+                if pos != self.size:
+                    raise CorruptRecordError("batch runs past the end of the segment",
+                                             path=self.log_path, position=pos)
+            except CorruptRecordError:
+                # a damaged index entry or a damaged log: rebuilding tells which (it raises
+                # for the log, which after a clean close must be whole)
+                self.recover(intact_below=WHOLE)
+                return
             self.next_offset = nxt
 
     def recover(self, intact_below: int = 0) -> int:
