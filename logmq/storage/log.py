@@ -155,7 +155,7 @@ class PartitionLog:
             self._load_producer_state()
         except BaseException:
             for seg in self._segments:  # release descriptors: the caller may retry the open
-                seg.close(sync=False)
+                seg.close(sync=False, force=True)
             self._closed = True
             raise
 
@@ -733,6 +733,13 @@ class PartitionLog:
             except OSError as e:
                 log.error("partition %s-%d: close could not write its checkpoint (%s); it will "
                           "be recovered on the next open", self.topic, self.partition, e)
+
+    def release(self) -> None:
+        """Drop every descriptor without flushing or checkpointing (a failed open)."""
+        with self._lock:
+            self._closed = True
+            for s in self._segments:
+                s.close(sync=False, force=True)
 
     def delete(self) -> None:
         """Close and remove the partition's directory (topic deletion).

@@ -381,9 +381,10 @@ class LogSegment:
         return None
 
     # ------------------------------------------------------------------ lifecycle
-    def close(self, *, sync: bool = True) -> None:
+    def close(self, *, sync: bool = True, force: bool = False) -> None:
         """Flush (with ``sync``) and release the descriptor; the descriptor is released even
-        when the flush fails (the error is raised after)."""
+        when the flush fails (the error is raised after). ``force`` closes it at once even
+        if something (a traceback's frame) still references the handle: for failed opens."""
         if self._closed:
             return
         try:
@@ -392,7 +393,10 @@ class LogSegment:
                 self.flush(fsync=True)
         finally:
             self._closed = True
+            h = self._handle
             CACHE.forget(self)
+            if force and h is not None:
+                h.close()
 
     def delete(self) -> None:
         """Unlink the files; the descriptor stays open until every reader has dropped it."""
