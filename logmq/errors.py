@@ -20,6 +20,11 @@ __all__ = [
     "BrokerClosedError",
     "CorruptRecordError",
     "DirectoryLockedError",
+    "StorageError",
+    "DiskFullError",
+    "LogDirFailedError",
+    "DataDirError",
+    "PartitionLimitError",
     "BufferFullError",
     "KafkaTimeoutError",
     "ProtocolError",
@@ -147,6 +152,44 @@ class CorruptRecordError(LogMQError):
 
 class DirectoryLockedError(LogMQError):
     """Another process (or another open() in this one) owns the data directory."""
+
+
+class StorageError(LogMQError, OSError):
+    """The disk refused a write, a sync or a read; nothing was acknowledged.
+
+    ``path`` names the file and ``errno`` the OS error when there was one. Kafka clients get
+    KAFKA_STORAGE_ERROR, which they retry. An OSError too, so code that already handles
+    OS errors around storage keeps doing so.
+    """
+
+    kafka_code = 56  # KAFKA_STORAGE_ERROR
+
+    def __init__(self, message: str, path: str | None = None, errno: int | None = None):
+        super().__init__(message + (f" ({path})" if path else ""))
+        self.path = path
+        self.errno = errno  # type: ignore[assignment]
+
+
+class DiskFullError(StorageError):
+    """No space (or file size limit) for an append: it was rolled back, the log is unchanged
+    and takes appends again as soon as space is freed."""
+
+
+class LogDirFailedError(StorageError):
+    """An fsync failed, so what the disk holds is unknown: the partition refuses reads and
+    appends until the data directory is reopened (which recovers it from the disk)."""
+
+
+class DataDirError(StorageError):
+    """The path cannot be opened as a data directory (a file, corrupt or lost metadata)."""
+
+    kafka_code = -1
+
+
+class PartitionLimitError(ConfigError):
+    """A topic would exceed the per-topic or per-broker partition cap, or the fd budget."""
+
+    kafka_code = 37  # INVALID_PARTITIONS
 
 
 class BufferFullError(LogMQError):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import shutil
 import threading
 import time
 import uuid
@@ -36,6 +35,7 @@ from logmq.errors import (
     TopicExistsError,
     UnknownTopicError,
 )
+from logmq.storage import datadir
 from logmq.storage.log import PartitionLog, _fsync_dir
 from logmq.types import OffsetAndTimestamp, PartitionInfo, TopicDescription, TopicPartition
 
@@ -82,10 +82,13 @@ class Broker:
         cleaner: bool = True,
         map_size: int = 16 << 30,
         repair: bool = False,
+        max_partitions: int = datadir.DEFAULT_MAX_PARTITIONS,
+        max_partitions_per_topic: int = datadir.DEFAULT_MAX_PARTITIONS_PER_TOPIC,
         **defaults: Any,
     ) -> None:
         self.path = os.fspath(path)
-        os.makedirs(self.path, exist_ok=True)
+        self.max_partitions, self.max_partitions_per_topic = max_partitions, max_partitions_per_topic
+        datadir.check_data_path(self.path)
         self._lock_fd = os.open(os.path.join(self.path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -97,7 +100,12 @@ class Broker:
         self.repair = repair
         try:
             self._init(auto_create_topics, num_partitions, cleaner, map_size, defaults)
-        except BaseException:
+        except BaseException:  # release all it took: a retry (repair=True) must be able to open
+            if hasattr(self, "_stop"):
+                self._stop.set()
+            datadir.release_logs(getattr(self, "_logs", {}).values())
+            if hasattr(self, "meta"):
+                self.meta.close()
             os.close(self._lock_fd)
             raise
 
@@ -122,10 +130,17 @@ class Broker:
         self._logs: dict[tuple[str, int], PartitionLog] = {}
         self._waiters: dict[tuple[str, int], set[Callable[[], None]]] = {}
         self._stop = threading.Event()
-        for name, meta in self.meta.topics().items():
+        topics, adopted = datadir.adopt_orphan_partitions(self.path, self.meta.topics(),
+                                                          self.meta.put_topic)
+        for name, meta in topics.items():
             self._topics[name] = meta
             for p in range(meta["partitions"]):
                 self._open_partition(name, p, clean=self.opened_clean)
+        if adopted:  # the lost metadata held the producer id counter too
+            from logmq.broker.producer_ids import ProducerIdAllocator
+
+            ProducerIdAllocator(self.meta.env).reserve_above(
+                datadir.max_producer_id(self._logs.values()))
         self._extensions: dict[str, Any] = {}
         self._flusher = threading.Thread(target=self._flush_loop, name="logmq-flusher", daemon=True)
         self._flusher.start()
@@ -228,17 +243,19 @@ class Broker:
                      config: Mapping[str, Any] | None = None) -> TopicDescription:
         validate_topic_name(name)
         n = self.num_partitions if partitions is None else partitions
-        if not isinstance(n, int) or n < 1 or n > 100_000:
-            raise ConfigError(f"partitions must be between 1 and 100000, got {n!r}")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ConfigError(f"partitions must be an int >= 1, got {n!r}")
         overrides = validate_topic_config(config)
         with self._lock:
             self._check_open()
             if name in self._topics:
                 raise TopicExistsError(name)
+            datadir.check_partition_budget(
+                name, n, topic_total=n, broker_total=len(self._logs),
+                max_per_topic=self.max_partitions_per_topic, max_total=self.max_partitions)
             meta = {"partitions": n, "config": overrides, "id": uuid.uuid4().hex,
                     "created_ms": int(time.time() * 1000)}
-            for p in range(n):  # leftovers of a crash during delete must not resurface
-                shutil.rmtree(self._partition_dir(name, p), ignore_errors=True)
+            datadir.prepare_partition_dirs(self.path, name, range(n))  # never deletes records
             self.meta.put_topic(name, meta)
             self._topics[name] = meta
             for p in range(n):
@@ -256,6 +273,10 @@ class Broker:
             if total <= meta["partitions"]:
                 raise ConfigError(f"topic {name!r} already has {meta['partitions']} partitions")
             old = meta["partitions"]
+            datadir.check_partition_budget(
+                name, total - old, topic_total=total, broker_total=len(self._logs),
+                max_per_topic=self.max_partitions_per_topic, max_total=self.max_partitions)
+            datadir.prepare_partition_dirs(self.path, name, range(old, total))
             meta = dict(meta, partitions=total)
             self.meta.put_topic(name, meta)
             self._topics[name] = meta

@@ -14,6 +14,8 @@ from typing import Any
 
 import lmdb
 
+from logmq.errors import DataDirError
+
 __all__ = ["MetaStore"]
 
 
@@ -22,8 +24,16 @@ class MetaStore:
 
     def __init__(self, path: str, map_size: int = 16 << 30) -> None:
         os.makedirs(path, exist_ok=True)
-        self.env = lmdb.open(path, max_dbs=32, map_size=map_size, subdir=True, lock=True)
-        self._topics = self.env.open_db(self.TOPICS)
+        try:
+            self.env = lmdb.open(path, max_dbs=32, map_size=map_size, subdir=True, lock=True)
+        except lmdb.Error as e:
+            raise DataDirError(f"metadata store {path!r} cannot be opened ({e}); it is "
+                               "corrupt or not an LMDB environment") from None
+        try:
+            self._topics = self.env.open_db(self.TOPICS)
+        except lmdb.Error as e:
+            self.env.close()
+            raise DataDirError(f"metadata store {path!r} is corrupt ({e})") from None
 
     def get_topic(self, name: str) -> dict[str, Any] | None:
         with self.env.begin(db=self._topics) as txn:

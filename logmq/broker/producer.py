@@ -292,6 +292,8 @@ class Producer:
         send's metadata; ``expected_offset``: append now, and only if the partition's end
         offset is exactly that (else :class:`~logmq.errors.ConcurrencyError`).
         """
+        if timestamp is not None and timestamp < 0:
+            _negative_timestamp(timestamp)
         if options:
             return self._send_with_options(topic, value, key, headers, partition, timestamp,
                                            options)
@@ -588,6 +590,8 @@ class Producer:
         """
         if self._closed:
             raise BrokerClosedError("producer is closed")
+        if timestamp is not None and timestamp < 0:
+            _negative_timestamp(timestamp)
         if expected_offset is not None:
             return self._send_batch_conditional(topic, records, partition, timestamp,
                                                 int(expected_offset))
@@ -771,3 +775,9 @@ class Producer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _negative_timestamp(ts: int) -> None:
+    from logmq.errors import InvalidTimestampError
+
+    raise InvalidTimestampError(f"timestamp {ts} is negative (ms since the epoch, or None for now)")

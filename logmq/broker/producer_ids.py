@@ -30,3 +30,12 @@ class ProducerIdAllocator:
             pid = 1000 if raw is None else _I64.unpack(raw)[0]
             txn.put(_KEY, _I64.pack(pid + 1))
             return pid
+
+    def reserve_above(self, pid: int) -> None:
+        """Make every later id larger than ``pid`` (ids found in partitions after the
+        counter was lost with the metadata store)."""
+        with self._lock, self.env.begin(db=self.db, write=True) as txn:
+            raw = txn.get(_KEY)
+            nxt = 1000 if raw is None else _I64.unpack(raw)[0]
+            if pid + 1 > nxt:
+                txn.put(_KEY, _I64.pack(pid + 1))

@@ -3,31 +3,79 @@
 A rename or a new file is durable only once its directory is fsynced; a replaced file is
 crash-safe only if written elsewhere, fsynced, then renamed over the old one. Every storage
 module uses these helpers so the rules are written (and reviewed) once.
+
+Errors are translated here too, because what they mean for the log differs: a failed write
+(``ENOSPC``, ``EDQUOT``, ``EFBIG``) is undone by the caller and the log stays usable, so it
+becomes :class:`~logmq.errors.DiskFullError`; a failed fsync leaves the page cache in an
+unknown state (Linux may already have dropped the dirty pages it could not write), so it
+becomes :class:`~logmq.errors.LogDirFailedError` and the caller takes the partition offline.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 
-__all__ = ["fsync_path", "write_file_atomically", "unlink_quiet"]
+from logmq.errors import DiskFullError, LogDirFailedError, StorageError
+
+__all__ = ["fsync_path", "write_file_atomically", "unlink_quiet", "fsync_fd", "write_error",
+           "NO_SPACE_ERRNOS"]
+
+#: errnos that mean "no room for this write": retrying after space is freed can succeed
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def write_error(e: OSError, path: str, what: str) -> StorageError:
+    """The typed error for a failed write of ``path`` (already rolled back by the caller)."""
+    if isinstance(e, StorageError):
+        return e
+    cls = DiskFullError if e.errno in NO_SPACE_ERRNOS else StorageError
+    return cls(f"{what} failed: {os.strerror(e.errno or 0)}", path=path, errno=e.errno)
+
+
+def fsync_fd(fd: int, path: str, *, data_only: bool = False) -> None:
+    """fsync (or fdatasync) ``fd``; a failure is a LogDirFailedError naming ``path``."""
+    try:
+        if data_only:
+            os.fdatasync(fd)
+        else:
+            os.fsync(fd)
+    except OSError as e:
+        raise LogDirFailedError(
+            f"fsync failed ({os.strerror(e.errno or 0)}): what the disk holds is unknown, so "
+            "the partition is offline until the data directory is reopened",
+            path=path, errno=e.errno) from None
 
 
 def fsync_path(path: str) -> None:
     """fsync a file or a directory by name."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        fsync_fd(fd, path)
     finally:
         os.close(fd)
 
 
 def write_file_atomically(path: str, data: bytes) -> None:
-    """Replace ``path`` so that a crash leaves either the old or the new content, never a mix."""
+    """Replace ``path`` so that a crash leaves either the old or the new content, never a mix.
+
+    On any failure the temporary file is removed (it may be what filled the disk) and the old
+    content stays in place.
+    """
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                fsync_fd(f.fileno(), tmp)
+        except StorageError:
+            raise
+        except OSError as e:
+            raise write_error(e, tmp, "writing") from None
+    except BaseException:
+        unlink_quiet(tmp)
+        raise
     os.replace(tmp, path)
     fsync_path(os.path.dirname(path) or ".")
 

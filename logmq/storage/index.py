@@ -17,9 +17,10 @@ import struct
 import sys
 from array import array
 from bisect import bisect_right
+from collections.abc import Callable
 
 from logmq.errors import CorruptRecordError
-from logmq.storage.fsutil import unlink_quiet
+from logmq.storage.fsutil import fsync_fd, unlink_quiet
 
 __all__ = ["OffsetIndex", "TimeIndex"]
 
@@ -41,16 +42,43 @@ class _IndexFile:
 
     path: str
     _pending: list[bytes]
+    #: called when the file turns out damaged on its (lazy) load; it must rebuild the entries
+    #: from the log (the segment sets it). Without it the damage is raised.
+    rebuild: Callable[[], None] | None = None
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def _load_or_rebuild(self) -> None:
+        try:
+            self._load()
+        except CorruptRecordError:
+            if self.rebuild is None:
+                raise
+            self.rebuild()
 
     def flush(self, fsync: bool = False) -> None:
+        """Append pending entries. A failed write is cut back off the file and the entries
+        stay pending (tried again on the next flush), so a full disk cannot leave a torn
+        entry that later entries would land behind."""
         if not self._pending:
             return
-        with open(self.path, "ab") as f:
-            f.write(b"".join(self._pending))
+        data = b"".join(self._pending)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            start = os.fstat(fd).st_size
+            try:
+                done = 0
+                while done < len(data):
+                    done += os.write(fd, data[done:])
+            except OSError:
+                os.ftruncate(fd, start)
+                raise
             self._pending.clear()
             if fsync:
-                f.flush()
-                os.fsync(f.fileno())
+                fsync_fd(fd, self.path)
+        finally:
+            os.close(fd)
 
     def _entries_bytes(self) -> bytes:
         raise NotImplementedError
@@ -58,8 +86,12 @@ class _IndexFile:
     def _rewrite(self) -> None:
         data = self._entries_bytes()
         tmp = self.path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+        except BaseException:
+            unlink_quiet(tmp)
+            raise
         os.replace(tmp, self.path)
         self._pending.clear()
 
@@ -109,7 +141,7 @@ class OffsetIndex(_IndexFile):
 
     def _arrays(self) -> tuple[array, array]:
         if self._rel is None:
-            self._load()
+            self._load_or_rebuild()
         assert self._rel is not None and self._pos is not None
         return self._rel, self._pos
 
@@ -206,7 +238,7 @@ class TimeIndex(_IndexFile):
 
     def _lists(self) -> tuple[list[int], list[int]]:
         if self._ts is None:
-            self._load()
+            self._load_or_rebuild()
         assert self._ts is not None and self._rel is not None
         return self._ts, self._rel
 

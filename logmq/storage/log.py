@@ -9,18 +9,32 @@ format it repairs:
   walked to find the next offset.
 * Otherwise every segment from the one holding the checkpointed recovery point onward is
   scanned: each batch's length and CRC are checked, indexes are rebuilt, and the first invalid
-  batch ends the log (it and everything after it, including later segments, is cut). Segments
-  before the recovery point were fsynced before the checkpoint was written, so they are not
-  scanned; corruption there surfaces when read, as an error naming the file and position.
+  batch *above the recovery point* ends the log (it and everything after it, including later
+  segments, is cut, and the cut is logged at WARNING with partition, byte range and record
+  count). Batches below the recovery point were fsynced before the checkpoint was written, so
+  an invalid one there is damage, not a torn write: it raises CorruptRecordError naming file
+  and byte (``repair=True`` cuts there instead, with the same warning). Segments before the
+  recovery point are not scanned; corruption there surfaces when read, as the same error.
+* A clean marker is trusted only if the checkpoint agrees (recovery point == log end): a
+  partition whose close failed (full disk, failed fsync) is recovered like after a crash.
 * Leftovers of an interrupted compaction swap are finished or discarded (see ``_finish_swaps``).
+
+Write failures (see :mod:`logmq.storage.fsutil`): an append that fails is cut back off the
+segment before :class:`~logmq.errors.DiskFullError` is raised, so the log stays consistent
+and takes appends again once space is freed. A failed fsync takes the partition offline
+(:class:`~logmq.errors.LogDirFailedError` for every append and read) until it is reopened:
+after a failed fsync the kernel may have dropped the dirty pages, so neither the write nor
+anything later is acknowledged, and reopening recovers from what the disk really holds.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import threading
 import time
+import uuid
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,14 +46,17 @@ from logmq.errors import (
     ConcurrencyError,
     CorruptRecordError,
     DuplicateSequenceError,
+    InvalidTimestampError,
+    LogDirFailedError,
     OffsetOutOfRangeError,
     OutOfOrderSequenceError,
     RecordTooLargeError,
 )
 from logmq.storage.fsutil import fsync_path as _fsync_dir
-from logmq.storage.fsutil import write_file_atomically
+from logmq.storage.fsutil import write_error, write_file_atomically
+from logmq.storage.handles import FileHandle
 from logmq.storage.producer_state import ProducerStateTable
-from logmq.storage.segment import LOG_SUFFIX, LogSegment
+from logmq.storage.segment import LOG_SUFFIX, WHOLE, LogSegment
 
 __all__ = ["LogConfig", "PartitionLog", "LogSlice", "FSYNC_MODES"]
 
@@ -51,6 +68,10 @@ DELETED_SUFFIX = ".deleted"
 _MAX_REL_OFFSET = 2**32 - 1
 _MAX_POSITION = 2**31 - 1
 _PACK_OFFSET = struct.Struct(">q").pack
+#: a partition directory being deleted is renamed to ``<name>.<hex>-delete`` first, so a
+#: crash mid-delete leaves a name no one mistakes for a partition whose metadata was lost
+DELETE_SUFFIX = "-delete"
+log = logging.getLogger("logmq.storage")
 
 
 @dataclass
@@ -79,12 +100,19 @@ class LogSlice(NamedTuple):
     #: the log end offset when the read was made; an empty slice (length 0) means the offsets
     #: from the one asked for up to ``end`` hold no records (a compaction gap): skip to ``end``
     end: int = -1
+    #: the descriptor the slice was located with, held so ``fileno`` stays valid (and keeps
+    #: naming the same file) while the slice lives, whatever the descriptor LRU does
+    handle: FileHandle | None = None
 
     @property
     def fileno(self) -> int:
+        if self.handle is not None:
+            return self.handle.fd
         return self.segment.fileno()
 
     def read(self) -> bytes:
+        if self.handle is not None:
+            return os.pread(self.handle.fd, self.length, self.position)
         return self.segment.read(self.position, self.length)
 
     def __len__(self) -> int:
@@ -115,13 +143,21 @@ class PartitionLog:
         self._unflushed_messages = 0
         self._last_flush = time.monotonic()
         self.recovered_bytes_truncated = 0
+        #: set once an fsync failed: the partition is offline until reopened
+        self.failed: LogDirFailedError | None = None
         os.makedirs(directory, exist_ok=True)
         self.recovery_point, self.log_start_offset = self._read_checkpoint()
         self._segments: list[LogSegment] = []
         self._bases: list[int] = []
         self.producer_state = ProducerStateTable(directory)
-        self._load(clean)
-        self._load_producer_state()
+        try:
+            self._load(clean)
+            self._load_producer_state()
+        except BaseException:
+            for seg in self._segments:  # release descriptors: the caller may retry the open
+                seg.close(sync=False, force=True)
+            self._closed = True
+            raise
 
     # ------------------------------------------------------------------ checkpoint
     def _read_checkpoint(self) -> tuple[int, int]:
@@ -168,9 +204,13 @@ class PartitionLog:
                 self._segments[-1].load_clean()
                 for s in self._segments[:-1]:
                     if not os.path.exists(s.index.path) and s.size:
-                        s.recover()
-                self._after_load()
-                return
+                        s.recover(intact_below=WHOLE)
+                if self.recovery_point == self.next_offset:
+                    self._after_load()
+                    return
+                log.warning("partition %s-%d: checkpoint at offset %d but log ends at %d "
+                            "although closed cleanly (its close failed?): recovering",
+                            self.topic, self.partition, self.recovery_point, self.next_offset)
             except CorruptRecordError as e:
                 if not self.repair:
                     # After a clean close nothing can be torn: this is damage. Say so rather
@@ -188,11 +228,12 @@ class PartitionLog:
         start = max(0, bisect_right(self._bases, self.recovery_point) - 1)
         for s in self._segments[:start]:
             if s.size and not os.path.exists(s.index.path):
-                s.recover()  # a missing index is rebuilt even below the recovery point
+                # a missing index is rebuilt even below the recovery point; the log must be whole
+                self._recover_segment(s, WHOLE)
         truncated_at: int | None = None
         for i in range(start, len(self._segments)):
             seg = self._segments[i]
-            cut = seg.recover()
+            cut = self._recover_segment(seg, self.recovery_point if i == start else 0)
             self.recovered_bytes_truncated += cut
             if cut:
                 truncated_at = i
@@ -200,12 +241,41 @@ class PartitionLog:
         if truncated_at is not None:
             for seg in self._segments[truncated_at + 1 :]:
                 self.recovered_bytes_truncated += seg.size
+                log.warning("partition %s-%d: recovery deleted segment %s (bytes 0-%d, %d "
+                            "records) behind the cut", self.topic, self.partition,
+                            seg.log_path, seg.size, self._records_in(seg))
                 seg.delete()
             del self._segments[truncated_at + 1 :]
             self._bases = [s.base_offset for s in self._segments]
         active = self._segments[-1]
         if active.size == 0 and active.next_offset < active.base_offset:
             active.next_offset = active.base_offset
+
+    def _recover_segment(self, seg: LogSegment, intact_below: int) -> int:
+        """Recover one segment; damage below ``intact_below`` raises unless ``repair``."""
+        try:
+            cut = seg.recover(intact_below=0 if self.repair else intact_below)
+        except CorruptRecordError as e:
+            err = CorruptRecordError(
+                f"{e.args[0]}: partition {self.topic}-{self.partition} was checkpointed at "
+                f"offset {self.recovery_point}; run `logmq verify`, or open with repair=True "
+                "to cut the partition at the damage", path=e.path, position=e.position)
+            raise err from None
+        if cut and seg.last_cut is not None:
+            first, end, records = seg.last_cut
+            log.warning("partition %s-%d: recovery cut bytes %d-%d of %s (%d bytes, about %d "
+                        "records by their batch headers)%s", self.topic, self.partition,
+                        first, end, seg.log_path, end - first, records,
+                        " below the recovery point (repair=True)"
+                        if seg.next_offset < intact_below else "")
+        return cut
+
+    @staticmethod
+    def _records_in(seg: LogSegment) -> int:
+        try:
+            return LogSegment._count_records(seg.handle(), 0, seg.size)
+        except OSError:  # only for a log line
+            return -1
 
     def _after_load(self) -> None:
         active = self._segments[-1]
@@ -287,39 +357,69 @@ class PartitionLog:
                 raise RecordTooLargeError(
                     f"batch of {h.size} bytes exceeds max.message.bytes={limit}"
                 )
+            if h.base_timestamp < -1 or h.max_timestamp < -1:
+                raise InvalidTimestampError(
+                    f"negative record timestamp ({min(h.base_timestamp, h.max_timestamp)}) in "
+                    f"the batch for {self.topic}-{self.partition}; -1 alone means none")
         view = memoryview(data)
         with self._lock:
-            if self._closed:
-                raise BrokerClosedError(f"log {self.topic}-{self.partition} is closed")
-            nxt = self.next_offset
-            if expected_offset is not None and expected_offset != nxt:
-                raise ConcurrencyError(expected_offset, nxt)
-            dup = self._check_sequences(headers)
-            if dup is not None:
-                return dup
-            total_size = len(data)
-            span = headers[-1][1].last_offset_delta + 1
-            for _, h in headers[:-1]:
-                span += h.last_offset_delta + 1
-            self._maybe_roll(total_size, span)
-            buffers: list[bytes | memoryview] = []
-            assigned: list[BatchHeader] = []
-            off = nxt
-            for pos, h in headers:
-                buffers.append(_PACK_OFFSET(off))
-                buffers.append(view[pos + 8 : pos + h.size])
-                assigned.append(h._replace(base_offset=off))
-                off += h.last_offset_delta + 1
-            self._segments[-1].append(buffers, assigned)
-            for h in assigned:
-                if h.producer_id >= 0:
-                    self.producer_state.update(h, h.base_offset)
-            self._unflushed_messages += off - nxt
-            self._maybe_flush()
+            self._check_usable()
+            try:
+                result = self._append_locked(view, headers, expected_offset)
+            except LogDirFailedError as e:
+                self._fail(e)
+                raise
+            except OSError as e:
+                raise write_error(e, self.directory, "append") from None
+        first, last, appended = result
         cb = self.on_append
-        if cb is not None:
+        if appended and cb is not None:
             cb(self)
-        return nxt, off - 1
+        return first, last
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise BrokerClosedError(f"log {self.topic}-{self.partition} is closed")
+        if self.failed is not None:
+            raise LogDirFailedError(
+                f"partition {self.topic}-{self.partition} is offline since an fsync failed "
+                f"({self.failed.args[0]}); reopen the data directory to recover it",
+                path=self.failed.path, errno=self.failed.errno)
+
+    def _fail(self, e: LogDirFailedError) -> None:
+        if self.failed is None:
+            self.failed = e
+            log.error("partition %s-%d is offline: %s", self.topic, self.partition, e)
+
+    def _append_locked(self, view: memoryview, headers: Sequence[tuple[int, BatchHeader]],
+                       expected_offset: int | None) -> tuple[int, int, bool]:
+        """The append proper: (first, last, appended); not appended for a deduplicated retry."""
+        nxt = self.next_offset
+        if expected_offset is not None and expected_offset != nxt:
+            raise ConcurrencyError(expected_offset, nxt)
+        dup = self._check_sequences(headers)
+        if dup is not None:
+            return dup[0], dup[1], False
+        total_size = len(view)
+        span = headers[-1][1].last_offset_delta + 1
+        for _, h in headers[:-1]:
+            span += h.last_offset_delta + 1
+        self._maybe_roll(total_size, span)
+        buffers: list[bytes | memoryview] = []
+        assigned: list[BatchHeader] = []
+        off = nxt
+        for pos, h in headers:
+            buffers.append(_PACK_OFFSET(off))
+            buffers.append(view[pos + 8 : pos + h.size])
+            assigned.append(h._replace(base_offset=off))
+            off += h.last_offset_delta + 1
+        self._segments[-1].append(buffers, assigned)
+        for h in assigned:
+            if h.producer_id >= 0:
+                self.producer_state.update(h, h.base_offset)
+        self._unflushed_messages += off - nxt
+        self._maybe_flush()
+        return nxt, off - 1, True
 
     def _check_sequences(self, headers: Sequence[tuple[int, BatchHeader]]
                          ) -> tuple[int, int] | None:
@@ -382,7 +482,9 @@ class PartitionLog:
     def _maybe_flush(self) -> None:
         mode = self.config.fsync
         if mode == "always":
-            self._segments[-1].flush(fsync=True)
+            # the batch is durable once the log is synced: an index failure must not make
+            # the append look failed (a retry would duplicate it)
+            self._segments[-1].flush(fsync=True, strict_index=False)
             self._unflushed_messages = 0
         elif mode == "interval":
             fm = self.config.flush_messages
@@ -394,10 +496,15 @@ class PartitionLog:
         with self._lock:
             if self._closed:
                 return
+            self._check_usable()
             self._flush_locked(checkpoint)
 
     def _flush_locked(self, checkpoint: bool = False) -> None:
-        self._segments[-1].flush(fsync=True)
+        try:
+            self._segments[-1].flush(fsync=True)
+        except LogDirFailedError as e:
+            self._fail(e)
+            raise
         self._unflushed_messages = 0
         self._last_flush = time.monotonic()
         if checkpoint and self.recovery_point != self.next_offset:
@@ -412,7 +519,7 @@ class PartitionLog:
         now = time.monotonic() if now is None else now
         if now - self._last_flush >= self.config.flush_ms / 1000:
             with self._lock:
-                if not self._closed and self._segments[-1]._dirty:
+                if not self._closed and self.failed is None and self._segments[-1]._dirty:
                     self._flush_locked()
                 else:
                     self._last_flush = now
@@ -432,8 +539,7 @@ class PartitionLog:
         Kafka's fetch does; readers ignore a truncated trailing batch.
         """
         with self._lock:
-            if self._closed:
-                raise BrokerClosedError(f"log {self.topic}-{self.partition} is closed")
+            self._check_usable()
             self._check_range(offset)
             segments = self._segments
             end = segments[-1].next_offset
@@ -457,7 +563,7 @@ class PartitionLog:
                         break
                     end_pos = p + hh.size
                 length = end_pos - pos
-            return LogSlice(seg, pos, length, end)
+            return LogSlice(seg, pos, length, end, seg.handle())
         return LogSlice(segments[-1], 0, 0, end)
 
     def read_bytes(self, offset: int, max_bytes: int, *, whole_batches: bool = True) -> bytes:
@@ -559,6 +665,7 @@ class PartitionLog:
                 len(s.index)  # load lazily read index files now: their paths get new content
                 len(s.time_index)
                 _ = s.max_timestamp
+                s.pin()  # and keep the old .log open: the LRU must not reopen the new file
             compactor.commit_swap(self.directory, old_bases, new_bases)
             compactor.install_swap(self.directory, old_bases, new_bases)
             iv = self.config.index_interval_bytes
@@ -580,6 +687,10 @@ class PartitionLog:
     def truncate_to(self, offset: int) -> None:
         """Remove everything at and after ``offset`` (used by tests and replication-style repair)."""
         with self._lock:
+            if offset < self.next_offset:
+                log.warning("partition %s-%d: truncating offsets %d-%d (%d records) on request",
+                            self.topic, self.partition, offset, self.next_offset - 1,
+                            self.next_offset - offset)
             while len(self._segments) > 1 and self._segments[-1].base_offset >= offset:
                 seg = self._segments.pop()
                 self._bases.pop()
@@ -592,19 +703,51 @@ class PartitionLog:
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        """fsync and checkpoint: a directory closed this way needs no recovery on reopen."""
+        """fsync and checkpoint: a directory closed this way needs no recovery on reopen.
+
+        Never raises for the disk: every descriptor is released whatever fails, and a failed
+        partition (or a flush that fails now) keeps its old checkpoint, so the next open
+        recovers it from what the disk holds rather than trusting the clean marker.
+        """
         with self._lock:
             if self._closed:
                 return
-            for s in self._segments:
-                s.close()
-            self.recovery_point = self.next_offset
-            self._write_checkpoint()
-            self._snapshot_producers()
             self._closed = True
+            ok = self.failed is None
+            for s in self._segments:
+                try:
+                    s.close(sync=ok)
+                except OSError as e:
+                    ok = False
+                    log.error("partition %s-%d: close could not flush %s (%s); it will be "
+                              "recovered on the next open", self.topic, self.partition,
+                              s.log_path, e)
+            if ok and any(s.index_failed for s in self._segments):
+                ok = False
+            if not ok:
+                return
+            try:
+                self.recovery_point = self.next_offset
+                self._write_checkpoint()
+                self._snapshot_producers()
+            except OSError as e:
+                log.error("partition %s-%d: close could not write its checkpoint (%s); it will "
+                          "be recovered on the next open", self.topic, self.partition, e)
+
+    def release(self) -> None:
+        """Drop every descriptor without flushing or checkpointing (a failed open)."""
+        with self._lock:
+            self._closed = True
+            for s in self._segments:
+                s.close(sync=False, force=True)
 
     def delete(self) -> None:
-        """Close and remove the partition's directory (topic deletion)."""
+        """Close and remove the partition's directory (topic deletion).
+
+        The directory is renamed to ``<dir>.<hex>-delete`` (and the rename synced) before
+        anything is removed: a crash mid-delete then leaves a name that the next open deletes,
+        never a partition directory that looks like one whose metadata was lost.
+        """
         import shutil
 
         with self._lock:
@@ -612,7 +755,13 @@ class PartitionLog:
             for s in self._segments:
                 s.delete()
             self._segments = []
-        shutil.rmtree(self.directory, ignore_errors=True)
+        doomed = f"{self.directory}.{uuid.uuid4().hex}{DELETE_SUFFIX}"
+        try:
+            os.rename(self.directory, doomed)
+            _fsync_dir(os.path.dirname(self.directory) or ".")
+        except OSError:
+            doomed = self.directory
+        shutil.rmtree(doomed, ignore_errors=True)
 
     @property
     def closed(self) -> bool:
