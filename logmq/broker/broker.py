@@ -225,7 +225,9 @@ class Broker:
 
     # ------------------------------------------------------------------ topics
     def create_topic(self, name: str, partitions: int | None = None,
-                     config: Mapping[str, Any] | None = None) -> TopicDescription:
+                     config: Mapping[str, Any] | None = None, *,
+                     exist_ok: bool = False) -> TopicDescription:
+        """Create a topic; with ``exist_ok`` an existing one is returned unchanged."""
         validate_topic_name(name)
         n = self.num_partitions if partitions is None else partitions
         if not isinstance(n, int) or n < 1 or n > 100_000:
@@ -234,6 +236,8 @@ class Broker:
         with self._lock:
             self._check_open()
             if name in self._topics:
+                if exist_ok:
+                    return self.describe_topic(name)
                 raise TopicExistsError(name)
             meta = {"partitions": n, "config": overrides, "id": uuid.uuid4().hex,
                     "created_ms": int(time.time() * 1000)}
