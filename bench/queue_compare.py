@@ -30,8 +30,9 @@ commit, :class:`logmq.broker.queues.state.Journal`). Redis everysec writes XREAD
 XACK's effects to the AOF before replying and fsyncs once a second; always fsyncs before
 replying (once per event-loop iteration, so concurrent clients share it too).
 
-Outputs: the markdown table on stdout and in ``bench/report/queues.md``, every sample in
-``bench/report/queues.json`` (``--out`` changes the directory).
+Outputs: the markdown table on stdout and in ``bench/results/queues.md``, every sample in
+``bench/results/queues.json`` (``--out`` changes the directory; ``--report`` writes the
+tracked ``bench/report/`` copies the README cites instead, as compare.py does).
 """
 
 from __future__ import annotations
@@ -499,8 +500,13 @@ def main() -> None:
     ap.add_argument("--only", help="comma-separated substrings of row keys")
     ap.add_argument("--profile", action="store_true",
                     help="cProfile one embedded 1-worker ack_many session and print the top")
-    ap.add_argument("--out", default=os.path.join(HERE, "report"))
+    ap.add_argument("--out", default=None,
+                    help="output directory  [default: bench/results, untracked]")
+    ap.add_argument("--report", action="store_true",
+                    help="write into bench/report/ (the tracked files the README cites)")
     args = ap.parse_args()
+    if args.out is None:
+        args.out = os.path.join(HERE, "report" if args.report else "results")
     if args.quick:
         args.messages, args.runs = 20_000, 1
         if args.per_record_messages is None:
@@ -560,7 +566,7 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "queues.md"), "w") as f:
         f.write("# Work queues: acknowledged messages/s\n\n"
-                "`python3 bench/queue_compare.py` (see its docstring for the method).\n\n" + md)
+                "`python3 bench/queue_compare.py --report` (see its docstring for the method).\n\n" + md)
     with open(os.path.join(args.out, "queues.json"), "w") as f:
         json.dump(res, f, indent=1)
     print(f"wrote {args.out}/queues.md and queues.json")

@@ -1,7 +1,7 @@
 """Plain value types shared by the public API: named tuples, cheap to build and to unpack."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: NamedTuple fields stay real types, so
+# tools that read them at run time (pdoc, pydantic) resolve them.
 from typing import Any, NamedTuple
 
 __all__ = [

@@ -170,7 +170,8 @@ def test_produce_lines_keys_headers_partition(tmp_path):
 
     bad = run("produce", "t", "-K", ":", data=data, stdin="ok:1\nno separator\n", check=1)
     assert "line 2: no key separator" in bad.err and "Traceback" not in bad.err
-    one_line_error(run("produce", "nope", data=data, stdin="x\n", check=None), "unknown topic")
+    one_line_error(run("produce", "nope", "--no-create", data=data, stdin="x\n",
+                         check=None), "unknown topic")
     one_line_error(run("produce", "t", "-p", "9", data=data, stdin="x\n", check=None),
                    "partition 9 does not exist")
 

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logmq.broker.config import log_config_from, normalize_key, resolve, validate_topic_config
 from logmq.broker.meta import MetaStore
@@ -38,6 +38,12 @@ from logmq.errors import (
 from logmq.storage import datadir
 from logmq.storage.log import PartitionLog, _fsync_dir
 from logmq.types import OffsetAndTimestamp, PartitionInfo, TopicDescription, TopicPartition
+
+if TYPE_CHECKING:  # the clients import this module: no runtime import cycle
+    from logmq.broker.consumer import Consumer
+    from logmq.broker.producer import Producer
+    from logmq.broker.queues.queue import QueueConsumer
+    from logmq.types import Record
 
 __all__ = ["Broker", "open_log"]
 
@@ -240,7 +246,9 @@ class Broker:
 
     # ------------------------------------------------------------------ topics
     def create_topic(self, name: str, partitions: int | None = None,
-                     config: Mapping[str, Any] | None = None) -> TopicDescription:
+                     config: Mapping[str, Any] | None = None, *,
+                     exist_ok: bool = False) -> TopicDescription:
+        """Create a topic; with ``exist_ok`` an existing one is returned unchanged."""
         validate_topic_name(name)
         n = self.num_partitions if partitions is None else partitions
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
@@ -249,6 +257,8 @@ class Broker:
         with self._lock:
             self._check_open()
             if name in self._topics:
+                if exist_ok:
+                    return self.describe_topic(name)
                 raise TopicExistsError(name)
             datadir.check_partition_budget(
                 name, n, topic_total=n, broker_total=len(self._logs),
@@ -418,17 +428,17 @@ class Broker:
         return self.partition_log(t.topic, t.partition).delete_records(before_offset)
 
     # ------------------------------------------------------------------ clients
-    def producer(self, **config: Any):  # -> Producer (import cycle kept out of module scope)
+    def producer(self, **config: Any) -> Producer:
         from logmq.broker.producer import Producer
 
         return Producer(self, **config)
 
-    def consumer(self, *topics: str, **config: Any):
+    def consumer(self, *topics: str, **config: Any) -> Consumer:
         from logmq.broker.consumer import Consumer
 
         return Consumer(self, *topics, **config)
 
-    def queue(self, topic: str, group: str = "workers", **config: Any):  # -> QueueConsumer
+    def queue(self, topic: str, group: str = "workers", **config: Any) -> QueueConsumer:
         """A member of share group ``group`` on ``topic``: records shared one by one, with
         per-record ack/nack/reject (see :mod:`logmq.broker.queues`)."""
         from logmq.broker.queues.manager import queue_manager
@@ -436,7 +446,7 @@ class Broker:
         return queue_manager(self).consumer(topic, group, **config)
 
     def request(self, topic: str, value: Any, *, key: Any = None, headers: Any = None,
-                timeout: float = 30.0, partition: int | None = None):  # -> Record
+                timeout: float = 30.0, partition: int | None = None) -> Record:
         """Send a request with reply-to/correlation-id headers and wait for its reply record
         (``QueueRecord.reply`` on the serving side); KafkaTimeoutError after ``timeout`` s."""
         from logmq.broker.queues.manager import queue_manager

@@ -105,6 +105,44 @@ def _remember_bootstrap(ctx: click.Context, _param: click.Parameter,
         ctx.meta["logmq.bootstrap"] = value
 
 
+def _remember_config_file(ctx: click.Context, _param: click.Parameter,
+                          value: str | None) -> None:
+    if value:
+        ctx.meta["logmq.config_file"] = value
+
+
+def config_file_option(f: F) -> F:
+    """``--config-file FILE`` (env ``LOGMQ_CONFIG``): the TOML file ``logmq serve`` reads."""
+    return click.option(
+        "--config-file", envvar="LOGMQ_CONFIG", metavar="FILE", expose_value=False,
+        type=click.Path(exists=True, dir_okay=False), callback=_remember_config_file,
+        help="TOML file as for `serve --config`: its [topic_defaults] and num_partitions "
+             "apply to this command too (env LOGMQ_CONFIG)")(f)
+
+
+def broker_defaults(path: str | None) -> dict[str, Any]:
+    """Broker options from a ``serve --config`` TOML file that shape what a command sees.
+
+    A topic without an override takes the broker's defaults, so an offline ``topics describe``
+    or ``compact`` must use the same ``[topic_defaults]`` as the server that owns the
+    directory, or it reports (and cleans by) settings the server does not use.
+    """
+    if not path:
+        return {}
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            cfg = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise click.ClickException(f"cannot read config file {path}: {e}") from None
+    out: dict[str, Any] = {k.replace(".", "_"): v
+                           for k, v in cfg.get("topic_defaults", {}).items()}
+    if "num_partitions" in cfg:
+        out["num_partitions"] = cfg["num_partitions"]
+    return out
+
+
 def target_options(f: F) -> F:
     """Where the log is: ``--data DIR`` (owned by this command) or ``--bootstrap HOST:PORT``.
 
@@ -115,7 +153,7 @@ def target_options(f: F) -> F:
     f = click.option("--bootstrap", "-b", envvar="LOGMQ_BOOTSTRAP", metavar="HOST:PORT",
                      expose_value=False, callback=_remember_bootstrap,
                      help="work on a running `logmq serve` instead of a data directory")(f)
-    return data_option(f)
+    return data_option(config_file_option(f))
 
 
 @contextmanager
@@ -146,7 +184,8 @@ def open_broker(data: str, *, create: bool = False) -> Iterator[Broker]:
             f"no logmq data directory at {data!r} (pass --data, or create a topic first)")
     from logmq.broker.broker import Broker
 
-    broker = Broker(data, cleaner=False, auto_create_topics=False)
+    defaults = broker_defaults(ctx.meta.get("logmq.config_file") if ctx is not None else None)
+    broker = Broker(data, cleaner=False, auto_create_topics=False, **defaults)
     try:
         yield broker
     finally:

@@ -44,6 +44,9 @@ def demo(data: str, records: int, partitions: int) -> None:
         consumer.close()
         click.echo(f"replayed {got:,} records in {t3 - t2:.2f} s ({got / max(t3 - t2, 1e-9):,.0f} records/s)")
         for info in log.describe_topic("demo").partitions:
-            click.echo(f"  demo-{info.partition}: offsets {info.start_offset}..{info.end_offset}, "
+            # inclusive ranges, as `logmq produce` prints them (end_offset is the next one)
+            span = (f"offsets {info.start_offset}..{info.end_offset - 1}"
+                    if info.end_offset > info.start_offset else "no records")
+            click.echo(f"  demo-{info.partition}: {span}, "
                        f"{info.size_bytes:,} bytes in {info.segments} segment(s)")
         click.echo(f"data directory: {data} (run again to append more; files are RecordBatch v2)")

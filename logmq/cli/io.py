@@ -19,7 +19,7 @@ from logmq.cli.common import (
     record_to_json,
     target_options,
 )
-from logmq.errors import OffsetOutOfRangeError
+from logmq.errors import OffsetOutOfRangeError, UnknownTopicError
 from logmq.types import Record, TopicPartition
 
 if TYPE_CHECKING:
@@ -75,22 +75,37 @@ def _strip_eol(line: bytes) -> bytes:
               help="a key or value equal to TEXT is sent as null (a value: a tombstone)")
 @click.option("--format", "fmt", type=click.Choice(["raw", "json"]), default="raw",
               show_default=True, help="json: lines as 'consume --format json' prints them")
+@click.option("--partitions", "new_partitions", type=click.IntRange(min=1),
+              help="partitions of TOPIC if this command creates it  [default: the broker's "
+                   "num_partitions, 1 unless configured]")
+@click.option("--no-create", is_flag=True, help="fail if TOPIC does not exist")
 @target_options
 def produce(topic: str, key_separator: str | None, headers: tuple[str, ...],
-            partition: int | None, null_marker: str | None, fmt: str, data: str) -> None:
+            partition: int | None, null_marker: str | None, fmt: str,
+            new_partitions: int | None, no_create: bool, data: str) -> None:
     """Send each line of stdin to TOPIC as one record; print how many and their offsets.
 
+    A missing TOPIC is created first (broker defaults, --partitions) unless --no-create.
     Lines are sent as they arrive (an interactive terminal works); records are acknowledged
     once written to the segment file, as with the embedded producer.
     """
+    if no_create and new_partitions is not None:
+        raise click.UsageError("--partitions is for creating TOPIC; it contradicts --no-create")
     if fmt == "json" and key_separator is not None:
         raise click.UsageError("--key-separator applies to --format raw only")
     common_headers = [(k, v.encode()) for k, v in parse_kv(headers, "--header").items()]
     sep = key_separator.encode() if key_separator is not None else None
     null = null_marker.encode() if null_marker is not None else None
     stdin: IO[bytes] = click.get_binary_stream("stdin")
-    with open_broker(data) as log:
-        log.partitions_for(topic)  # unknown topic: fail before reading any input
+    with open_broker(data, create=not no_create) as log:
+        try:
+            log.partitions_for(topic)  # unknown topic: fail before reading any input
+        except UnknownTopicError:
+            if no_create:
+                raise
+            log.create_topic(topic, partitions=new_partitions, exist_ok=True)
+            click.echo(f"created topic {topic!r} with {log.partitions_for(topic)} "
+                       "partition(s)", err=True)
         summary = _Summary()
         with log.producer(linger_ms=5) as producer:
             for lineno, raw in enumerate(stdin, 1):
@@ -218,9 +233,9 @@ def _writer(fmt: str, key_separator: str | None) -> Callable[[Record, IO[bytes]]
 @click.option("--until", metavar="OFFSET|TIME",
               help="stop before this offset (a plain integer) or time (@EPOCH_MS or a datetime)")
 @click.option("--follow", "-f", is_flag=True,
-              help="keep waiting at the end of the log (stop with ^C or SIGTERM); on a local "
-                   "directory only this process can append while it runs, so this is for "
-                   "the coming --bootstrap")
+              help="keep waiting at the end of the log (stop with ^C or SIGTERM); while it "
+                   "waits on a data directory no other process can write to it, so to follow "
+                   "a live log use --bootstrap against `logmq serve`")
 @target_options
 def consume(topic: str, from_beginning: bool, from_end: bool, offset: int | None,
             from_time: int | None, partition: int | None, group: str | None, fmt: str,

@@ -31,6 +31,7 @@ from logmq.types import (
 __all__ = ["RemoteLog"]
 
 _UNKNOWN_TOPIC = 3
+_TOPIC_EXISTS = 36
 
 
 def _unsupported(what: str) -> LogMQError:
@@ -144,9 +145,18 @@ class _RemoteConsumer:
         self.log = log
         self.max_poll_records = max_poll_records
         self._pos: dict[TopicPartition, int] = {}
+        self._paused: set[TopicPartition] = set()
 
     def assign(self, tps: list[Any]) -> None:
         self._pos = {TopicPartition(*tp): self.log.start_offset(tp) for tp in tps}
+        self._paused &= set(self._pos)
+
+    def pause(self, *tps: Any) -> None:
+        """Stop fetching these partitions (read_records pauses each one it has finished)."""
+        self._paused.update(TopicPartition(*tp) for tp in tps)
+
+    def resume(self, *tps: Any) -> None:
+        self._paused.difference_update(TopicPartition(*tp) for tp in tps)
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._pos)
@@ -165,6 +175,8 @@ class _RemoteConsumer:
         out: list[Record] = []
         wait = int(timeout * 1000)
         for tp, pos in list(self._pos.items()):
+            if tp in self._paused:
+                continue
             recs, _hw = self.log.client.fetch(tp.topic, tp.partition, pos,
                                               max_wait_ms=wait if not out else 0)
             for off, ts, k, v, h in recs[: limit - len(out)]:
@@ -251,8 +263,13 @@ class RemoteLog:
         return self.describe_topic(name).config
 
     def create_topic(self, name: str, partitions: int | None = None,
-                     config: Mapping[str, Any] | None = None) -> None:
-        self.client.create_topic(name, -1 if partitions is None else partitions, dict(config or {}))
+                     config: Mapping[str, Any] | None = None, *, exist_ok: bool = False) -> None:
+        try:
+            self.client.create_topic(name, -1 if partitions is None else partitions,
+                                     dict(config or {}))
+        except WireError as e:
+            if not (exist_ok and e.kafka_code == _TOPIC_EXISTS):
+                raise
 
     def delete_topic(self, name: str) -> None:
         self.client.delete_topic(name)

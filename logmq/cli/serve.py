@@ -42,7 +42,8 @@ def _authkey(path: str) -> bytes:
 @click.option("--data", default=None, help="data directory  [default: logmq-data]")
 @click.option("--listen", default=None, help="HOST:PORT  [default: 127.0.0.1:9092]")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-              help="TOML file: data, listen, max_request_size, auto_create_topics, "
+              envvar="LOGMQ_CONFIG",
+              help="(env LOGMQ_CONFIG) TOML file: data, listen, max_request_size, auto_create_topics, "
                    "num_partitions, and a [topic_defaults] table of topic configs")
 @click.option("--queue-listen", default=None, metavar="HOST:PORT",
               help="also serve share groups to RemoteQueue workers in other processes")
@@ -58,8 +59,9 @@ def serve(data: str | None, listen: str | None, config_file: str | None,
           limits: tuple[str, ...], ready_file: str | None, verbose: bool) -> None:
     """Serve a data directory to Kafka clients (confluent-kafka, kafka-python, aiokafka, kcat).
 
-    With --queue-listen, worker processes share its work queues too::
+    With --queue-listen, worker processes share its work queues too:
 
+    \b
         key = bytes.fromhex(open("logmq-data/queue.authkey").read())
         q = logmq.RemoteQueue(("127.0.0.1", 9093), "jobs", group="workers", authkey=key)
     """

@@ -17,12 +17,19 @@ def topics() -> None:
 @click.option("--partitions", "-p", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--config", "-c", "configs", multiple=True, metavar="KEY=VALUE",
               help="topic config override, repeatable (e.g. cleanup.policy=compact)")
+@click.option("--if-not-exists", is_flag=True,
+              help="an existing topic is fine (left as it is); exit 0")
 @target_options
-def create(name: str, partitions: int, configs: tuple[str, ...], data: str) -> None:
+def create(name: str, partitions: int, configs: tuple[str, ...], if_not_exists: bool,
+           data: str) -> None:
     """Create topic NAME (creates the data directory if needed)."""
     config = parse_kv(configs, "--config")
     with open_broker(data, create=True) as log:
-        log.create_topic(name, partitions=partitions, config=config)
+        existed = if_not_exists and name in log.list_topics()
+        log.create_topic(name, partitions=partitions, config=config, exist_ok=if_not_exists)
+    if existed:
+        click.echo(f"topic {name!r} already exists (left unchanged)")
+        return
     extra = f" ({', '.join(f'{k}={v}' for k, v in config.items())})" if config else ""
     click.echo(f"created topic {name!r} with {partitions} partition(s){extra}")
 
