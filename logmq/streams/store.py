@@ -152,14 +152,17 @@ class Streams:
 
     def append_multi(self, topic: str, partition: int,
                      streams: Sequence[tuple[bytes, list[tuple[bytes | None, Headers]], Any]],
-                     *, versions: dict[bytes, list[int]] | None = None,
+                     *, versions: Sequence[Sequence[int] | None] | None = None,
                      tracking: tuple[str, int] | None = None) -> list[AppendResult]:
         """Append to several streams of one partition in ONE batch, all checks or none.
 
-        ``versions`` gives explicit versions per key (strictly increasing, the first above
-        the stream's current version: the eventsourcing library numbers its own events);
-        ``tracking`` (name, id) is recorded atomically with the batch and must be above the
-        name's recorded position (else WrongExpectedVersionError).
+        ``streams`` is a list of (key, events, expected_version) groups laid out in the batch
+        in that order; a key may come back in a later group (its expected version is checked
+        at its first group only). ``versions``, aligned with ``streams``, gives explicit
+        versions (strictly increasing, above the stream's version so far: the eventsourcing
+        library numbers its own events). ``tracking`` (name, id) is recorded atomically with
+        the batch and must be above the name's recorded position (else
+        WrongExpectedVersionError).
         """
         plog = self.broker.partition_log(topic, partition)
         st = self.index.part(topic, partition)
@@ -174,16 +177,25 @@ class Streams:
                     if cur_t is not None and cur_t >= tracking[1]:
                         raise WrongExpectedVersionError(f"tracking:{tracking[0]}",
                                                         f"> {cur_t}", cur_t)
-                for k, evs, expected in streams:
-                    meta = self.index.metadata(topic, partition, k)
-                    _check(k, meta, expected)
-                    explicit = versions.get(k) if versions is not None else None
+                cur: dict[bytes, int] = {}
+                for i, (k, evs, expected) in enumerate(streams):
+                    if not evs:
+                        continue
+                    now = cur.get(k)
+                    if now is None:
+                        meta = self.index.metadata(topic, partition, k)
+                        _check(k, meta, expected)
+                        now = meta.version
+                    explicit = versions[i] if versions is not None else None
                     if explicit is not None:
-                        if explicit[0] <= meta.version:
-                            raise WrongExpectedVersionError(k, f"< {explicit[0]}", meta.version)
-                        vs = explicit
+                        vs = list(explicit)
+                        if len(vs) != len(evs):
+                            raise ConfigError("one explicit version per event")
+                        if vs[0] <= now or any(a >= b for a, b in zip(vs, vs[1:], strict=False)):
+                            raise WrongExpectedVersionError(k, f"< {vs[0]}", now)
                     else:
-                        vs = list(range(meta.version + 1, meta.version + 1 + len(evs)))
+                        vs = list(range(now + 1, now + 1 + len(evs)))
+                    cur[k] = vs[-1]
                     first = end + len(records)
                     for (value, hs), v in zip(evs, vs, strict=True):
                         records.append((k, value, [(VERSION_HEADER, b"%d" % v), *hs]))
@@ -269,18 +281,25 @@ class Streams:
         tombstoned stream, or whose records retention or compaction removed, are skipped:
         the result never holds a record the log no longer has.
         """
+        lo, hi = 0, to_version
+        if backwards:
+            if from_version is not None:
+                hi = from_version if hi is None else min(hi, from_version)
+        elif from_version is not None:
+            lo = from_version
+        return self.read_range(topic, key, lo, hi, backwards=backwards, limit=limit)
+
+    def read_range(self, topic: str, key: Any, min_version: int = 0,
+                   max_version: int | None = None, *, backwards: bool = False,
+                   limit: int | None = None) -> list[StreamEvent]:
+        """Events with ``min_version <= version <= max_version``, oldest or newest first."""
         k = _bytes(key, "key")
         p = self.partition_for(topic, k)
         self.index.catch_up(topic, p)
         meta = self.index.metadata(topic, p, k)
         if meta.tombstoned or meta.version < 0 or limit == 0:
             return []
-        lo, hi = meta.truncate_before, to_version
-        if backwards:
-            if from_version is not None:
-                hi = from_version if hi is None else min(hi, from_version)
-        elif from_version is not None:
-            lo = max(lo, from_version)
+        lo, hi = max(min_version, meta.truncate_before), max_version
         plog = self.broker.partition_log(topic, p)
         start = plog.log_start_offset
         out: list[StreamEvent] = []
