@@ -150,9 +150,9 @@ def test_multi_partition_placement_matches_the_producer(log):
         for i in range(20):
             p.send("m", b"p%d" % i, key=b"key-%d" % (i % 5)).result()
     for j in range(5):
-        evs = log.read_stream("m", "key-%d" % j)
+        evs = log.read_stream("m", f"key-{j}")
         assert [e.value for e in evs] == [b"p%d" % i for i in range(20) if i % 5 == j]
-        assert {e.partition for e in evs} == {log.streams.partition_for("m", "key-%d" % j)}
+        assert {e.partition for e in evs} == {log.streams.partition_for("m", f"key-{j}")}
 
 
 def test_atomic_multi_stream_append(log):
