@@ -152,7 +152,7 @@ class LogMQAggregateRecorder(AggregateRecorder):
         self.datastore = datastore
         self.streams = datastore.streams
         self.topic = datastore.topic(topic, fsync)
-        self.tracking_topic: str | None = None
+        self.tracking_topic = ""  # only the process recorder has one
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
                       ) -> Sequence[int] | None:
@@ -181,7 +181,6 @@ class LogMQAggregateRecorder(AggregateRecorder):
                 if trk is not None:
                     self._check_tracking(tracking)  # type: ignore[arg-type]
                     if not groups:  # a position alone goes to the tracking topic
-                        assert self.tracking_topic is not None
                         self.streams.append_multi(self.tracking_topic, 0, [], tracking=trk)
                         return []
                 res = self.streams.append_multi(self.topic, 0, groups, versions=versions,
@@ -330,7 +329,6 @@ class LogMQProcessRecorder(LogMQApplicationRecorder, LogMQTrackingRecorder, Proc
 
     def max_tracking_id(self, application_name: str) -> int | None:
         a = self.streams.tracking(self.topic, application_name)
-        assert self.tracking_topic is not None
         b = self.streams.tracking(self.tracking_topic, application_name)
         if a is None:
             return b

@@ -68,7 +68,7 @@ def test_read_ranges_backwards_and_limits(log):
     assert log.read_stream("t", "k", limit=0) == []
     assert log.read_stream("t", "missing") == []
     m = log.streams.metadata("t", "k")
-    assert (m.version, m.count, m.first_offset, m.last_offset) == (9, 10, 0, 18)
+    assert (m.version, m.event_count, m.first_offset, m.last_offset) == (9, 10, 0, 18)
 
 
 def test_index_follows_plain_producers_and_raw_batches(log):

@@ -421,18 +421,19 @@ class Broker:
                                            timeout=timeout, partition=partition)
 
     @property
-    def streams(self):  # -> logmq.streams.Streams: streams by key, expected versions
+    def streams(self) -> Any:  # -> logmq.streams.Streams: streams by key, expected versions
         from logmq.streams import streams_of
 
         return streams_of(self)
 
-    def append_to_stream(self, topic: str, key: Any, events: Any, **kw: Any):
+    def append_to_stream(self, topic: str, key: Any, events: Any, **kw: Any) -> Any:
         return self.streams.append_to_stream(topic, key, events, **kw)
 
-    def read_stream(self, topic: str, key: Any, from_version: int | None = None, **kw: Any):
+    def read_stream(self, topic: str, key: Any, from_version: int | None = None,
+                    **kw: Any) -> Any:
         return self.streams.read_stream(topic, key, from_version, **kw)
 
-    def subscribe_all(self, topic: str, from_position: Any = None, **kw: Any):
+    def subscribe_all(self, topic: str, from_position: Any = None, **kw: Any) -> Any:
         return self.streams.subscribe_all(topic, from_position, **kw)
 
     def extension(self, name: str, factory: Callable[[Broker], Any]) -> Any:

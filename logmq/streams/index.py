@@ -68,7 +68,7 @@ class StreamMetadata(NamedTuple):
     version: int
     first_offset: int
     last_offset: int
-    count: int
+    event_count: int
     truncate_before: int
     tombstoned: bool
 

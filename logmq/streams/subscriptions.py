@@ -80,6 +80,10 @@ class _Base:
     def _pull(self) -> list[StreamEvent]:
         raise NotImplementedError
 
+    @property
+    def checkpoint(self) -> Any:
+        raise NotImplementedError
+
     def poll(self, timeout: float = 0.0) -> list[StreamEvent]:
         """Up to ``batch_size`` events, waiting at most ``timeout`` s for the first one."""
         deadline = time.monotonic() + timeout
