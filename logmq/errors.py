@@ -44,6 +44,8 @@ __all__ = [
     "DuplicateSequenceError",
     "InvalidProducerEpochError",
     "ConcurrencyError",
+    "WrongExpectedVersionError",
+    "StreamDeletedError",
     "QueueFullError",
     "RecordStateError",
     "AuthenticationError",
@@ -295,6 +297,25 @@ class ConcurrencyError(LogMQError):
         super().__init__(f"expected end offset {expected}, partition is at {actual}")
         self.expected = expected
         self.actual = actual
+
+
+class WrongExpectedVersionError(ConcurrencyError):
+    """A stream append found the stream at another version than the caller expected."""
+
+    def __init__(self, stream: object, expected: object, actual_version: int) -> None:
+        LogMQError.__init__(self, f"stream {stream!r}: expected version {expected}, "
+                                  f"the stream is at version {actual_version}")
+        self.stream = stream
+        self.expected = expected
+        self.expected_version = expected
+        self.actual = actual_version
+        self.actual_version = actual_version
+
+
+class StreamDeletedError(LogMQError):
+    """The stream was tombstoned: it can be neither appended to nor recreated."""
+
+    kafka_code = 1
 
 
 class QueueFullError(LogMQError):

@@ -454,6 +454,22 @@ class Broker:
         return queue_manager(self).request(topic, value, key=key, headers=headers,
                                            timeout=timeout, partition=partition)
 
+    @property
+    def streams(self) -> Any:  # -> logmq.streams.Streams: streams by key, expected versions
+        from logmq.streams import streams_of
+
+        return streams_of(self)
+
+    def append_to_stream(self, topic: str, key: Any, events: Any, **kw: Any) -> Any:
+        return self.streams.append_to_stream(topic, key, events, **kw)
+
+    def read_stream(self, topic: str, key: Any, from_version: int | None = None,
+                    **kw: Any) -> Any:
+        return self.streams.read_stream(topic, key, from_version, **kw)
+
+    def subscribe_all(self, topic: str, from_position: Any = None, **kw: Any) -> Any:
+        return self.streams.subscribe_all(topic, from_position, **kw)
+
     def extension(self, name: str, factory: Callable[[Broker], Any]) -> Any:
         """A per-broker singleton (group coordinator, queue manager...), created on first use."""
         with self._lock:

@@ -1,0 +1,375 @@
+"""Streams by key on top of the partitioned log: expected-version appends and indexed reads.
+
+An append to a stream is one RecordBatch appended with the partition-level condition
+``expected_offset`` = the end offset the index has just caught up to. So the check "the
+stream is at version N" and the append are atomic with respect to every other writer: if
+anybody appended to the partition meanwhile (another stream, a plain producer, a Kafka
+client), the append is refused, the index catches up and the check is made again; only a
+real change of *this* stream raises :class:`~logmq.errors.WrongExpectedVersionError`.
+Appends of one partition are serialized by its lock, as the log serializes them anyway;
+different partitions never wait for each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from logmq.broker.partitioner import key_partition
+from logmq.codec.batch import parse_header
+from logmq.codec.records import decode_batch, encode_batch
+from logmq.errors import (
+    ConcurrencyError,
+    ConfigError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+    StreamDeletedError,
+    WrongExpectedVersionError,
+)
+from logmq.streams.index import (
+    OP_HEADER,
+    TRACKING_HEADER,
+    VERSION_HEADER,
+    StreamIndex,
+    StreamMetadata,
+)
+
+if TYPE_CHECKING:
+    from logmq.broker.broker import Broker
+
+__all__ = ["Streams", "StreamEvent", "AppendResult", "ANY", "NO_STREAM", "STREAM_EXISTS",
+           "streams_of"]
+
+ANY = "any"
+NO_STREAM = "no_stream"
+STREAM_EXISTS = "stream_exists"
+
+Headers = list[tuple[str, bytes | None]]
+#: limit on the number of conflict retries caused by *other* streams' appends
+MAX_RETRIES = 1000
+
+
+class StreamEvent(NamedTuple):
+    """One event of a stream: a record plus its stream version."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    version: int | None
+
+
+class AppendResult(NamedTuple):
+    """Where an append landed: the stream's new version and the offsets of its records."""
+
+    topic: str
+    partition: int
+    first_offset: int
+    last_offset: int
+    version: int
+
+
+def _bytes(v: Any, what: str) -> bytes:
+    if isinstance(v, bytes):
+        return v
+    if isinstance(v, str):
+        return v.encode()
+    if isinstance(v, bytearray | memoryview):
+        return bytes(v)
+    raise TypeError(f"{what} must be bytes or str, got {type(v).__name__}")
+
+
+def _event(e: Any) -> tuple[bytes | None, Headers]:
+    """An event given as a value, or as (value, headers)."""
+    if isinstance(e, tuple):
+        value, headers = e
+        hs = [(str(k), None if v is None else _bytes(v, "header value")) for k, v in headers]
+        return (None if value is None else _bytes(value, "event")), hs
+    return (None if e is None else _bytes(e, "event")), []
+
+
+def _check(stream: bytes, meta: StreamMetadata, expected: Any) -> None:
+    if meta.tombstoned:
+        raise StreamDeletedError(f"stream {stream!r} was tombstoned")
+    cur = meta.version
+    if expected == ANY or expected is None:
+        return
+    if expected == NO_STREAM:
+        ok = cur < 0
+    elif expected == STREAM_EXISTS:
+        ok = cur >= 0
+    elif isinstance(expected, int) and not isinstance(expected, bool) and expected >= -1:
+        ok = cur == expected
+    else:
+        raise ConfigError(f"expected_version must be an int >= -1, {ANY!r}, {NO_STREAM!r} or "
+                          f"{STREAM_EXISTS!r}, got {expected!r}")
+    if not ok:
+        raise WrongExpectedVersionError(stream, expected, cur)
+
+
+class Streams:
+    """The stream API of one open log; get it with ``log.streams`` (one per broker)."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.index = StreamIndex(broker)
+
+    # ------------------------------------------------------------------ placement
+    def partition_for(self, topic: str, key: Any) -> int:
+        """The partition of ``key``: the embedded producer's default key placement."""
+        n = self.broker.ensure_topic(topic)
+        return key_partition(_bytes(key, "key"), n) if n > 1 else 0
+
+    # ------------------------------------------------------------------ appends
+    def append_to_stream(self, topic: str, key: Any, events: Iterable[Any], *,
+                         expected_version: Any = ANY, headers: Headers | None = None
+                         ) -> AppendResult:
+        """Append ``events`` (values, or (value, headers) pairs) to stream ``key``, atomically.
+
+        All events go in one batch: all or none are appended, contiguously, with versions
+        current+1, current+2, ... written as the ``logmq.version`` header.
+        ``expected_version``: an int (the stream's current version, -1 for none),
+        ``"no_stream"``, ``"stream_exists"`` or ``"any"``.
+        """
+        k = _bytes(key, "key")
+        evs = [_event(e) for e in events]
+        if not evs:
+            raise ConfigError("append_to_stream needs at least one event")
+        if headers:
+            evs = [(v, list(headers) + h) for v, h in evs]
+        p = self.partition_for(topic, k)
+        res = self.append_multi(topic, p, [(k, evs, expected_version)])
+        return res[0]
+
+    def send(self, topic: str, value: Any, *, key: Any, expected_version: Any = ANY,
+             headers: Headers | None = None) -> AppendResult:
+        """One event; ``send(topic, v, key=k, expected_version=N)``."""
+        return self.append_to_stream(topic, key, [(value, list(headers or []))],
+                                     expected_version=expected_version)
+
+    def append_multi(self, topic: str, partition: int,
+                     streams: Sequence[tuple[bytes, list[tuple[bytes | None, Headers]], Any]],
+                     *, versions: Sequence[Sequence[int] | None] | None = None,
+                     tracking: tuple[str, int] | None = None) -> list[AppendResult]:
+        """Append to several streams of one partition in ONE batch, all checks or none.
+
+        ``streams`` is a list of (key, events, expected_version) groups laid out in the batch
+        in that order; a key may come back in a later group (its expected version is checked
+        at its first group only). ``versions``, aligned with ``streams``, gives explicit
+        versions (strictly increasing, above the stream's version so far: the eventsourcing
+        library numbers its own events). ``tracking`` (name, id) is recorded atomically with
+        the batch and must be above the name's recorded position (else
+        WrongExpectedVersionError).
+        """
+        plog = self.broker.partition_log(topic, partition)
+        st = self.index.part(topic, partition)
+        max_bytes = plog.config.max_message_bytes
+        for _ in range(MAX_RETRIES):
+            with st.lock:
+                end = self.index._catch_up_locked(plog, st)
+                records: list[tuple[bytes | None, bytes | None, Headers]] = []
+                results: list[tuple[bytes, int, int, int]] = []
+                if tracking is not None:
+                    cur_t = self.index.tracking(topic, partition, tracking[0])
+                    if cur_t is not None and cur_t >= tracking[1]:
+                        raise WrongExpectedVersionError(f"tracking:{tracking[0]}",
+                                                        f"> {cur_t}", cur_t)
+                cur: dict[bytes, int] = {}
+                for i, (k, evs, expected) in enumerate(streams):
+                    if not evs:
+                        continue
+                    now = cur.get(k)
+                    if now is None:
+                        meta = self.index.metadata(topic, partition, k)
+                        _check(k, meta, expected)
+                        now = meta.version
+                    explicit = versions[i] if versions is not None else None
+                    if explicit is not None:
+                        vs = list(explicit)
+                        if len(vs) != len(evs):
+                            raise ConfigError("one explicit version per event")
+                        if vs[0] <= now or any(a >= b for a, b in zip(vs, vs[1:], strict=False)):
+                            raise WrongExpectedVersionError(k, f"< {vs[0]}", now)
+                    else:
+                        vs = list(range(now + 1, now + 1 + len(evs)))
+                    cur[k] = vs[-1]
+                    first = end + len(records)
+                    for (value, hs), v in zip(evs, vs, strict=True):
+                        records.append((k, value, [(VERSION_HEADER, b"%d" % v), *hs]))
+                    results.append((k, first, end + len(records) - 1, vs[-1]))
+                if tracking is not None:
+                    trk = (TRACKING_HEADER, tracking[0].encode() + b"\x00%d" % tracking[1])
+                    if records:
+                        k0, v0, h0 = records[0]
+                        records[0] = (k0, v0, [*h0, trk])
+                    else:  # a position alone: one record outside every stream
+                        records.append((None, None, [trk]))
+                if not records:
+                    raise ConfigError("nothing to append")
+                data = encode_batch(records)
+                if len(data) > max_bytes:
+                    raise RecordTooLargeError(f"the batch of {len(records)} events is "
+                                              f"{len(data)} bytes > max.message.bytes")
+                try:
+                    first_off, last_off = plog.append(data, validate=False, expected_offset=end)
+                except ConcurrencyError:
+                    continue  # a writer that does not take our lock appended: catch up
+                crc = parse_header(data, 0).crc
+                self.index.record_append(
+                    st, [(first_off + i, r[0], r[2]) for i, r in enumerate(records)],
+                    first_off, last_off + 1, crc)
+            return [AppendResult(topic, partition, f, last, v) for _, f, last, v in results]
+        raise ConcurrencyError(end, plog.next_offset)
+
+    def append_op(self, topic: str, key: Any, op: bytes, value: bytes | None = b"") -> int:
+        """Append a stream operation record (no version); returns its offset."""
+        k = _bytes(key, "key")
+        p = self.partition_for(topic, k)
+        plog = self.broker.partition_log(topic, p)
+        st = self.index.part(topic, p)
+        rec = [(k, value, [(OP_HEADER, op)])]
+        data = encode_batch(rec)
+        while True:
+            with st.lock:
+                end = self.index._catch_up_locked(plog, st)
+                meta = self.index.metadata(topic, p, k)
+                if meta.tombstoned:
+                    raise StreamDeletedError(f"stream {k!r} was tombstoned")
+                try:
+                    first, _ = plog.append(data, validate=False, expected_offset=end)
+                except ConcurrencyError:
+                    continue
+                self.index.record_append(st, [(first, k, rec[0][2])], first, first + 1,
+                                         parse_header(data, 0).crc)
+                return first
+
+    def truncate_before(self, topic: str, key: Any, version: int) -> None:
+        """Soft delete: readers no longer see versions below ``version`` (records stay)."""
+        if not isinstance(version, int) or version < 0:
+            raise ConfigError("truncate_before needs a version >= 0")
+        self.append_op(topic, key, b"truncate-before=%d" % version)
+
+    def tombstone(self, topic: str, key: Any) -> None:
+        """Delete the stream for good: reads return nothing, appends raise StreamDeletedError.
+
+        The marker is a Kafka tombstone (null value) with the key, so a compacted topic
+        drops the stream's records too.
+        """
+        self.append_op(topic, key, b"tombstone", None)
+
+    # ------------------------------------------------------------------ reads
+    def metadata(self, topic: str, key: Any) -> StreamMetadata:
+        k = _bytes(key, "key")
+        p = self.partition_for(topic, k)
+        self.index.catch_up(topic, p)
+        return self.index.metadata(topic, p, k)
+
+    def version(self, topic: str, key: Any) -> int:
+        """Current version of the stream (-1 when it has no event)."""
+        return self.metadata(topic, key).version
+
+    def read_stream(self, topic: str, key: Any, from_version: int | None = None, *,
+                    backwards: bool = False, limit: int | None = None,
+                    to_version: int | None = None) -> list[StreamEvent]:
+        """Events of stream ``key`` from ``from_version`` (inclusive), via the key index.
+
+        Forwards from version 0 by default; ``backwards`` starts at the last version (or at
+        ``from_version``) and goes down. Versions below the truncate-before mark, of a
+        tombstoned stream, or whose records retention or compaction removed, are skipped:
+        the result never holds a record the log no longer has.
+        """
+        lo, hi = 0, to_version
+        if backwards:
+            if from_version is not None:
+                hi = from_version if hi is None else min(hi, from_version)
+        elif from_version is not None:
+            lo = from_version
+        return self.read_range(topic, key, lo, hi, backwards=backwards, limit=limit)
+
+    def read_range(self, topic: str, key: Any, min_version: int = 0,
+                   max_version: int | None = None, *, backwards: bool = False,
+                   limit: int | None = None) -> list[StreamEvent]:
+        """Events with ``min_version <= version <= max_version``, oldest or newest first."""
+        k = _bytes(key, "key")
+        p = self.partition_for(topic, k)
+        self.index.catch_up(topic, p)
+        meta = self.index.metadata(topic, p, k)
+        if meta.tombstoned or meta.version < 0 or limit == 0:
+            return []
+        lo, hi = max(min_version, meta.truncate_before), max_version
+        plog = self.broker.partition_log(topic, p)
+        start = plog.log_start_offset
+        out: list[StreamEvent] = []
+        batch: dict[int, Any] = {}
+        b_lo = b_hi = -1
+        for v, off in self.index.versions(topic, p, k, lo, hi, backwards, None):
+            if off < start:
+                if backwards:
+                    break
+                continue
+            if not b_lo <= off < b_hi:
+                try:
+                    data = plog.read_bytes(off, 1)
+                except OffsetOutOfRangeError:
+                    continue
+                if not data:
+                    continue
+                h, recs = decode_batch(data, 0, validate=False)
+                b_lo, b_hi = h.base_offset, h.next_offset
+                batch = {r[0]: r for r in recs}
+            r = batch.get(off)
+            if r is None or r[2] != k:
+                continue  # compaction removed it (or the index is stale there)
+            out.append(StreamEvent(topic, p, off, r[1], r[2], r[3], r[4], v))
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def tracking(self, topic: str, name: str, partition: int = 0) -> int | None:
+        """The highest position recorded under ``name`` with ``append_multi(tracking=...)``."""
+        self.index.catch_up(topic, partition)
+        return self.index.tracking(topic, partition, name)
+
+    # ------------------------------------------------------------------ subscriptions
+    def subscribe_all(self, topic: str, from_position: Any = None, **kw: Any) -> Any:
+        from logmq.streams.subscriptions import AllSubscription
+
+        return AllSubscription(self, topic, from_position, **kw)
+
+    def subscribe_stream(self, topic: str, key: Any, from_version: int | None = None,
+                         **kw: Any) -> Any:
+        from logmq.streams.subscriptions import StreamSubscription
+
+        return StreamSubscription(self, topic, _bytes(key, "key"), from_version, **kw)
+
+    def subscribe_all_async(self, topic: str, from_position: Any = None, **kw: Any) -> Any:
+        from logmq.streams.subscriptions import AsyncAllSubscription
+
+        return AsyncAllSubscription(self, topic, from_position, **kw)
+
+    def subscribe_stream_async(self, topic: str, key: Any, from_version: int | None = None,
+                               **kw: Any) -> Any:
+        from logmq.streams.subscriptions import AsyncStreamSubscription
+
+        return AsyncStreamSubscription(self, topic, _bytes(key, "key"), from_version, **kw)
+
+    def snapshots(self, topic: str, **kw: Any) -> Any:
+        from logmq.streams.snapshots import Snapshots
+
+        return Snapshots(self, topic, **kw)
+
+    # ------------------------------------------------------------------ broker hooks
+    def on_topic_deleted(self, topic: str) -> None:
+        self.index.on_topic_deleted(topic)
+
+    def close(self) -> None:
+        self.index.close()
+
+
+def streams_of(broker: Broker) -> Streams:
+    """The broker's Streams service (created on first use, closed with the broker)."""
+    s: Streams = broker.extension("streams", Streams)
+    return s
