@@ -20,7 +20,14 @@ ADMIN = "not built yet: admin APIs (CreatePartitions, IncrementalAlterConfigs, A
 MAX_TS = "not built yet: ListOffsets max-timestamp spec (-3) answers the earliest offset " \
          "instead of the offset of the record with the largest timestamp"
 
+CONFIGS = "logmq gap: DescribeConfigs for a topic omits compression.type and " \
+          "min.insync.replicas (Kafka describes every topic config, defaults included)"
+BROKER_CONFIGS = "logmq gap: DescribeConfigs for the BROKER resource returns no entries " \
+                 "(Kafka lists log.retention.hours, num.partitions, ...)"
+
 EXPECTED: dict[tuple[str, str], str] = {
+    ("*", "describe_configs"): CONFIGS,
+    ("*", "describe_broker_configs"): BROKER_CONFIGS,
     ("*", "transactions"): TXN,
     ("*", "create_partitions"): ADMIN,
     ("*", "incremental_alter_configs"): ADMIN,

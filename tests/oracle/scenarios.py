@@ -57,7 +57,7 @@ CLIENTS: dict[str, Client] = {c.name: c for c in [
                 "describe_broker_configs")),
     Client("aiokafka", [PY, "scenario_aiokafka.py"],
            _ops("offsets_max_timestamp", "offsets_by_time_future", "incremental_alter_configs",
-                "describe_broker_configs", "create_topic_again", "delete_group")),
+                "describe_broker_configs", "delete_group")),
     Client("kcat", [PY, "scenario_kcat.py"],
            ["metadata", "produce", "consume", "offsets_earliest", "offsets_latest",
             "offsets_by_time", "group_consume_commit", "unknown_topic_metadata"],
