@@ -192,11 +192,12 @@ class KafkaCluster:
         return ",".join(f"127.0.0.1:{p}" for p in self.ports)
 
     def _properties(self, node: int) -> str:
-        voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(self.controller_ports))
+        # node ids from 0, as logmq's single node is 0: tools print the same Leader/Replicas
+        voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in enumerate(self.controller_ports))
         rf = str(min(3, self.brokers))
         conf = {
             "process.roles": "broker,controller",
-            "node.id": str(node + 1),
+            "node.id": str(node),
             "controller.quorum.voters": voters,
             "listeners": f"PLAINTEXT://127.0.0.1:{self.ports[node]},"
                          f"CONTROLLER://127.0.0.1:{self.controller_ports[node]}",
