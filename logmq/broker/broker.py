@@ -430,6 +430,12 @@ class Broker:
                 self._extensions[name] = ext
             return ext
 
+    def metrics(self) -> dict[str, Any]:
+        """Offsets, sizes, throughput, group lag, queue depths: see :mod:`logmq.ops.figures`."""
+        from logmq.ops.metrics import metrics_dict  # needs prometheus-client
+
+        return metrics_dict(self)
+
     # ------------------------------------------------------------------ lifecycle
     def flush(self) -> None:
         """fsync every partition now, whatever the fsync policy."""

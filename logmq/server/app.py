@@ -19,6 +19,7 @@ import inspect
 import logging
 import os
 import signal
+import time
 from typing import TYPE_CHECKING, Any
 
 from logmq.errors import ProtocolError
@@ -71,7 +72,10 @@ class KafkaServer:
         max_request_size: int = 100 * 1024 * 1024,
         advertised_host: str | None = None,
         auto_create_topics: bool = True,
+        observer: Any = None,
     ) -> None:
+        #: ``observer.request(api, seconds, body, raised)`` after each request (logmq.ops)
+        self.observer = observer
         self.broker = broker
         self.host = host
         self.port = port
@@ -165,9 +169,11 @@ class KafkaServer:
         task = asyncio.current_task()
         assert task is not None
         self._busy.add(task)
+        t0, raised = time.perf_counter(), False
+        body: dict | None = None
         try:
             if api == API_VERSIONS:
-                body: dict | None = {"error_code": 0, "api_keys": self._api_keys(),
+                body = {"error_code": 0, "api_keys": self._api_keys(),
                                      "throttle_time_ms": 0}
             else:
                 result = self._table[api](request.body, version, client)
@@ -177,10 +183,13 @@ class KafkaServer:
             await self._write_response(writer, api, version, corr, body)
             return True
         except Exception:
+            raised = True
             log.exception("error handling api %d v%d from %s", api, version, client.host)
             return False
         finally:
             self._busy.discard(task)
+            if self.observer is not None:
+                self.observer.request(api, time.perf_counter() - t0, body, raised)
 
     def _api_keys(self) -> list[dict]:
         return [{"api_key": k, "min_version": lo, "max_version": hi}
@@ -214,6 +223,8 @@ def run_server(
     ready_file: str | None = None,
     queue_listen: tuple[str, int] | None = None,
     queue_authkey: bytes | None = None,
+    advertised_host: str | None = None,
+    http_listen: tuple[str, int] | None = None,
     **broker_config: Any,
 ) -> None:
     """Open ``data``, serve until SIGTERM/SIGINT, then shut down cleanly (blocking).
@@ -225,7 +236,19 @@ def run_server(
     """
     import logmq
 
-    broker = logmq.open(data, auto_create_topics=auto_create_topics, **broker_config)
+    ops = None
+    if http_listen is not None:  # up first, so /readyz says 503 while recovery runs
+        from logmq.ops.http import OpsHttpServer
+
+        ops = OpsHttpServer(http_listen, data).start()
+    try:
+        broker = logmq.open(data, auto_create_topics=auto_create_topics, **broker_config)
+    except BaseException:
+        if ops is not None:
+            ops.close()
+        raise
+    if ops is not None:
+        ops.attach_broker(broker)
     queue_server = None
     if queue_listen is not None:
         from logmq.broker.queues.remote import QueueServer
@@ -240,8 +263,12 @@ def run_server(
 
     async def main() -> None:
         server = KafkaServer(broker, host, port, max_request_size=max_request_size,
-                             auto_create_topics=auto_create_topics)
+                             auto_create_topics=auto_create_topics,
+                             advertised_host=advertised_host,
+                             observer=ops.stats if ops is not None else None)
         h, p = await server.start()
+        if ops is not None:
+            ops.serving(server, asyncio.get_running_loop())
         if ready_file:
             tmp = ready_file + ".tmp"
             with open(tmp, "w") as f:
@@ -253,6 +280,8 @@ def run_server(
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("shutting down")
+        if ops is not None:
+            ops.stopping()
         await server.stop()
 
     try:
@@ -261,4 +290,6 @@ def run_server(
         if queue_server is not None:
             queue_server.close()  # members leave first: what they held is released, durably
         broker.close()
+        if ops is not None:
+            ops.close()
         log.info("data directory closed cleanly")

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from logmq.codec.batch import HEADER_SIZE, BatchHeader, parse_header, validate_batch
 from logmq.errors import CorruptRecordError
+from logmq.storage import fsutil
 from logmq.storage.index import OffsetIndex, TimeIndex
 
 __all__ = ["LogSegment", "segment_name", "LOG_SUFFIX", "INDEX_SUFFIX", "TIMEINDEX_SUFFIX"]
@@ -184,7 +185,7 @@ class LogSegment:
         if self._closed:
             return
         if fsync and self._dirty:
-            os.fdatasync(self._fd)
+            fsutil.fdatasync(self._fd)
         self.index.flush(fsync=fsync)
         self.time_index.flush(fsync=fsync)
         self._dirty = False
