@@ -432,7 +432,7 @@ class Broker:
 
     def metrics(self) -> dict[str, Any]:
         """Offsets, sizes, throughput, group lag, queue depths: see :mod:`logmq.ops.figures`."""
-        from logmq.ops.metrics import metrics_dict  # needs prometheus-client
+        from logmq.ops.figures import metrics_dict
 
         return metrics_dict(self)
 

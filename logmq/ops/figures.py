@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from logmq.broker.broker import Broker
     from logmq.ops.stats import ServerStats
 
-__all__ = ["snapshot", "topics", "topic", "groups", "group", "queues", "cleaner", "storage"]
+__all__ = ["metrics_dict", "snapshot", "topics", "topic", "groups", "group", "queues", "cleaner", "storage"]
 
 
 def _extension(broker: Broker, name: str) -> Any:
@@ -233,3 +233,11 @@ def queue_depths(broker: Broker) -> dict[str, int]:
         except Exception:  # noqa: BLE001 - its topic was deleted
             continue
     return out
+
+
+def metrics_dict(broker: Broker) -> dict[str, Any]:
+    """``log.metrics()``: :func:`snapshot` with the Kafka server's figures if it is served."""
+    from logmq.ops.stats import install_fsync_observer, server_stats_of
+
+    install_fsync_observer()
+    return snapshot(broker, server=server_stats_of(broker))

@@ -166,7 +166,10 @@ class OpsHttpServer:
         PlatformCollector(registry=self.registry)
         self._stop = threading.Event()
         self._sampler: threading.Thread | None = None
-        self._httpd = _Server(listen, _Handler)  # binds now: a taken port fails here
+        try:
+            self._httpd = _Server(listen, _Handler)  # binds now: a taken port fails here
+        except OSError as e:
+            raise OSError(e.errno, f"{e.strerror} ({listen[0]}:{listen[1]}, --http)") from None
         self._httpd.ops = self
         self.address: tuple[str, int] = self._httpd.server_address[:2]  # type: ignore[assignment]
         self._thread: threading.Thread | None = None
@@ -269,8 +272,9 @@ class OpsHttpServer:
                                "phase": self.phase}
         if self.kafka is not None:
             adv = getattr(self.kafka, "advertised_host", None) or self.kafka.host
+            adv_port = getattr(self.kafka, "advertised_port", None) or self.kafka.port
             out["listen"] = f"{self.kafka.host}:{self.kafka.port}"
-            out["advertised"] = f"{adv}:{self.kafka.port}"
+            out["advertised"] = f"{adv}:{adv_port}"
             out["max_request_size"] = self.kafka.max_request_size
         if b is not None:
             out.update(path=b.path, num_partitions=b.num_partitions,

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BrokerCollector", "register", "metrics_dict"]
 
+metrics_dict = figures.metrics_dict
+
 _CLEANER_COUNTERS = ("partitions_compacted", "segments_deleted", "bytes_deleted",
                      "offsets_deleted", "segments_cleaned", "records_removed",
                      "tombstones_removed", "bytes_cleaned")
@@ -203,8 +205,3 @@ def register(registry: CollectorRegistry, log: Broker,
     registry.register(collector)
     return collector
 
-
-def metrics_dict(log: Broker) -> dict[str, Any]:
-    """``log.metrics()``: the same figures as a dict (JSON-ready)."""
-    install_fsync_observer()
-    return figures.snapshot(log, server=server_stats_of(log))

@@ -73,6 +73,7 @@ class KafkaServer:
         advertised_host: str | None = None,
         auto_create_topics: bool = True,
         observer: Any = None,
+        advertised_port: int | None = None,
     ) -> None:
         #: ``observer.request(api, seconds, body, raised)`` after each request (logmq.ops)
         self.observer = observer
@@ -80,6 +81,7 @@ class KafkaServer:
         self.host = host
         self.port = port
         self.advertised_host = advertised_host
+        self.advertised_port = advertised_port
         self.max_request_size = max_request_size
         self.auto_create_topics = auto_create_topics
         self._server: asyncio.base_events.Server | None = None
@@ -94,7 +96,8 @@ class KafkaServer:
         sock = self._server.sockets[0]
         host, port = sock.getsockname()[:2]
         self.port = port
-        self.handlers = Handlers(self.broker, self.advertised_host or host, port,
+        self.handlers = Handlers(self.broker, self.advertised_host or host,
+                                 self.advertised_port or port,
                                  auto_create_topics=self.auto_create_topics)
         self._table = self.handlers.table()
         log.info("logmq listening on %s:%d (data %s)", host, port, self.broker.path)
@@ -224,6 +227,7 @@ def run_server(
     queue_listen: tuple[str, int] | None = None,
     queue_authkey: bytes | None = None,
     advertised_host: str | None = None,
+    advertised_port: int | None = None,
     http_listen: tuple[str, int] | None = None,
     **broker_config: Any,
 ) -> None:
@@ -264,7 +268,7 @@ def run_server(
     async def main() -> None:
         server = KafkaServer(broker, host, port, max_request_size=max_request_size,
                              auto_create_topics=auto_create_topics,
-                             advertised_host=advertised_host,
+                             advertised_host=advertised_host, advertised_port=advertised_port,
                              observer=ops.stats if ops is not None else None)
         h, p = await server.start()
         if ops is not None:
