@@ -480,6 +480,12 @@ class Broker:
                 self._extensions[name] = ext
             return ext
 
+    def metrics(self) -> dict[str, Any]:
+        """Offsets, sizes, throughput, group lag, queue depths: see :mod:`logmq.ops.figures`."""
+        from logmq.ops.figures import metrics_dict
+
+        return metrics_dict(self)
+
     # ------------------------------------------------------------------ lifecycle
     def flush(self) -> None:
         """fsync every partition now, whatever the fsync policy."""

@@ -17,6 +17,7 @@ loss is the topic's ``fsync`` policy (``always``: fsynced before the future comp
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 from collections import deque
@@ -98,7 +99,8 @@ class _Batch:
                 try:
                     fn(RecordFuture(self, i))
                 except Exception:  # a failing user callback must not break the producer
-                    pass
+                    logging.getLogger("logmq.producer").exception(
+                        "producer callback %r failed", fn)
 
     def wait(self, timeout: float | None) -> bool:
         if self.done:

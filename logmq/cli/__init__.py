@@ -12,6 +12,7 @@ from logmq.cli.io import consume, produce
 from logmq.cli.queues import queues
 from logmq.cli.replay import replay
 from logmq.cli.serve import serve
+from logmq.cli.status import status
 from logmq.cli.topics import topics
 
 __all__ = ["main", "cli", "DEFAULT_DATA"]
@@ -26,7 +27,7 @@ def cli() -> None:
 cli.add_command(demo)
 cli.add_command(serve)
 for _command in (topics, produce, consume, replay, groups, queues, dump, verify, compact,
-                 stats):
+                 stats, status):
     cli.add_command(_command)
 
 

@@ -10,7 +10,8 @@ import logmq
 
 
 @click.command()
-@click.option("--data", default="logmq-data", show_default=True, help="data directory")
+@click.option("--data", default="logmq-data", show_default=True, envvar="LOGMQ_DATA",
+              help="data directory (env LOGMQ_DATA)")
 @click.option("--records", default=100_000, show_default=True, help="records to produce")
 @click.option("--partitions", default=4, show_default=True)
 def demo(data: str, records: int, partitions: int) -> None:

@@ -13,6 +13,7 @@ import json
 import click
 
 from logmq.cli.common import data_option, open_broker, print_table
+from logmq.cli.status import http_option, queue_rows
 
 __all__ = ["queues"]
 
@@ -36,22 +37,27 @@ def queues() -> None:
 @queues.command("list")
 @click.option("--topic", "-t", "topics", multiple=True, help="only these topics (repeatable)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per group")
+@http_option()
 @data_option
-def list_(topics: tuple[str, ...], as_json: bool, data: str) -> None:
+def list_(topics: tuple[str, ...], as_json: bool, http: str | None, data: str) -> None:
     """Every share group with its numbers (dead letters counted in ``<topic>.dlq``)."""
     from logmq.broker.queues.manager import queue_manager
 
-    rows = []
-    with open_broker(data) as log:
-        mgr = queue_manager(log)
-        for topic in sorted(topics or log.list_topics()):
-            for group in sorted(mgr.groups_of(topic)):
-                st = mgr.share_group(topic, group).stats()
-                if as_json:
-                    click.echo(json.dumps(st.__dict__))
-                    continue
-                rows.append([topic, group, st.depth, st.available, st.in_flight, st.scheduled,
-                             _age(st.oldest_unacked_age_ms), st.dlq_size])
+    if http:  # a running server's, through its JSON API (serve --http)
+        found = [s for s in queue_rows(http) if not topics or s["topic"] in topics]
+    else:
+        with open_broker(data) as log:
+            mgr = queue_manager(log)
+            found = [dict(mgr.share_group(topic, group).stats().__dict__)
+                     for topic in sorted(topics or log.list_topics())
+                     for group in sorted(mgr.groups_of(topic))]
+    if as_json:
+        for st in found:
+            click.echo(json.dumps(st))
+        return
+    rows = [[st["topic"], st["group"], st["depth"], st["available"], st["in_flight"],
+             st["scheduled"], _age(st["oldest_unacked_age_ms"]), st["dlq_size"]]
+            for st in found]
     if rows:
         print_table(["TOPIC", "GROUP", "DEPTH", "AVAILABLE", "IN-FLIGHT", "SCHEDULED",
                      "OLDEST-UNACKED", "DLQ"], rows)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
-import tomllib
 from typing import Any
 
 import click
+
+from logmq.ops.serve_options import load_config_file, ops_options, ops_settings, startup_errors
 
 
 def _split_listen(listen: str, option: str = "--listen") -> tuple[str, int]:
@@ -39,7 +39,8 @@ def _authkey(path: str) -> bytes:
 
 
 @click.command()
-@click.option("--data", default=None, help="data directory  [default: logmq-data]")
+@click.option("--data", default=None, envvar="LOGMQ_DATA",
+              help="data directory (env LOGMQ_DATA)  [default: logmq-data]")
 @click.option("--listen", default=None, help="HOST:PORT  [default: 127.0.0.1:9092]")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               envvar="LOGMQ_CONFIG",
@@ -54,6 +55,7 @@ def _authkey(path: str) -> bytes:
               help="a server limit, e.g. max_connections=100 (see README, Limits)")
 @click.option("--ready-file", hidden=True, help="write HOST:PORT here once listening")
 @click.option("-v", "--verbose", is_flag=True)
+@ops_options
 def serve(data: str | None, listen: str | None, config_file: str | None,
           queue_listen: str | None, queue_authkey_file: str | None,
           limits: tuple[str, ...], ready_file: str | None, verbose: bool) -> None:
@@ -69,8 +71,7 @@ def serve(data: str | None, listen: str | None, config_file: str | None,
 
     cfg: dict[str, Any] = {}
     if config_file:
-        with open(config_file, "rb") as f:
-            cfg = tomllib.load(f)
+        cfg = load_config_file(config_file)
     data = data or cfg.pop("data", "logmq-data")
     cfg.pop("data", None)
     listen = listen or cfg.pop("listen", "127.0.0.1:9092")
@@ -80,8 +81,6 @@ def serve(data: str | None, listen: str | None, config_file: str | None,
     if queue_listen:
         cfg["queue_listen"] = _split_listen(queue_listen, "--queue-listen")
         cfg["queue_authkey"] = _authkey(queue_authkey_file or os.path.join(data, "queue.authkey"))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if limits:
         from logmq.errors import ConfigError
         from logmq.server.limits import parse_limit
@@ -90,4 +89,6 @@ def serve(data: str | None, listen: str | None, config_file: str | None,
             cfg["limits"] = dict(cfg.get("limits", {}), **dict(map(parse_limit, limits)))
         except ConfigError as e:
             raise click.BadParameter(str(e), param_hint="--limit") from None
-    run_server(data, host, port, ready_file=ready_file, **cfg, **defaults)
+    ops = ops_settings(cfg, verbose)  # --http, --advertise, --log-level/--log-format
+    with startup_errors():
+        run_server(data, host, port, ready_file=ready_file, **cfg, **defaults, **ops)

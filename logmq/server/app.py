@@ -97,11 +97,16 @@ class KafkaServer:
         advertised_host: str | None = None,
         auto_create_topics: bool = True,
         limits: ServerLimits | None = None,
+        observer: Any = None,
+        advertised_port: int | None = None,
     ) -> None:
+        #: ``observer.request(api, seconds, body, raised)`` after each request (logmq.ops)
+        self.observer = observer
         self.broker = broker
         self.host = host
         self.port = port
         self.advertised_host = advertised_host
+        self.advertised_port = advertised_port
         limits = limits or ServerLimits()
         if max_request_size is not None:
             limits = limits.replace(max_request_size=max_request_size)
@@ -128,7 +133,8 @@ class KafkaServer:
         sock = self._server.sockets[0]
         host, port = sock.getsockname()[:2]
         self.port = port
-        self.handlers = Handlers(self.broker, self.advertised_host or host, port,
+        self.handlers = Handlers(self.broker, self.advertised_host or host,
+                                 self.advertised_port or port,
                                  auto_create_topics=self.auto_create_topics,
                                  limits=self.limits)
         self._table = self.handlers.table()
@@ -312,9 +318,11 @@ class KafkaServer:
                                 "bad request (api %d v%d) from %s: %s", api, version,
                                 client.host, e)
             return False
+        t0, raised = time.perf_counter(), False
+        body: dict | None = None
         try:
             if api == API_VERSIONS:
-                body: dict | None = {"error_code": 0, "api_keys": self._api_keys(),
+                body = {"error_code": 0, "api_keys": self._api_keys(),
                                      "throttle_time_ms": 0}
             else:
                 handler = self._table[api]
@@ -330,11 +338,15 @@ class KafkaServer:
         except (ConnectionError, ServerStopping):
             return False
         except Exception:
+            raised = True
             self.stats["handler_errors"] += 1
             self._malformed.log(logging.ERROR, "handler error",
                                 "error handling api %d v%d from %s", api, version,
                                 client.host, exc_info=True)
             return False
+        finally:
+            if self.observer is not None:
+                self.observer.request(api, time.perf_counter() - t0, body, raised)
 
     def _api_keys(self) -> list[dict]:
         return [{"api_key": k, "min_version": lo, "max_version": hi}
@@ -379,6 +391,9 @@ def run_server(
     ready_file: str | None = None,
     queue_listen: tuple[str, int] | None = None,
     queue_authkey: bytes | None = None,
+    advertised_host: str | None = None,
+    advertised_port: int | None = None,
+    http_listen: tuple[str, int] | None = None,
     **broker_config: Any,
 ) -> None:
     """Open ``data``, serve until SIGTERM/SIGINT, then shut down cleanly (blocking).
@@ -394,7 +409,19 @@ def run_server(
     if not isinstance(limits, ServerLimits):
         limits = ServerLimits().replace(**dict(limits or {}))
 
-    broker = logmq.open(data, auto_create_topics=auto_create_topics, **broker_config)
+    ops = None
+    if http_listen is not None:  # up first, so /readyz says 503 while recovery runs
+        from logmq.ops.http import OpsHttpServer
+
+        ops = OpsHttpServer(http_listen, data).start()
+    try:
+        broker = logmq.open(data, auto_create_topics=auto_create_topics, **broker_config)
+    except BaseException:
+        if ops is not None:
+            ops.close()
+        raise
+    if ops is not None:
+        ops.attach_broker(broker)
     queue_server = None
     if queue_listen is not None:
         from logmq.broker.queues.remote import QueueServer
@@ -409,8 +436,12 @@ def run_server(
 
     async def main() -> None:
         server = KafkaServer(broker, host, port, max_request_size=max_request_size,
-                             auto_create_topics=auto_create_topics, limits=limits)
+                             auto_create_topics=auto_create_topics, limits=limits,
+                             advertised_host=advertised_host, advertised_port=advertised_port,
+                             observer=ops.stats if ops is not None else None)
         h, p = await server.start()
+        if ops is not None:
+            ops.serving(server, asyncio.get_running_loop())
         if ready_file:
             tmp = ready_file + ".tmp"
             with open(tmp, "w") as f:
@@ -422,6 +453,8 @@ def run_server(
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("shutting down")
+        if ops is not None:
+            ops.stopping()
         await server.stop()
 
     try:
@@ -430,4 +463,6 @@ def run_server(
         if queue_server is not None:
             queue_server.close()  # members leave first: what they held is released, durably
         broker.close()
+        if ops is not None:
+            ops.close()
         log.info("data directory closed cleanly")

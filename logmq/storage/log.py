@@ -58,6 +58,8 @@ from logmq.storage.handles import FileHandle
 from logmq.storage.producer_state import ProducerStateTable
 from logmq.storage.segment import LOG_SUFFIX, WHOLE, LogSegment
 
+_log = logging.getLogger("logmq.storage")
+
 __all__ = ["LogConfig", "PartitionLog", "LogSlice", "FSYNC_MODES"]
 
 FSYNC_MODES = ("always", "interval", "never")
@@ -145,6 +147,8 @@ class PartitionLog:
         self.recovered_bytes_truncated = 0
         #: set once an fsync failed: the partition is offline until reopened
         self.failed: LogDirFailedError | None = None
+        #: since open, for metrics (logmq.ops): appended batch bytes and offsets, bytes read
+        self.bytes_appended = self.records_appended = self.bytes_read = 0
         os.makedirs(directory, exist_ok=True)
         self.recovery_point, self.log_start_offset = self._read_checkpoint()
         self._segments: list[LogSegment] = []
@@ -247,6 +251,8 @@ class PartitionLog:
                 seg.delete()
             del self._segments[truncated_at + 1 :]
             self._bases = [s.base_offset for s in self._segments]
+            _log.warning("recovery of %s-%d cut %d bytes of torn or damaged tail",
+                         self.topic, self.partition, self.recovered_bytes_truncated)
         active = self._segments[-1]
         if active.size == 0 and active.next_offset < active.base_offset:
             active.next_offset = active.base_offset
@@ -418,6 +424,8 @@ class PartitionLog:
             if h.producer_id >= 0:
                 self.producer_state.update(h, h.base_offset)
         self._unflushed_messages += off - nxt
+        self.bytes_appended += total_size
+        self.records_appended += off - nxt
         self._maybe_flush()
         return nxt, off - 1, True
 
@@ -563,6 +571,7 @@ class PartitionLog:
                         break
                     end_pos = p + hh.size
                 length = end_pos - pos
+            self.bytes_read += length  # unlocked: a rare lost update is fine for a metric
             return LogSlice(seg, pos, length, end, seg.handle())
         return LogSlice(segments[-1], 0, 0, end)
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import gc
 import heapq
 import itertools
+import logging
 import random
 import struct
 import threading
@@ -64,6 +65,8 @@ from logmq.errors import (
     UnknownTopicError,
 )
 from logmq.types import Record
+
+_log = logging.getLogger("logmq.queues")
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -974,10 +977,13 @@ class ShareGroup:
             raise
         with self.cond:
             ops: list = []
-            for rec, ver, _reason, _error in dead:
+            for rec, ver, reason, error in dead:
                 if rec.ver == ver and rec.state == DYING:
                     self.dead_lettered += 1
                     self._done(rec, ops)
+                    _log.warning("dead-lettered %s-%d@%d (group %s) to %s: %s%s", self.topic,
+                                 rec.p, rec.off, self.group, dlq, reason,
+                                 f" ({error})" if error else "")
             seq = self.journal.submit(ops) if ops else 0
             self.cond.notify_all()
         if seq:

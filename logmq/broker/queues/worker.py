@@ -21,6 +21,7 @@ member, up to ``concurrency`` handlers running as tasks.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from logmq.broker.queues.queue import QueueConsumer, QueueRecord
 
 __all__ = ["Worker", "AsyncWorker", "CircuitBreaker", "TokenBucket"]
+
+_log = logging.getLogger("logmq.worker")
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 
@@ -297,6 +300,7 @@ class Worker:
                 q.release(rest, count_attempt=False)
 
     def _failed(self, q: QueueConsumer, rec: QueueRecord, e: BaseException) -> None:
+        _log_failure(self.group, rec, e)
         with self._lock:
             self.failed += 1
         if rec.settled is None:
@@ -310,6 +314,13 @@ class Worker:
                 self.on_error(rec, e)
             except Exception:
                 pass
+
+
+def _log_failure(group: str, rec: QueueRecord, e: BaseException) -> None:
+    _log.error("handler failed on %s-%d@%d (group %s, delivery %d): %s: %s", rec.topic,
+               rec.partition, rec.offset, group, rec.delivery_count, type(e).__name__, e,
+               exc_info=e, extra={"topic": rec.topic, "partition": rec.partition,
+                                  "offset": rec.offset, "group": group})
 
 
 AsyncHandler = Callable[["QueueRecord"], Awaitable[Any]]
@@ -405,6 +416,7 @@ class AsyncWorker:
         try:
             await self.handler(rec)
         except Exception as e:
+            _log_failure(self.group, rec, e)
             self.failed += 1
             if rec.settled is None:
                 try:

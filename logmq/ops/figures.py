@@ -1,0 +1,243 @@
+"""The figures of one open data directory, read at the moment they are asked for.
+
+Everything here is read from state the broker keeps anyway (partition logs, committed
+offsets, share-group counters, cleaner totals), so the produce and fetch paths pay nothing for
+it: ``log.metrics()``, ``/metrics``, the JSON API and the dashboard all call :func:`snapshot`
+or one of its parts when a person or a scraper asks. Only what cannot be derived afterwards
+(request durations, refused batches, fsync times) is counted as it happens, elsewhere
+(:mod:`logmq.ops.stats`).
+
+Reading never creates anything: a data directory whose consumer groups have never been used
+in this process is read through the offset store, without starting a group coordinator, and
+share groups are reported once something in this process has opened them (``load_queues``
+opens the stored ones, for the admin API).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from logmq.broker.broker import Broker
+    from logmq.ops.stats import ServerStats
+
+__all__ = ["metrics_dict", "snapshot", "topics", "topic", "groups", "group", "queues", "cleaner", "storage"]
+
+
+def _extension(broker: Broker, name: str) -> Any:
+    """An extension only if it already exists (asking Broker.extension would create it)."""
+    return getattr(broker, "_extensions", {}).get(name)
+
+
+def _partition(broker: Broker, name: str, p: int) -> dict[str, Any]:
+    lg = broker.partition_log(name, p)
+    segs = lg.segments
+    return {
+        "partition": p,
+        "start_offset": lg.log_start_offset,
+        "end_offset": lg.next_offset,
+        "size_bytes": sum(s.size for s in segs),
+        "segments": len(segs),
+        "records_appended": getattr(lg, "records_appended", 0),
+        "bytes_in": getattr(lg, "bytes_appended", 0),
+        "bytes_out": getattr(lg, "bytes_read", 0),
+        "recovery_bytes_truncated": lg.recovered_bytes_truncated,
+    }
+
+
+def topic(broker: Broker, name: str, *, configs: bool = True) -> dict[str, Any]:
+    """One topic: partitions with offsets and sizes, totals since this process opened it."""
+    parts = [_partition(broker, name, p) for p in range(broker.partitions_for(name))]
+    out: dict[str, Any] = {
+        "name": name,
+        "partitions": parts,
+        "records_produced": sum(p["records_appended"] for p in parts),
+        "bytes_in": sum(p["bytes_in"] for p in parts),
+        "bytes_out": sum(p["bytes_out"] for p in parts),
+        "size_bytes": sum(p["size_bytes"] for p in parts),
+        "end_offset": sum(p["end_offset"] for p in parts),
+    }
+    if configs:
+        out["config"] = broker.topic_config(name)
+    return out
+
+
+def topics(broker: Broker, *, configs: bool = True) -> list[dict[str, Any]]:
+    from logmq.errors import UnknownTopicError
+
+    out = []
+    for name in broker.list_topics():
+        try:
+            out.append(topic(broker, name, configs=configs))
+        except UnknownTopicError:  # deleted while we looked
+            continue
+    return out
+
+
+def _offset_store(broker: Broker) -> Any:
+    coord = _extension(broker, "groups")
+    if coord is not None:
+        return coord.offsets
+    from logmq.broker.groups import LmdbOffsetStore
+
+    return LmdbOffsetStore(broker.meta.env)
+
+
+def _assignment(raw: bytes) -> dict[str, list[int]]:
+    if not raw:
+        return {}
+    from logmq.errors import LogMQError
+    from logmq.protocol.consumer import decode_assignment
+
+    try:
+        parts = decode_assignment(raw)["partitions"]
+    except LogMQError:
+        return {}
+    return {t: sorted(ps) for t, ps in sorted(parts.items())}
+
+
+def group(broker: Broker, group_id: str, *, members: bool = True) -> dict[str, Any]:
+    """State, members and per-partition committed offset, end offset and lag of one group."""
+    coord = _extension(broker, "groups")
+    committed = _offset_store(broker).fetch(group_id, None)
+    if coord is not None:
+        desc = coord.describe_group(group_id)
+        state, ptype, protocol = desc.state, desc.protocol_type, desc.protocol
+        mlist = [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
+                  "client_id": m.client_id, "client_host": m.client_host,
+                  "assignment": _assignment(m.assignment)} for m in desc.members]
+    else:
+        state = "Empty" if committed else "Dead"
+        ptype, protocol, mlist = ("consumer" if committed else ""), "", []
+    offsets = []
+    for (t, p), (off, meta) in sorted(committed.items()):
+        try:
+            end = broker.end_offset((t, p))
+        except Exception:  # noqa: BLE001 - topic deleted meanwhile: no lag to report
+            continue
+        offsets.append({"topic": t, "partition": p, "committed": off, "metadata": meta,
+                        "end_offset": end, "lag": max(0, end - off)})
+    out: dict[str, Any] = {"group_id": group_id, "state": state, "protocol_type": ptype,
+                           "protocol": protocol, "members": len(mlist), "offsets": offsets,
+                           "lag": sum(o["lag"] for o in offsets)}
+    if members:
+        out["member_list"] = mlist
+    return out
+
+
+def groups(broker: Broker, *, members: bool = True) -> list[dict[str, Any]]:
+    coord = _extension(broker, "groups")
+    if coord is not None:
+        ids = [gid for gid, _type, _state in coord.list_groups()]
+    else:
+        ids = sorted(_offset_store(broker).groups())
+    return [group(broker, gid, members=members) for gid in ids]
+
+
+def queues(broker: Broker, *, load: bool = False) -> list[dict[str, Any]]:
+    """``stats()`` of every share group open in this process (``load``: every stored one)."""
+    mgr = _extension(broker, "queues")
+    if mgr is None and load:
+        from logmq.broker.queues.manager import queue_manager
+
+        mgr = queue_manager(broker)
+    if mgr is None:
+        return []
+    if load:
+        for t in broker.list_topics():
+            for g in mgr.groups_of(t):
+                mgr.share_group(t, g)
+    with mgr._lock:
+        share_groups = list(mgr._groups.values())
+    out = []
+    for sg in sorted(share_groups, key=lambda s: (s.topic, s.group)):
+        if getattr(sg, "closed", False):
+            continue
+        try:
+            out.append(asdict(sg.stats()))
+        except Exception:  # noqa: BLE001 - its topic was deleted: nothing to report
+            continue
+    return out
+
+
+def cleaner(broker: Broker) -> dict[str, Any]:
+    c = broker.cleaner
+    if c is None:
+        return {"running": False, "passes": 0}
+    totals = dict(c.totals)
+    totals.pop("errors", None)
+    totals.pop("aborted", None)
+    totals.pop("mb_per_sec", None)
+    return {"running": bool(c.running), "passes": int(getattr(c, "passes", 0)), **totals}
+
+
+def storage(broker: Broker) -> dict[str, Any]:
+    from logmq.ops.stats import FSYNC
+
+    truncated = 0
+    partitions = 0
+    for name in broker.list_topics():
+        for p in range(broker.partitions_for(name)):
+            try:
+                truncated += broker.partition_log(name, p).recovered_bytes_truncated
+            except Exception:  # noqa: BLE001 - deleted meanwhile
+                continue
+            partitions += 1
+    return {"path": broker.path, "opened_clean": broker.opened_clean,
+            "topics": len(broker.list_topics()), "partitions": partitions,
+            "recovery_bytes_truncated": truncated,
+            "fsyncs": FSYNC.count, "fsync_seconds": FSYNC.total}
+
+
+def snapshot(broker: Broker, *, server: ServerStats | None = None,
+             load_queues: bool = False) -> dict[str, Any]:
+    """Everything at once: what ``log.metrics()`` returns and ``/metrics`` exposes."""
+    out: dict[str, Any] = {
+        "time_ms": int(time.time() * 1000),
+        "storage": storage(broker),
+        "topics": topics(broker, configs=False),
+        "groups": groups(broker, members=False),
+        "queues": queues(broker, load=load_queues),
+        "cleaner": cleaner(broker),
+    }
+    if server is not None:
+        out["server"] = server.as_dict()
+    return out
+
+
+def topic_totals(broker: Broker) -> dict[str, dict[str, int]]:
+    """Per topic: records and bytes appended, end offsets summed (cheap: no locks, no I/O)."""
+    out: dict[str, dict[str, int]] = {}
+    for (t, _p), lg in list(getattr(broker, "_logs", {}).items()):
+        d = out.get(t)
+        if d is None:
+            d = out[t] = {"records": 0, "bytes_in": 0, "bytes_out": 0, "end_offset": 0}
+        d["records"] += getattr(lg, "records_appended", 0)
+        d["bytes_in"] += getattr(lg, "bytes_appended", 0)
+        d["bytes_out"] += getattr(lg, "bytes_read", 0)
+        d["end_offset"] += lg.next_offset
+    return out
+
+
+def queue_depths(broker: Broker) -> dict[str, int]:
+    """``topic/group`` -> depth of every share group open in this process (no locks)."""
+    mgr = _extension(broker, "queues")
+    if mgr is None:
+        return {}
+    out = {}
+    for sg in list(mgr._groups.values()):
+        try:
+            out[f"{sg.topic}/{sg.group}"] = sg.depth_fast()
+        except Exception:  # noqa: BLE001 - its topic was deleted
+            continue
+    return out
+
+
+def metrics_dict(broker: Broker) -> dict[str, Any]:
+    """``log.metrics()``: :func:`snapshot` with the Kafka server's figures if it is served."""
+    from logmq.ops.stats import install_fsync_observer, server_stats_of
+
+    install_fsync_observer()
+    return snapshot(broker, server=server_stats_of(broker))
