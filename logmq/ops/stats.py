@@ -142,8 +142,7 @@ class ServerStats:
     @property
     def connections(self) -> int:
         srv = self.server
-        conns = getattr(srv, "_connections", None) if srv is not None else None
-        return len(conns) if conns is not None else 0
+        return srv.connection_count if srv is not None else 0
 
     def as_dict(self) -> dict[str, Any]:
         requests: dict[str, dict[str, int]] = {}

@@ -348,6 +348,11 @@ class KafkaServer:
             if self.observer is not None:
                 self.observer.request(api, time.perf_counter() - t0, body, raised)
 
+    @property
+    def connection_count(self) -> int:
+        """Open client connections (the connections gauge of logmq.ops reads it)."""
+        return len(self._conns)
+
     def _api_keys(self) -> list[dict]:
         return [{"api_key": k, "min_version": lo, "max_version": hi}
                 for k, (lo, hi) in sorted(SUPPORTED_VERSIONS.items())]
