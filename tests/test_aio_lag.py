@@ -13,7 +13,8 @@ import time
 import logmq.aio
 
 N = 100_000
-MAX_LAG = 0.2
+MAX_LAG = 0.5  # the worst single wake-up: generous, since a loaded 2-core CI box preempts
+MAX_P99 = 0.1  # the sustained bound: a loop that blocks per batch shows up here
 
 
 async def _ticker(stop: asyncio.Event, lags: list[float]) -> None:
@@ -64,6 +65,7 @@ def test_loop_lag_bounded_while_producing_and_consuming(tmp_path):
           f"median {lags[len(lags) // 2] * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
           f"max {lags[-1] * 1000:.1f} ms")
     assert len(lags) > 10
+    assert p99 < MAX_P99, f"the event loop lagged {p99 * 1000:.0f} ms at p99"
     assert lags[-1] < MAX_LAG, f"the event loop stalled for {lags[-1] * 1000:.0f} ms"
 
 
