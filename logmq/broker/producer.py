@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from time import time as _time
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, Protocol, Unpack
 
 from xxhash import xxh3_64_intdigest
 
@@ -40,7 +40,17 @@ from logmq.errors import (
 from logmq.types import RecordMetadata
 
 if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
+    from logmq.broker.producer_ids import ProducerIdAllocator
+    from logmq.storage.interface import LogStore
+
+
+class QueueHooks(Protocol):
+    """What the producer needs of the queue engine (depth limits and msg-id dedup)."""
+
+    def wait_for_room(self, topic: str, limit: int, timeout: float) -> None: ...
+
+    def dedup_send(self, topic: str, msg_id: bytes, window_ms: int,
+                   send: Callable[[], RecordFuture]) -> RecordFuture: ...
 
 __all__ = ["Producer", "RecordFuture", "completed_future"]
 
@@ -177,8 +187,10 @@ class Producer:
 
     def __init__(
         self,
-        broker: Broker,
+        broker: LogStore,
         *,
+        queues: Callable[[], QueueHooks] | None = None,
+        producer_ids: ProducerIdAllocator | None = None,
         batch_size: int = 64 * 1024,
         linger_ms: float = 5,
         buffer_memory: int = 32 << 20,
@@ -196,6 +208,7 @@ class Producer:
         if batch_size < 1 or buffer_memory < batch_size:
             raise ConfigError("batch_size must be >= 1 and buffer_memory >= batch_size")
         self._broker = broker
+        self._queues = queues
         self.batch_size = batch_size
         self.linger = linger_ms / 1000
         self.buffer_memory = buffer_memory
@@ -223,9 +236,11 @@ class Producer:
         self.producer_id = -1
         self._seqs: dict[tuple[str, int], int] = {}
         if idempotent:
-            from logmq.broker.producer_ids import ProducerIdAllocator
+            if producer_ids is None:
+                from logmq.broker.producer_ids import ProducerIdAllocator
 
-            self.producer_id = ProducerIdAllocator(broker.meta.env).allocate()
+                producer_ids = ProducerIdAllocator(broker.meta.env)
+            self.producer_id = producer_ids.allocate()
 
     def _topic_info(self, topic: str) -> tuple[int, Any, Any, int | None]:
         """(partitions, partition 0's log, its config, max.queue.depth), cached per topic.
@@ -250,10 +265,14 @@ class Producer:
             limits = self._topic_info(topic)
         return limits
 
-    def _wait_for_room(self, topic: str, limit: int) -> None:
-        from logmq.broker.queues.manager import queue_manager
+    def _queue_hooks(self) -> QueueHooks:
+        if self._queues is None:
+            raise ConfigError("queue options (max.queue.depth, msg_id) need the queue engine: "
+                              "create the producer with Broker.producer()")
+        return self._queues()
 
-        queue_manager(self._broker).wait_for_room(topic, limit, self.max_block)
+    def _wait_for_room(self, topic: str, limit: int) -> None:
+        self._queue_hooks().wait_for_room(topic, limit, self.max_block)
 
     # ------------------------------------------------------------------ partitioning
     def _choose(self, topic: str, key: bytes | None, partition: int | None, n: int) -> int:
@@ -489,10 +508,7 @@ class Producer:
             return self.send(topic, value, key, hdrs or None, partition, timestamp)
 
         if msg_id is not None:
-            from logmq.broker.queues.manager import queue_manager
-
-            return queue_manager(self._broker).dedup_send(topic, msg_id, self.dedup_window_ms,
-                                                          send)
+            return self._queue_hooks().dedup_send(topic, msg_id, self.dedup_window_ms, send)
         return send()
 
     def _conditional_partition(self, topic: str, keys: list[bytes | None],

@@ -288,10 +288,9 @@ class RemoteLog:
             c.assign([(t, p) for t in topics for p in range(self.partitions_for(t))])
         return c
 
-    def extension(self, name: str, factory: Any) -> Any:
-        if name == "groups":
-            return self._groups
-        raise _unsupported(name)
+    @property
+    def groups(self) -> Any:
+        return self._groups
 
     def close(self) -> None:
         self.client.close()

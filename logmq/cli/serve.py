@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import tomllib
 from typing import Any
 
 import click
@@ -61,21 +60,21 @@ def serve(data: str | None, listen: str | None, config_file: str | None,
         key = bytes.fromhex(open("logmq-data/queue.authkey").read())
         q = logmq.RemoteQueue(("127.0.0.1", 9093), "jobs", group="workers", authkey=key)
     """
+    from logmq.config import load_broker_config
+    from logmq.errors import ConfigError
     from logmq.server import run_server
 
-    cfg: dict[str, Any] = {}
-    if config_file:
-        with open(config_file, "rb") as f:
-            cfg = tomllib.load(f)
-    data = data or cfg.pop("data", "logmq-data")
-    cfg.pop("data", None)
-    listen = listen or cfg.pop("listen", "127.0.0.1:9092")
-    cfg.pop("listen", None)
-    host, port = _split_listen(listen)
-    defaults = {k.replace(".", "_"): v for k, v in cfg.pop("topic_defaults", {}).items()}
+    given = {k: v for k, v in (("data", data), ("listen", listen)) if v is not None}
+    try:
+        cfg = load_broker_config(given, file=config_file, env=os.environ)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    data = cfg.data
+    host, port = _split_listen(cfg.listen)
+    extra: dict[str, Any] = {}
     if queue_listen:
-        cfg["queue_listen"] = _split_listen(queue_listen, "--queue-listen")
-        cfg["queue_authkey"] = _authkey(queue_authkey_file or os.path.join(data, "queue.authkey"))
+        extra["queue_listen"] = _split_listen(queue_listen, "--queue-listen")
+        extra["queue_authkey"] = _authkey(queue_authkey_file or os.path.join(data, "queue.authkey"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_server(data, host, port, ready_file=ready_file, **cfg, **defaults)
+    run_server(data, host, port, ready_file=ready_file, config=cfg, **extra)

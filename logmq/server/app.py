@@ -35,6 +35,7 @@ from logmq.storage.log import LogSlice
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
+    from logmq.config import BrokerConfig
 
 __all__ = ["KafkaServer", "run_server", "ClientInfo"]
 
@@ -214,6 +215,7 @@ def run_server(
     ready_file: str | None = None,
     queue_listen: tuple[str, int] | None = None,
     queue_authkey: bytes | None = None,
+    config: BrokerConfig | None = None,
     **broker_config: Any,
 ) -> None:
     """Open ``data``, serve until SIGTERM/SIGINT, then shut down cleanly (blocking).
@@ -225,7 +227,14 @@ def run_server(
     """
     import logmq
 
-    broker = logmq.open(data, auto_create_topics=auto_create_topics, **broker_config)
+    advertised_host = None
+    if config is not None:  # the CLI resolved file/env/options already (logmq.config)
+        advertised_host = config.advertised_host
+        max_request_size = config.max_request_size
+        auto_create_topics = config.auto_create_topics
+        broker = logmq.open(data, config=config)
+    else:
+        broker = logmq.open(data, auto_create_topics=auto_create_topics, **broker_config)
     queue_server = None
     if queue_listen is not None:
         from logmq.broker.queues.remote import QueueServer
@@ -240,7 +249,8 @@ def run_server(
 
     async def main() -> None:
         server = KafkaServer(broker, host, port, max_request_size=max_request_size,
-                             auto_create_topics=auto_create_topics)
+                             auto_create_topics=auto_create_topics,
+                             advertised_host=advertised_host)
         h, p = await server.start()
         if ready_file:
             tmp = ready_file + ".tmp"

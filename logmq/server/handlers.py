@@ -56,15 +56,12 @@ class Handlers:
 
     def __init__(self, broker: Broker, host: str, port: int, *,
                  auto_create_topics: bool = True) -> None:
-        from logmq.broker.membership import coordinator_for
-        from logmq.broker.producer_ids import ProducerIdAllocator
-
         self.broker = broker
         self.host = host
         self.port = port
         self.auto_create_topics = auto_create_topics
-        self.coordinator = coordinator_for(broker)
-        self.producer_ids = ProducerIdAllocator(broker.meta.env)
+        self.coordinator = broker.groups
+        self.producer_ids = broker.producer_ids
         self.cluster_id = "logmq-" + struct.pack(">Q", hash(broker.path) & (2**64 - 1)).hex()
 
     # ------------------------------------------------------------------ cluster

@@ -23,10 +23,11 @@ import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from logmq.codec.batch import BatchHeader, iter_batches, parse_header
+from logmq.config import FSYNC_MODES
+from logmq.config import TopicConfig as LogConfig
 from logmq.errors import (
     BrokerClosedError,
     ConcurrencyError,
@@ -43,7 +44,6 @@ from logmq.storage.segment import LOG_SUFFIX, LogSegment
 
 __all__ = ["LogConfig", "PartitionLog", "LogSlice", "FSYNC_MODES"]
 
-FSYNC_MODES = ("always", "interval", "never")
 CHECKPOINT = "checkpoint"
 CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
@@ -51,19 +51,6 @@ DELETED_SUFFIX = ".deleted"
 _MAX_REL_OFFSET = 2**32 - 1
 _MAX_POSITION = 2**31 - 1
 _PACK_OFFSET = struct.Struct(">q").pack
-
-
-@dataclass
-class LogConfig:
-    """The per-partition settings the storage layer acts on (a subset of a topic's config)."""
-
-    segment_bytes: int = 1 << 30
-    segment_ms: int = 7 * 24 * 3600 * 1000
-    index_interval_bytes: int = 4096
-    max_message_bytes: int = 1 << 20 | 12  # Kafka's default max.message.bytes (1048588)
-    fsync: str = "interval"
-    flush_ms: int = 1000
-    flush_messages: int | None = None
 
 
 class LogSlice(NamedTuple):

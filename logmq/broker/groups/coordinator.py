@@ -238,7 +238,7 @@ class GroupCoordinator:
             thread.join(timeout=5)
         done.flush()
 
-    # Broker hook: the broker calls on_topic_deleted(name) on every extension.
+    # topic listener: the facade calls this when the storage manager deletes a topic
     def on_topic_deleted(self, topic: str) -> None:
         self.delete_topic_offsets(topic)
 

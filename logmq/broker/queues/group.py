@@ -41,7 +41,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from logmq.broker.queues import options as O
 from logmq.broker.queues.state import (
@@ -66,8 +66,7 @@ from logmq.errors import (
 from logmq.types import Record
 
 if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
-    from logmq.broker.queues.manager import QueueManager
+    from logmq.storage.interface import LogStore
 
 __all__ = ["GroupConfig", "ShareGroup", "Member", "QueueStats"]
 
@@ -206,15 +205,26 @@ class _Part:
 Settled = tuple[int, int, int]  # partition, offset, delivery count: one acquisition
 
 
+class GroupHost(Protocol):
+    """What a share group needs of the queue engine that owns it."""
+
+    broker: LogStore
+    store: ShareStateStore
+
+    def room_changed(self) -> None: ...
+
+    def lazy_commit(self) -> None: ...
+
+
 class ShareGroup:
     """State of ``group`` on ``topic``; created and cached by the QueueManager."""
 
-    def __init__(self, manager: QueueManager, topic: str, group: str,
+    def __init__(self, manager: GroupHost, topic: str, group: str,
                  config: GroupConfig | None) -> None:
         if not group or "\x00" in group:
             raise ConfigError("a group name must be non-empty and contain no NUL")
         self.manager = manager
-        self.broker: Broker = manager.broker
+        self.broker: LogStore = manager.broker
         self.store: ShareStateStore = manager.store
         self.journal = manager.store.journal
         self.db = self.store.db
@@ -586,7 +596,7 @@ class ShareGroup:
                 self.n_out -= 1
                 ops.append((self.db, self._key_of(rec), None))
         if not touched:
-            self.manager._room_changed()
+            self.manager.room_changed()
             return
         for part in touched.values():
             self._advance(part, ops)
@@ -603,7 +613,7 @@ class ShareGroup:
                     add_op((db, w_prefix + po(rec.p, rec.off),
                             pack_state(DONE, rec.count, 0, None)))
                     heapq.heappush(part.done_keyed, rec.off)
-        self.manager._room_changed()
+        self.manager.room_changed()
 
     def _schedule(self, rec: _Rec, due: int, ops: list) -> None:
         """Move a record to the due-time index (retry backoff)."""

@@ -1,6 +1,6 @@
 """The per-broker queue manager: share groups, dedup, backpressure and request-reply.
 
-One :class:`QueueManager` per open data directory (``broker.extension("queues", ...)``). It
+One :class:`QueueManager` per open data directory (``Broker.queues``, wired by the facade). It
 owns the LMDB-backed state store and its journal, the share groups in memory, the message-id
 dedup index the producer consults, the queue-depth check behind ``max.queue.depth``, and the
 reply router behind ``log.request``. A small committer thread commits journal entries nobody
@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from logmq.broker.queues import options as O
 from logmq.broker.queues.group import GroupConfig, ShareGroup
@@ -27,9 +27,9 @@ from logmq.errors import (
 from logmq.types import Header, Record, RecordMetadata
 
 if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
     from logmq.broker.producer import Producer, RecordFuture
     from logmq.broker.queues.queue import QueueConsumer
+    from logmq.storage.interface import LogStore
 
 __all__ = ["QueueManager", "queue_manager", "REPLY_TOPIC"]
 
@@ -37,9 +37,14 @@ __all__ = ["QueueManager", "queue_manager", "REPLY_TOPIC"]
 REPLY_TOPIC = "logmq.replies"
 
 
-def queue_manager(broker: Broker) -> QueueManager:
-    """The broker's queue manager, created on first use."""
-    return broker.extension("queues", QueueManager)
+class _HasQueues(Protocol):
+    @property
+    def queues(self) -> QueueManager: ...
+
+
+def queue_manager(broker: _HasQueues) -> QueueManager:
+    """The data directory's queue manager (``Broker.queues``; kept for old callers)."""
+    return broker.queues
 
 
 class _Reservation:
@@ -59,7 +64,7 @@ class ReplyRouter:
     the lock reads the new replies and files them by correlation id.
     """
 
-    def __init__(self, broker: Broker, topic: str = REPLY_TOPIC) -> None:
+    def __init__(self, broker: LogStore, topic: str = REPLY_TOPIC) -> None:
         self.broker = broker
         self.topic = topic
         try:
@@ -118,8 +123,10 @@ class ReplyRouter:
 class QueueManager:
     """Queue features of one broker; get it with :func:`queue_manager`."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: LogStore, *,
+                 producer_factory: Callable[..., Producer] | None = None) -> None:
         self.broker = broker
+        self._producer_factory = producer_factory
         self.store = ShareStateStore(broker.meta.env)
         self.journal = self.store.journal
         self.dedup = DedupIndex(self.store)
@@ -198,7 +205,7 @@ class QueueManager:
             finally:
                 self._room_waiters -= 1
 
-    def _room_changed(self) -> None:
+    def room_changed(self) -> None:
         if self._room_waiters:
             with self._room:
                 self._room.notify_all()
@@ -282,7 +289,9 @@ class QueueManager:
     def _internal_producer(self) -> Producer:
         with self._lock:
             if self._producer is None:
-                self._producer = self.broker.producer(linger_ms=0)
+                if self._producer_factory is None:
+                    raise ConfigError("this queue manager was built without a producer factory")
+                self._producer = self._producer_factory(linger_ms=0)
             return self._producer
 
     def request(self, topic: str, value: Any, *, key: Any = None,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from logmq.broker.queues import options as O
 from logmq.broker.queues.filters import FilterSpec, make_filter
@@ -30,8 +30,15 @@ from logmq.broker.queues.group import GroupConfig, Member, QueueStats, ShareGrou
 from logmq.errors import ConfigError
 from logmq.types import Header, Record, RecordMetadata, TopicPartition
 
-if TYPE_CHECKING:
-    from logmq.broker.queues.manager import QueueManager
+
+class QueueHost(Protocol):
+    """What a queue member needs of the queue engine (its group, and replies)."""
+
+    def share_group(self, topic: str, group: str,
+                    config: GroupConfig | None = None) -> ShareGroup: ...
+
+    def reply(self, request_headers: Iterable[Header] | None, value: Any, *, key: Any = None,
+              headers: Iterable[Header] | None = None) -> RecordMetadata: ...
 
 __all__ = ["QueueConsumer", "QueueRecord"]
 
@@ -157,7 +164,7 @@ class QueueConsumer(SettleVerbs):
     (:class:`~logmq.broker.queues.group.GroupConfig`).
     """
 
-    def __init__(self, manager: QueueManager, topic: str, group: str = "workers", *,
+    def __init__(self, manager: QueueHost, topic: str, group: str = "workers", *,
                  lock_ms: int = 30_000, filter: FilterSpec | None = None,  # noqa: A002
                  key_deserializer: Callable[[Any], Any] | None = None,
                  value_deserializer: Callable[[Any], Any] | None = None,

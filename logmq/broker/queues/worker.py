@@ -24,13 +24,18 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from logmq.errors import BrokerClosedError, ConfigError, RecordStateError
 
 if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
     from logmq.broker.queues.queue import QueueConsumer, QueueRecord
+
+
+class QueueSource(Protocol):
+    """Anything that hands out share-group members (``logmq.Broker`` does)."""
+
+    def queue(self, topic: str, group: str = ..., **config: Any) -> QueueConsumer: ...
 
 __all__ = ["Worker", "AsyncWorker", "CircuitBreaker", "TokenBucket"]
 
@@ -152,7 +157,7 @@ class Worker:
     ``max_attempts``, backoff...).
     """
 
-    def __init__(self, log: Broker, topic: str, handler: Handler, *, group: str = "workers",
+    def __init__(self, log: QueueSource, topic: str, handler: Handler, *, group: str = "workers",
                  concurrency: int = 1, prefetch: int = 10, rate_limit: float | None = None,
                  burst: float | None = None, failure_threshold: int = 5,
                  cooldown_s: float = 30.0, poll_timeout: float = 1.0,
@@ -323,7 +328,7 @@ class AsyncWorker:
     (a coroutine) is graceful like :meth:`Worker.stop`. Same options as :class:`Worker`.
     """
 
-    def __init__(self, log: Broker, topic: str, handler: AsyncHandler, *,
+    def __init__(self, log: QueueSource, topic: str, handler: AsyncHandler, *,
                  group: str = "workers", concurrency: int = 10, prefetch: int | None = None,
                  rate_limit: float | None = None, burst: float | None = None,
                  failure_threshold: int = 5, cooldown_s: float = 30.0,
