@@ -16,18 +16,18 @@ loss is the topic's ``fsync`` policy (``always``: fsynced before the future comp
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from time import time as _time
 from typing import TYPE_CHECKING, Any, Protocol, Unpack
 
-from xxhash import xxh3_64_intdigest
-
+from logmq.broker.bulk import BulkSend
+from logmq.broker.futures import RecordFuture, _Batch, completed_future
 from logmq.broker.partitioner import Partitioner, StickyPartitioner, key_partition
 from logmq.broker.queues.options import SendOptions
+from logmq.broker.serde import _norm_headers, _to_bytes
 from logmq.codec.records import codec_id, encode_batch
 from logmq.errors import (
     BrokerClosedError,
@@ -59,119 +59,7 @@ _SEND_OPTIONS = frozenset(SendOptions.__annotations__)
 _RECORD_OVERHEAD = 16  # rough per-record framing, for buffer accounting only
 
 
-def _to_bytes(v: Any, what: str) -> bytes | None:
-    if v is None or isinstance(v, bytes):
-        return v
-    if isinstance(v, str):
-        return v.encode()
-    if isinstance(v, bytearray | memoryview):
-        return bytes(v)
-    raise TypeError(f"{what} must be bytes, str or None (or set a {what}_serializer), "
-                    f"got {type(v).__name__}")
-
-
-def _norm_headers(headers: Any) -> list[tuple[str, bytes | None]] | None:
-    if not headers:
-        return None
-    items = headers.items() if isinstance(headers, dict) else headers
-    return [(str(k), _to_bytes(v, "header value")) for k, v in items]
-
-
-class _Batch:
-    """Records bound for one partition, and the shared completion state of their futures."""
-
-    __slots__ = ("tp", "records", "timestamps", "size", "created", "base_offset", "error",
-                 "done", "callbacks", "_event")
-
-    def __init__(self, tp: tuple[str, int]) -> None:
-        self.tp = tp
-        self.records: list[tuple] = []
-        self.timestamps: list[int] = []
-        self.size = 0
-        self.created = time.monotonic()
-        self.base_offset = -1
-        self.error: BaseException | None = None
-        self.done = False
-        self.callbacks: list[tuple[Callable[..., None], int]] | None = None
-        self._event: threading.Event | None = None
-
-    def complete(self, base_offset: int, error: BaseException | None) -> None:
-        self.base_offset = base_offset
-        self.error = error
-        self.done = True
-        ev = self._event
-        if ev is not None:
-            ev.set()
-        if self.callbacks:
-            for fn, i in self.callbacks:
-                try:
-                    fn(RecordFuture(self, i))
-                except Exception:  # a failing user callback must not break the producer
-                    pass
-
-    def wait(self, timeout: float | None) -> bool:
-        if self.done:
-            return True
-        ev = self._event
-        if ev is None:
-            ev = self._event = threading.Event()
-            if self.done:
-                return True
-        return ev.wait(timeout)
-
-
-class RecordFuture:
-    """Result of :meth:`Producer.send`: ``result()`` gives the :class:`RecordMetadata`.
-
-    Lighter than ``concurrent.futures.Future`` (no lock per record): all futures of a batch
-    share its completion state.
-    """
-
-    __slots__ = ("_batch", "_i")
-
-    def __init__(self, batch: _Batch, index: int) -> None:
-        self._batch = batch
-        self._i = index
-
-    def done(self) -> bool:
-        return self._batch.done
-
-    def result(self, timeout: float | None = None) -> RecordMetadata:
-        b = self._batch
-        if not b.wait(timeout):
-            raise KafkaTimeoutError(f"record not acknowledged within {timeout} s")
-        if b.error is not None:
-            raise b.error
-        return RecordMetadata(b.tp[0], b.tp[1], b.base_offset + self._i, b.timestamps[self._i])
-
-    get = result  # kafka-python spelling
-
-    def exception(self, timeout: float | None = None) -> BaseException | None:
-        if not self._batch.wait(timeout):
-            raise KafkaTimeoutError(f"record not acknowledged within {timeout} s")
-        return self._batch.error
-
-    def add_done_callback(self, fn: Callable[[RecordFuture], None]) -> None:
-        b = self._batch
-        if b.done:
-            fn(self)
-            return
-        if b.callbacks is None:
-            b.callbacks = []
-        b.callbacks.append((fn, self._i))
-        if b.done:  # completed while we registered: the completer may have missed us
-            fn(self)
-
-
-def completed_future(meta: RecordMetadata) -> RecordFuture:
-    """A future that is already resolved to ``meta`` (dedup hits, conditional appends)."""
-    b = _Batch((meta.topic, meta.partition))
-    b.timestamps.append(meta.timestamp)
-    b.complete(meta.offset, None)
-    return RecordFuture(b, 0)
-
-
-class Producer:
+class Producer(BulkSend):
     """Sends records to a :class:`~logmq.broker.broker.Broker`'s topics. Thread-safe.
 
     Config: ``batch_size`` (bytes, default 64 KiB), ``linger_ms`` (default 5),
@@ -579,179 +467,6 @@ class Producer:
                     continue
             for tp in due:
                 self._drain(tp)
-
-    # ------------------------------------------------------------------ bulk
-    def send_batch(
-        self,
-        topic: str,
-        records: Iterable[Sequence[Any]],
-        partition: int | None = None,
-        timestamp: int | None = None,
-        *,
-        expected_offset: int | None = None,
-    ) -> list[RecordMetadata]:
-        """Append many ``(key, value)`` / ``(key, value, headers)`` records now.
-
-        Records are partitioned like :meth:`send` and written as one batch per partition
-        (split at ``batch_size``); returns the metadata of the first record of each batch
-        appended, in append order. Blocks until appended; no futures, no accumulator.
-
-        With ``expected_offset`` all records go to one partition (``partition=``, or keys
-        that map to one) as one batch, appended only if the partition's end offset is
-        exactly ``expected_offset``, all or nothing (else ConcurrencyError): optimistic
-        concurrency for event-sourced streams.
-        """
-        if self._closed:
-            raise BrokerClosedError("producer is closed")
-        if expected_offset is not None:
-            return self._send_batch_conditional(topic, records, partition, timestamp,
-                                                int(expected_offset))
-        paused = gc.isenabled()
-        if paused:  # nothing here builds cycles; see Consumer._fetch for the rationale
-            gc.disable()
-        try:
-            return self._send_batch(topic, records, partition, timestamp)
-        finally:
-            if paused:
-                gc.enable()
-
-    def _normalize(self, records: Iterable[Sequence[Any]]) -> list[tuple]:
-        kser, vser = self._key_ser, self._value_ser
-        out = []
-        for rec in records:
-            k = kser(rec[0]) if kser is not None else rec[0]
-            v = vser(rec[1]) if vser is not None else rec[1]
-            k = _to_bytes(k, "key")
-            v = _to_bytes(v, "value")
-            if len(rec) > 2 and rec[2]:
-                out.append((k, v, _norm_headers(rec[2])))
-            else:
-                out.append((k, v))
-        return out
-
-    def _send_batch_conditional(self, topic: str, records: Iterable[Sequence[Any]],
-                                partition: int | None, timestamp: int | None,
-                                expected: int) -> list[RecordMetadata]:
-        items = self._normalize(records)
-        if not items:
-            raise ConfigError("a conditional append needs at least one record")
-        n, _plog0, _cfg, qlimit = self._limits(topic)
-        if qlimit is not None:
-            self._wait_for_room(topic, qlimit)
-        p = self._conditional_partition(topic, [r[0] for r in items], partition, n)
-        ts = int(time.time() * 1000) if timestamp is None else int(timestamp)
-        first = self._append_conditional(topic, p, items, ts, expected)
-        return [RecordMetadata(topic, p, first, ts)]
-
-    def _send_batch(self, topic: str, records: Iterable[Sequence[Any]], partition: int | None,
-                    timestamp: int | None) -> list[RecordMetadata]:
-        n, _plog0, _cfg, qlimit = self._limits(topic)
-        if qlimit is not None:
-            self._wait_for_room(topic, qlimit)
-        ts = int(time.time() * 1000) if timestamp is None else int(timestamp)
-        kser, vser = self._key_ser, self._value_ser
-        if kser is None and vser is None and partition is None and self._partitioner is None:
-            if not isinstance(records, list):
-                records = list(records)
-            fast = self._bucket_plain(topic, records, n)
-            if fast is not None:
-                return self._append_buckets(topic, fast, ts)
-        buckets: dict[int, list[tuple]] = {}
-        custom = self._partitioner
-        sticky_p = None
-        h = key_partition
-        for rec in records:
-            k = rec[0]
-            v = rec[1]
-            if kser is not None:
-                k = kser(k)
-            if vser is not None:
-                v = vser(v)
-            if k.__class__ is not bytes and k is not None:
-                k = _to_bytes(k, "key")
-            if v.__class__ is not bytes and v is not None:
-                v = _to_bytes(v, "value")
-            if len(rec) > 2 and rec[2]:
-                item: tuple = (k, v, _norm_headers(rec[2]))
-            else:
-                item = (k, v)
-            if partition is not None:
-                p = partition
-            elif custom is not None:
-                p = custom(k, n)
-            elif k is None:
-                if sticky_p is None:
-                    sticky_p = self._sticky.partition(topic, n)
-                p = sticky_p
-            else:
-                p = h(k, n)
-            b = buckets.get(p)
-            if b is None:
-                if not 0 <= p < n:
-                    raise InvalidPartitionError(topic, p, n)
-                b = buckets[p] = []
-            b.append(item)
-        if sticky_p is not None:
-            self._sticky.next(topic, n)
-        return self._append_buckets(topic, buckets, ts)
-
-    def _bucket_plain(self, topic: str, records: list, n: int) -> dict[int, list] | None:
-        """Partition plain ``(bytes key, bytes value)`` records with a per-call key cache.
-
-        Returns None as soon as a record needs the general path (headers, str values, null
-        keys...), so callers with such records pay one aborted pass at most.
-        """
-        h = xxh3_64_intdigest
-        cache: dict[bytes, list] = {}
-        buckets: dict[int, list] = {}
-        try:
-            for rec in records:
-                k, v = rec  # records with headers do not unpack: general path
-                if v.__class__ is not bytes:
-                    return None
-                b = cache.get(k)
-                if b is None:
-                    if k.__class__ is not bytes:
-                        return None
-                    p = h(k) % n
-                    b = buckets.get(p)
-                    if b is None:
-                        b = buckets[p] = []
-                    cache[k] = b
-                b.append(rec)
-        except (TypeError, ValueError):
-            return None
-        return buckets
-
-    def _append_buckets(self, topic: str, buckets: dict[int, list], ts: int
-                        ) -> list[RecordMetadata]:
-        out: list[RecordMetadata] = []
-        for p, recs in buckets.items():
-            plog = self._broker.partition_log(topic, p)
-            limit = max(1, plog.config.max_message_bytes // 2)
-            chunk = self._chunk_len(recs, min(limit, max(self.batch_size, 1 << 20)))
-            if self.producer_id >= 0:
-                with self._drain_lock((topic, p)):
-                    for start in range(0, len(recs), chunk):
-                        first = self._append_stamped((topic, p), recs[start:start + chunk],
-                                                     timestamp=ts)
-                        out.append(RecordMetadata(topic, p, first, ts))
-                continue
-            for start in range(0, len(recs), chunk):
-                data = encode_batch(recs[start : start + chunk], timestamp=ts,
-                                    compression=self.compression)
-                first, _ = plog.append(data, validate=False)
-                out.append(RecordMetadata(topic, p, first, ts))
-        return out
-
-    @staticmethod
-    def _chunk_len(recs: list[tuple], max_bytes: int) -> int:
-        sample = recs[: min(len(recs), 64)]
-        avg = sum((len(r[0]) if r[0] else 0) + (len(r[1]) if r[1] else 0) + 16
-                  for r in sample) / max(1, len(sample))
-        if any(len(r) > 2 for r in sample):
-            avg *= 2
-        return max(1, int(max_bytes // max(avg, 1)))
 
     # ------------------------------------------------------------------ lifecycle
     def flush(self, timeout: float | None = None) -> None:
