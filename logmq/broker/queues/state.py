@@ -59,6 +59,27 @@ _VAL = struct.Struct(">BHq")  # state, delivery count, first delivery ms
 _ERR_MAX = 512
 
 
+#: packers of a W/O key's (partition, offset) suffix and of an error-free W value, for the
+#: share group's hot loops (they build keys as ``w_prefix(gt) + PACK_PO(p, off)``)
+PACK_PO = _PO.pack
+PACK_VAL = _VAL.pack
+
+
+def w_prefix(gt: bytes) -> bytes:
+    """Prefix of a group's window-state keys (``W`` + group/topic)."""
+    return b"W" + gt
+
+
+def o_prefix(gt: bytes) -> bytes:
+    """Prefix of a group's out-of-window (back from the due index) keys."""
+    return b"O" + gt
+
+
+def pack_spso(offset: int) -> bytes:
+    """The value of an SPSO key."""
+    return _Q.pack(offset)
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
