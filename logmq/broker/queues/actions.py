@@ -8,8 +8,20 @@ import heapq
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from logmq.broker.queues.model import (
+    ACQUIRED,
+    AVAILABLE,
+    DYING,
+    GONE,
+    RELEASED,
+    GroupState,
+    Member,
+    Settled,
+    _Part,
+    _Rec,
+)
 from logmq.broker.queues.state import (
     DELIVERED,
     DONE,
@@ -26,22 +38,25 @@ from logmq.errors import (
     RecordStateError,
 )
 
-if TYPE_CHECKING:
-    pass
-from logmq.broker.queues.model import (
-    ACQUIRED,
-    AVAILABLE,
-    DYING,
-    GONE,
-    RELEASED,
-    GroupState,
-    Member,
-    Settled,
-    _Part,
-    _Rec,
-)
+__all__ = ["Actions", "TRANSITIONS"]
 
-__all__ = ["Actions"]
+#: (from, to) -> the action that moves an in-memory record between those states. A record
+#: enters AVAILABLE when it is read into the window (or comes back from the due-time index)
+#: and GONE is final (the object is dropped; a record coming back is a new one). Every
+#: settle first ends the lock (ACQUIRED -> RELEASED), then decides where the record goes.
+#: ``tests/test_queue_transitions.py`` drives every action and checks the code moves only
+#: along this table, and along all of it.
+TRANSITIONS: dict[tuple[int, int], str] = {
+    (AVAILABLE, ACQUIRED): "acquire",           # receive
+    (ACQUIRED, RELEASED): "end-lock",           # ack, nack, reject, release, lock expiry
+    (RELEASED, GONE): "finish-or-schedule",     # ack; nack with a delay or backoff
+    (RELEASED, AVAILABLE): "redeliver",         # nack(0), release, lock expiry, no backoff
+    (RELEASED, DYING): "dead-letter",           # reject; max attempts reached
+    (AVAILABLE, GONE): "archive",               # filtered out, TTL expired, deliver-at later
+    (AVAILABLE, DYING): "dead-letter",          # TTL expired with dead_letter_expired
+    (DYING, GONE): "buried",                    # copied to the dead-letter topic
+    (DYING, AVAILABLE): "bury-failed",          # the copy failed: deliver again
+}
 
 
 class Actions(GroupState):

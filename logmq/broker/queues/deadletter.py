@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from logmq.broker.queues import options as O
+from logmq.broker.queues.model import (
+    DYING,
+    GroupState,
+)
 from logmq.broker.queues.state import (
     now_ms,
 )
@@ -12,13 +14,6 @@ from logmq.codec.records import encode_batch
 from logmq.errors import (
     TopicExistsError,
     UnknownTopicError,
-)
-
-if TYPE_CHECKING:
-    pass
-from logmq.broker.queues.model import (
-    DYING,
-    GroupState,
 )
 
 __all__ = ["DeadLetters"]

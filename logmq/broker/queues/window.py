@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from logmq.broker.queues import options as O
+from logmq.broker.queues.model import (
+    _FETCH_BYTES,
+    _FILL_BUDGET,
+    _PRIO_STEP,
+    AVAILABLE,
+    GONE,
+    GroupState,
+    _Part,
+    _Rec,
+)
 from logmq.broker.queues.state import (
     DELIVERED,
     SCHEDULED,
@@ -18,19 +28,6 @@ from logmq.errors import (
     OffsetOutOfRangeError,
 )
 from logmq.types import Record
-
-if TYPE_CHECKING:
-    pass
-from logmq.broker.queues.model import (
-    _FETCH_BYTES,
-    _FILL_BUDGET,
-    _PRIO_STEP,
-    AVAILABLE,
-    GONE,
-    GroupState,
-    _Part,
-    _Rec,
-)
 
 __all__ = ["Window"]
 
