@@ -39,6 +39,7 @@ from logmq.config import BROKER_KEYS, TopicConfig
 from logmq.errors import LogMQError, UnknownTopicError
 from logmq.storage import compactor
 from logmq.storage.compactor import CleaningAborted, Throttle
+from logmq.storage.files import CLEANER_CHECKPOINT
 from logmq.storage.fsutil import write_file_atomically
 from logmq.storage.interface import LogStore
 from logmq.storage.log import PartitionLog
@@ -47,7 +48,7 @@ __all__ = ["Cleaner", "CHECKPOINT_FILE", "read_cleaner_checkpoint"]
 
 log = logging.getLogger("logmq.cleaner")
 
-CHECKPOINT_FILE = "cleaner-checkpoint"
+CHECKPOINT_FILE = CLEANER_CHECKPOINT
 DEFAULT_CHECK_INTERVAL_MS: int = BROKER_KEYS["cleaner_check_interval_ms"].default
 DEFAULT_MAX_BYTES_PER_SEC: float = BROKER_KEYS["cleaner_max_bytes_per_sec"].default
 

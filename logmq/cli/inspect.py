@@ -37,6 +37,7 @@ from logmq.codec.batch import (
     validate_batch,
 )
 from logmq.errors import CorruptRecordError, DirectoryLockedError, LogMQError
+from logmq.storage.files import LEFTOVER_SUFFIXES
 
 __all__ = ["dump", "verify", "stats", "compact", "scan_log", "verify_partition"]
 
@@ -45,7 +46,7 @@ _OFFSET_ENTRY = struct.Struct(">II")
 _TIME_ENTRY = struct.Struct(">qI")
 _SEGMENT_RE = re.compile(r"^(\d{20})\.log$")
 _PARTITION_RE = re.compile(r"^(.+)-(\d+)$")
-_LEFTOVER = (".cleaned", ".swap", ".deleted", "swap-replaces")
+_LEFTOVER = LEFTOVER_SUFFIXES
 
 
 @dataclass

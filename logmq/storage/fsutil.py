@@ -8,6 +8,7 @@ module uses these helpers so the rules are written (and reviewed) once.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 __all__ = ["fsync_path", "write_file_atomically", "unlink_quiet"]
 
@@ -21,15 +22,25 @@ def fsync_path(path: str) -> None:
         os.close(fd)
 
 
-def write_file_atomically(path: str, data: bytes) -> None:
-    """Replace ``path`` so that a crash leaves either the old or the new content, never a mix."""
+def write_file_atomically(path: str, data: bytes, *, fsync: bool = True,
+                          before_replace: Callable[[], None] | None = None) -> None:
+    """Replace ``path`` so that a crash leaves either the old or the new content, never a mix.
+
+    ``fsync=False`` is for files that can be rebuilt (indexes): the rename is still atomic,
+    so a reader never sees a mix, but nothing waits for the disk. ``before_replace`` runs
+    between the written temporary file and the rename (fault-injection tests).
+    """
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
+    if before_replace is not None:
+        before_replace()
     os.replace(tmp, path)
-    fsync_path(os.path.dirname(path) or ".")
+    if fsync:
+        fsync_path(os.path.dirname(path) or ".")
 
 
 def unlink_quiet(path: str) -> None:

@@ -19,7 +19,7 @@ from array import array
 from bisect import bisect_right
 
 from logmq.errors import CorruptRecordError
-from logmq.storage.fsutil import unlink_quiet
+from logmq.storage.fsutil import unlink_quiet, write_file_atomically
 
 __all__ = ["OffsetIndex", "TimeIndex"]
 
@@ -57,10 +57,7 @@ class _IndexFile:
 
     def _rewrite(self) -> None:
         data = self._entries_bytes()
-        tmp = self.path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, self.path)
+        write_file_atomically(self.path, data, fsync=False)  # rebuildable: no fsync
         self._pending.clear()
 
     def save(self) -> None:

@@ -37,6 +37,7 @@ from logmq.errors import (
     OutOfOrderSequenceError,
     RecordTooLargeError,
 )
+from logmq.storage.files import CHECKPOINT
 from logmq.storage.fsutil import fsync_path as _fsync_dir
 from logmq.storage.fsutil import write_file_atomically
 from logmq.storage.producer_state import ProducerStateTable
@@ -44,10 +45,6 @@ from logmq.storage.segment import LOG_SUFFIX, LogSegment
 
 __all__ = ["LogConfig", "PartitionLog", "LogSlice", "FSYNC_MODES"]
 
-CHECKPOINT = "checkpoint"
-CLEANED_SUFFIX = ".cleaned"
-SWAP_SUFFIX = ".swap"
-DELETED_SUFFIX = ".deleted"
 _MAX_REL_OFFSET = 2**32 - 1
 _MAX_POSITION = 2**31 - 1
 _PACK_OFFSET = struct.Struct(">q").pack

@@ -24,6 +24,7 @@ from logmq.errors import (
     InvalidProducerEpochError,
     OutOfOrderSequenceError,
 )
+from logmq.storage.fsutil import write_file_atomically
 
 __all__ = ["ProducerStateTable", "ProducerEntry", "BATCHES_KEPT"]
 
@@ -118,12 +119,7 @@ class ProducerStateTable:
         data = {"offset": offset,
                 "producers": {str(pid): [e.epoch, list(e.batches)]
                               for pid, e in self.producers.items()}}
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_file_atomically(self.path, json.dumps(data).encode())
         self.snapshot_offset = offset
 
     def truncate(self, offset: int) -> None:

@@ -19,13 +19,11 @@ from collections.abc import Sequence
 
 from logmq.codec.batch import HEADER_SIZE, BatchHeader, parse_header, validate_batch
 from logmq.errors import CorruptRecordError
+from logmq.storage.files import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX
 from logmq.storage.index import OffsetIndex, TimeIndex
 
 __all__ = ["LogSegment", "segment_name", "LOG_SUFFIX", "INDEX_SUFFIX", "TIMEINDEX_SUFFIX"]
 
-LOG_SUFFIX = ".log"
-INDEX_SUFFIX = ".index"
-TIMEINDEX_SUFFIX = ".timeindex"
 
 
 def segment_name(base_offset: int) -> str:
