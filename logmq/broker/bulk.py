@@ -94,7 +94,7 @@ class BulkSend:
 
     def _normalize(self, records: Iterable[Sequence[Any]]) -> list[tuple]:
         kser, vser = self._key_ser, self._value_ser
-        out = []
+        out: list[tuple[Any, ...]] = []
         for rec in records:
             k = kser(rec[0]) if kser is not None else rec[0]
             v = vser(rec[1]) if vser is not None else rec[1]

@@ -116,7 +116,7 @@ class Consumer:
                 raise ConfigError(
                     f"{', '.join(sorted(group_config))} need a group (pass group=...)")
             if topics:
-                tps = []
+                tps: list[TopicPartition] = []
                 for t in topics:
                     n = broker.partitions_for(t)
                     tps.extend(TopicPartition(t, p) for p in range(n))

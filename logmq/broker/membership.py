@@ -112,7 +112,8 @@ class GroupMember:
         self._next_commit = now + self.auto_commit_interval
 
     # ------------------------------------------------------------------ subscription
-    def subscribe(self, topics: list[str], *, on_assign=None, on_revoke=None) -> None:
+    def subscribe(self, topics: list[str], *, on_assign: Callable[..., None] | None = None,
+                  on_revoke: Callable[..., None] | None = None) -> None:
         for t in topics:
             self.broker.ensure_topic(t)
         self.subscription = sorted(set(topics))
@@ -281,6 +282,7 @@ class GroupMember:
         return None if hit is None or hit[0] < 0 else hit[0]
 
     def commit(self, offsets: Mapping[Any, int | tuple[int, str | None]] | None) -> None:
+        data: dict[tuple[str, int], tuple[int, str | None]]
         if offsets is None:
             data = {(tp.topic, tp.partition): (self.consumer.position(tp), None)
                     for tp in self.consumer.assignment()}

@@ -106,7 +106,7 @@ class Producer(BulkSend):
         self._key_ser = key_serializer
         self._value_ser = value_serializer
         self._sticky = StickyPartitioner()
-        self._topic_limits: dict[str, tuple[int, Any]] = {}
+        self._topic_limits: dict[str, tuple[int, Any, Any, int | None]] = {}
         self._topics_version = -1
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
@@ -139,7 +139,7 @@ class Producer(BulkSend):
         n = self._broker.ensure_topic(topic)
         plog0 = self._broker.partition_log(topic, 0)
         cfg = plog0.config
-        qlimit = self._broker.topic_config(topic).get("max.queue.depth")
+        qlimit = cfg.max_queue_depth
         info = (n, plog0, cfg, qlimit)
         self._topic_limits[topic] = info
         return info

@@ -133,7 +133,7 @@ def _read_entries(path: str, entry: struct.Struct) -> tuple[list[tuple[int, int]
     if len(raw) % entry.size:
         err = f"length {len(raw)} is not a multiple of {entry.size} (torn last entry)"
         raw = raw[: len(raw) - len(raw) % entry.size]
-    return [tuple(e) for e in entry.iter_unpack(raw)], err  # type: ignore[misc]
+    return [tuple(e) for e in entry.iter_unpack(raw)], err
 
 
 def verify_segment(log_path: str, expected_min: int, deep: bool) -> SegmentReport:
@@ -474,7 +474,7 @@ def stats(data: str, as_json: bool) -> None:
     from logmq.broker.membership import coordinator_for
 
     with open_broker(data) as log:
-        per_topic = []
+        per_topic: list[list[Any]] = []
         for name in log.list_topics():
             d = log.describe_topic(name)
             per_topic.append([name, len(d.partitions),

@@ -80,7 +80,7 @@ def _bounded_zlib(data: bytes, wbits: int) -> bytes:
     return out
 
 
-def decompress(codec: int, data: bytes | memoryview) -> bytes:
+def decompress(codec: int, data: bytes | bytearray | memoryview) -> bytes:
     try:
         if codec == GZIP:
             return _bounded_zlib(bytes(data), 47)  # gzip or zlib header, auto-detected

@@ -244,7 +244,7 @@ class Handlers:
                     elif ts == -1:
                         pr["offset"] = plog.next_offset
                     else:
-                        hit = self.broker.offsets_for_times({(name, idx): ts})[(name, idx)]
+                        hit = next(iter(self.broker.offsets_for_times({(name, idx): ts}).values()))
                         if hit is not None:
                             pr["offset"], pr["timestamp"] = hit.offset, hit.timestamp
                 except LogMQError as e:

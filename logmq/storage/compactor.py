@@ -65,6 +65,7 @@ from logmq.codec.batch import (
     crc32c,
     parse_header,
 )
+from logmq.codec.records import RawRecord
 from logmq.storage.faults import CRASH_POINT_ENV, CRASH_POINTS, crash_point
 from logmq.storage.files import CLEANED_SUFFIX, SEGMENT_SUFFIXES, SWAP_FILE
 from logmq.storage.fsutil import fsync_path as _fsync_file
@@ -172,7 +173,7 @@ class Throttle:
 # ---------------------------------------------------------------------- reading segments
 def iter_segment_batches(
     seg: LogSegment, limit: int, throttle: Throttle | None = None
-) -> Iterator[tuple[bytes, int, BatchHeader]]:
+) -> Iterator[tuple[bytes, int, BatchHeader, int]]:
     """(buffer, position in buffer, header, position in file) of each batch below ``limit``.
 
     Reads the file in large chunks (the cleaner is sequential; one pread per batch would cost
@@ -204,7 +205,7 @@ def iter_segment_batches(
         pos += p
 
 
-def _decode(buf: bytes, pos: int):
+def _decode(buf: bytes, pos: int) -> tuple[BatchHeader, list[RawRecord]]:
     """Decode with the CRC checked: closed segments below the recovery point were never
     re-validated at open, and a rewrite must not turn a rotten batch into one with a fresh,
     valid CRC. A bad batch stops the partition's pass with CorruptRecordError instead."""

@@ -22,9 +22,14 @@ __all__ = ["LogStore"]
 class LogStore(Protocol):
     """The storage manager's methods the broker services call."""
 
-    path: str
-    meta: MetaStore
-    topics_version: int
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def meta(self) -> MetaStore: ...
+
+    @property
+    def topics_version(self) -> int: ...
 
     @property
     def closed(self) -> bool: ...

@@ -15,7 +15,7 @@ from __future__ import annotations
 import mmap
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from logmq.codec.batch import HEADER_SIZE, BatchHeader, parse_header, validate_batch
 from logmq.errors import CorruptRecordError
@@ -231,7 +231,8 @@ class LogSegment:
     def read(self, position: int, length: int) -> bytes:
         return os.pread(self._fd, length, position)
 
-    def iter_headers(self, start: int = 0, limit: int | None = None):
+    def iter_headers(self, start: int = 0, limit: int | None = None
+                     ) -> Iterator[tuple[int, BatchHeader]]:
         end = self.size if limit is None else limit
         pos = start
         while pos < end:

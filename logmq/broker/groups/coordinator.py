@@ -294,7 +294,7 @@ class GroupCoordinator:
             roster = [(x.member_id, x.group_instance_id, x.metadata_for(g.protocol))
                       for x in g.members.values()]
         return JoinResult(None, g.generation, g.protocol or "", g.leader_id or "", m.member_id,
-                          roster if m.member_id == g.leader_id else [])
+                          (roster or []) if m.member_id == g.leader_id else [])
 
     def _select_protocol(self, g: _Group) -> str:
         """The protocol every member supports that most members prefer (Kafka's vote).

@@ -32,7 +32,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import lmdb
 
@@ -88,7 +88,7 @@ class RecState(NamedTuple):
     """A stored record state (W/O keys and due-index values)."""
 
     state: int
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count on purpose: the stored name
     first_ms: int
     error: str | None
 
@@ -118,12 +118,12 @@ class Journal:
         self.env = env
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
-        self._pending: list[tuple[object, bytes, bytes | None]] = []
+        self._pending: list[tuple[Any, bytes, bytes | None]] = []
         self._submitted = 0
         self._committed = 0
         self._error: BaseException | None = None
 
-    def submit(self, ops: list[tuple[object, bytes, bytes | None]]) -> int:
+    def submit(self, ops: list[tuple[Any, bytes, bytes | None]]) -> int:
         """Queue ``(db, key, value or None to delete)`` changes; returns their sequence."""
         with self._lock:
             if ops:
@@ -158,7 +158,7 @@ class Journal:
     def committed(self) -> int:
         return self._committed
 
-    def _write(self, ops: list[tuple[object, bytes, bytes | None]]) -> None:
+    def _write(self, ops: list[tuple[Any, bytes, bytes | None]]) -> None:
         with self.env.begin(write=True) as txn:
             for db, key, value in ops:
                 if value is None:
@@ -224,9 +224,10 @@ class ShareStateStore:
         if not cur.set_range(prefix):
             return
         for k, v in cur:
-            if not k.startswith(prefix):
+            kb = cast(bytes, k)  # lmdb returns bytes unless opened with buffers=True
+            if not kb.startswith(prefix):
                 return
-            yield k, v
+            yield kb, cast(bytes, v)
 
     def load_partition(self, gt: bytes, p: int) -> tuple[dict[int, RecState], dict[int, RecState]]:
         """(window keys, out-of-window keys) of one partition, by offset."""
@@ -258,7 +259,7 @@ class ShareStateStore:
     def due_until(self, gt: bytes, until: int, limit: int
                   ) -> tuple[list[tuple[bytes, int, int, int, RecState]], int | None]:
         """Up to ``limit`` due entries with due <= until, and the next due time after them."""
-        out = []
+        out: list[tuple[bytes, int, int, int, RecState]] = []
         nxt = None
         with self.env.begin(db=self.due_db) as txn:
             cur = txn.cursor()
@@ -329,7 +330,7 @@ class DedupIndex:
         return p, off, ts
 
     def record(self, key: bytes, expires: int, p: int, off: int, ts: int) -> int:
-        ops: list[tuple[object, bytes, bytes | None]] = [
+        ops: list[tuple[Any, bytes, bytes | None]] = [
             (self.db, key, self._VAL.pack(expires, p, off, ts)),
             (self.db, b"E" + _Q.pack(expires) + key, b""),
         ]
@@ -338,8 +339,8 @@ class DedupIndex:
             ops.extend(self._purge_ops(now_ms()))
         return self.journal.submit(ops)
 
-    def _purge_ops(self, now: int, limit: int = 1000) -> list[tuple[object, bytes, bytes | None]]:
-        ops: list[tuple[object, bytes, bytes | None]] = []
+    def _purge_ops(self, now: int, limit: int = 1000) -> list[tuple[Any, bytes, bytes | None]]:
+        ops: list[tuple[Any, bytes, bytes | None]] = []
         with self.env.begin(db=self.db) as txn:
             cur = txn.cursor()
             if not cur.set_range(b"E"):

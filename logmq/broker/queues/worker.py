@@ -427,8 +427,10 @@ class AsyncWorker:
                     pass
         finally:
             self._running -= 1
-            async with self._slots:
-                self._slots.notify_all()
+            slots = self._slots
+            assert slots is not None  # set by start() before any record runs
+            async with slots:
+                slots.notify_all()
 
     def start(self) -> asyncio.Task[None]:
         """Run in a task on the current loop (``await worker.stop()`` to end it)."""
