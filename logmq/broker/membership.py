@@ -200,7 +200,7 @@ class GroupMember:
 
     def _join(self) -> None:
         from logmq.broker.groups import assignors
-        from logmq.protocol.consumer import (
+        from logmq.protocol.consumer_protocol import (
             decode_assignment,
             decode_subscription,
             encode_assignment,

@@ -2,7 +2,7 @@
 
 A data directory is owned by one process, so while a server runs, the CLI cannot open it.
 :class:`RemoteLog` stands in for the :class:`~logmq.broker.broker.Broker` the commands use,
-implementing the same methods over the Kafka protocol with :class:`~logmq.client.WireClient`:
+implementing the same methods over the Kafka protocol with :class:`~logmq.wire_client.WireClient`:
 topics (list, describe, create, delete), offsets and timestamps, produce, consume by
 partition, and the read side of groups (list, describe with committed offsets and lag).
 What the wire protocol subset cannot do (altering configs, joining a group, deleting groups,
@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from logmq.broker.partitioner import key_partition
-from logmq.client import WireClient, WireError
 from logmq.errors import InvalidPartitionError, LogMQError, UnknownTopicError
 from logmq.types import (
     OffsetAndTimestamp,
@@ -27,6 +26,7 @@ from logmq.types import (
     TopicDescription,
     TopicPartition,
 )
+from logmq.wire_client import WireClient, WireError
 
 __all__ = ["RemoteLog"]
 
