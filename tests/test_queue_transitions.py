@@ -94,3 +94,15 @@ def test_every_action_moves_along_the_table(log, monkeypatch):
     assert seen <= set(TRANSITIONS), sorted(seen - set(TRANSITIONS))
     assert seen == set(TRANSITIONS), sorted(set(TRANSITIONS) - seen)
     assert all(old == AVAILABLE for old, new in SEEN if new == ACQUIRED)
+
+
+def test_lock_ms_is_checked_the_same_for_local_and_remote_members(log):
+    from logmq.broker.queues.remote import QueueServer, RemoteQueue
+    from logmq.errors import ConfigError
+
+    log.create_topic("lm")
+    with pytest.raises(ConfigError, match="lock_ms"):
+        log.queue("lm", group="g", lock_ms=0)
+    with QueueServer(log) as server:
+        with pytest.raises(ConfigError, match="lock_ms"):
+            RemoteQueue(server.address, "lm", group="g", authkey=server.authkey, lock_ms=0)

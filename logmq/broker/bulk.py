@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from xxhash import xxh3_64_intdigest
 
 from logmq.broker.partitioner import Partitioner, StickyPartitioner, key_partition
-from logmq.broker.serde import _norm_headers, _to_bytes
+from logmq.broker.serde import _norm_headers, serialize_kv
 from logmq.codec.records import encode_batch
 from logmq.errors import BrokerClosedError, ConfigError, InvalidPartitionError
 from logmq.types import RecordMetadata
@@ -96,10 +96,7 @@ class BulkSend:
         kser, vser = self._key_ser, self._value_ser
         out: list[tuple[Any, ...]] = []
         for rec in records:
-            k = kser(rec[0]) if kser is not None else rec[0]
-            v = vser(rec[1]) if vser is not None else rec[1]
-            k = _to_bytes(k, "key")
-            v = _to_bytes(v, "value")
+            k, v = serialize_kv(kser, vser, rec[0], rec[1])
             if len(rec) > 2 and rec[2]:
                 out.append((k, v, _norm_headers(rec[2])))
             else:
@@ -138,16 +135,7 @@ class BulkSend:
         sticky_p = None
         h = key_partition
         for rec in records:
-            k = rec[0]
-            v = rec[1]
-            if kser is not None:
-                k = kser(k)
-            if vser is not None:
-                v = vser(v)
-            if k.__class__ is not bytes and k is not None:
-                k = _to_bytes(k, "key")
-            if v.__class__ is not bytes and v is not None:
-                v = _to_bytes(v, "value")
+            k, v = serialize_kv(kser, vser, rec[0], rec[1])
             if len(rec) > 2 and rec[2]:
                 item: tuple = (k, v, _norm_headers(rec[2]))
             else:

@@ -27,7 +27,7 @@ from logmq.broker.bulk import BulkSend
 from logmq.broker.futures import RecordFuture, _Batch, completed_future
 from logmq.broker.partitioner import Partitioner, StickyPartitioner, key_partition
 from logmq.broker.queues.options import SendOptions
-from logmq.broker.serde import _norm_headers, _to_bytes
+from logmq.broker.serde import _norm_headers, _to_bytes, serialize_kv
 from logmq.codec.records import codec_id, encode_batch
 from logmq.errors import (
     BrokerClosedError,
@@ -203,12 +203,7 @@ class Producer(BulkSend):
                                            options)
         if self._closed:
             raise BrokerClosedError("producer is closed")
-        k = self._key_ser(key) if self._key_ser else key
-        if k.__class__ is not bytes and k is not None:
-            k = _to_bytes(k, "key")
-        v = self._value_ser(value) if self._value_ser else value
-        if v.__class__ is not bytes and v is not None:
-            v = _to_bytes(v, "value")
+        k, v = serialize_kv(self._key_ser, self._value_ser, key, value)
         hdrs = _norm_headers(headers) if headers else None
         ts = int(_time() * 1000) if timestamp is None else int(timestamp)
         if self._topics_version != self._broker.topics_version:
@@ -429,8 +424,7 @@ class Producer(BulkSend):
                           expected: int) -> RecordFuture:
         if self._closed:
             raise BrokerClosedError("producer is closed")
-        k = _to_bytes(self._key_ser(key) if self._key_ser else key, "key")
-        v = _to_bytes(self._value_ser(value) if self._value_ser else value, "value")
+        k, v = serialize_kv(self._key_ser, self._value_ser, key, value)
         n, _plog0, _cfg, qlimit = self._limits(topic)
         if qlimit is not None:
             self._wait_for_room(topic, qlimit)

@@ -93,6 +93,17 @@ class QueueStats:
     members: int
 
 
+def validate_lock_ms(lock_ms: Any) -> int:
+    """A member's lock duration (ms), checked the same way for local and remote members."""
+    try:
+        n = int(lock_ms)
+    except (TypeError, ValueError):
+        n = 0
+    if isinstance(lock_ms, bool) or n < 1:
+        raise ConfigError(f"lock_ms must be >= 1 (ms), got {lock_ms!r}")
+    return n
+
+
 class Member:
     """One receiving member of a share group (a QueueConsumer or a remote one)."""
 

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from logmq.broker.queues import options as O
 from logmq.broker.queues.filters import FilterSpec, make_filter
 from logmq.broker.queues.group import GroupConfig, Member, QueueStats, ShareGroup
+from logmq.broker.queues.model import validate_lock_ms
 from logmq.errors import ConfigError
 from logmq.types import Header, Record, RecordMetadata, TopicPartition
 
@@ -169,8 +170,7 @@ class QueueConsumer(SettleVerbs):
                  key_deserializer: Callable[[Any], Any] | None = None,
                  value_deserializer: Callable[[Any], Any] | None = None,
                  **group_config: Any) -> None:
-        if lock_ms < 1:
-            raise ConfigError("lock_ms must be >= 1")
+        lock_ms = validate_lock_ms(lock_ms)
         cfg, rest = GroupConfig.split(dict(group_config))
         if rest:
             raise ConfigError(f"unknown queue config: {', '.join(sorted(rest))}")

@@ -26,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from logmq.broker.ratelimit import TokenBucket
 from logmq.errors import BrokerClosedError, ConfigError, RecordStateError
 
 if TYPE_CHECKING:
@@ -114,33 +115,6 @@ class CircuitBreaker:
         return self.state == CLOSED
 
 
-class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up (starts full)."""
-
-    def __init__(self, rate: float, burst: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        if rate <= 0:
-            raise ConfigError("rate_limit must be > 0")
-        self.rate = float(rate)
-        self.capacity = max(1.0, float(burst) if burst is not None else 1.0)
-        self.tokens = self.capacity
-        self._clock = clock
-        self._last = clock()
-        self._lock = threading.Lock()
-
-    def take(self, want: int) -> tuple[int, float]:
-        """(tokens granted now, 0..want; seconds until one more is available)."""
-        with self._lock:
-            now = self._clock()
-            self.tokens = min(self.capacity, self.tokens + (now - self._last) * self.rate)
-            self._last = now
-            n = min(want, int(self.tokens))
-            if n >= 1:
-                self.tokens -= n
-                return n, 0.0
-            return 0, (1 - self.tokens) / self.rate
-
-
 Handler = Callable[["QueueRecord"], Any]
 
 
@@ -176,7 +150,8 @@ class Worker:
         self.name = name or f"logmq-worker-{topic}"
         self.queue_config = queue_config
         self.breaker = CircuitBreaker(failure_threshold, cooldown_s)
-        self.bucket = TokenBucket(rate_limit, burst) if rate_limit is not None else None
+        self.bucket = (TokenBucket(rate_limit, burst if burst is not None else 1, name="rate_limit")
+                       if rate_limit is not None else None)
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -344,7 +319,8 @@ class AsyncWorker:
         self.poll_timeout = poll_timeout
         self.queue_config = queue_config
         self.breaker = CircuitBreaker(failure_threshold, cooldown_s)
-        self.bucket = TokenBucket(rate_limit, burst) if rate_limit is not None else None
+        self.bucket = (TokenBucket(rate_limit, burst if burst is not None else 1, name="rate_limit")
+                       if rate_limit is not None else None)
         self.processed = 0
         self.failed = 0
         self.released = 0
