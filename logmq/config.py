@@ -225,9 +225,6 @@ class TopicConfig:
     def delete(self) -> bool:
         return "delete" in self.cleanup_policy.split(",")
 
-    def as_dict(self) -> dict[str, Any]:
-        """Kafka-named dict (what ``Broker.topic_config`` and DescribeConfigs show)."""
-        return {d.name: getattr(self, d.attr) for d in _TOPIC_DEFS}
 
 
 def normalize_key(key: str) -> str:

@@ -30,7 +30,7 @@ from logmq.broker.producer_ids import ProducerIdAllocator
 from logmq.broker.queues.manager import QueueManager
 from logmq.config import BrokerConfig, TopicConfig, load_broker_config
 from logmq.storage.log import PartitionLog
-from logmq.storage.manager import CLEAN_MARKER, LOCK_FILE, LogManager, as_tp, validate_topic_name
+from logmq.storage.manager import CLEAN_MARKER, LOCK_FILE, LogManager, validate_topic_name
 from logmq.storage.meta import MetaStore
 from logmq.types import OffsetAndTimestamp, Record, TopicDescription, TopicPartition
 
@@ -38,9 +38,6 @@ if TYPE_CHECKING:
     from logmq.broker.queues.queue import QueueConsumer
 
 __all__ = ["Broker", "open_log", "validate_topic_name", "CLEAN_MARKER", "LOCK_FILE"]
-
-_as_tp = as_tp  # old private name, still imported by a few callers
-
 
 class Broker:
     """An open data directory. Thread-safe; use as a context manager or call :meth:`close`.

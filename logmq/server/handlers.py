@@ -20,7 +20,6 @@ from logmq.errors import (
     OffsetOutOfRangeError,
     UnknownTopicError,
 )
-from logmq.storage.log import LogSlice
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -506,14 +505,3 @@ class Handlers:
             19: self.create_topics, 20: self.delete_topics, 21: self.delete_records,
             22: self.init_producer_id, 32: self.describe_configs,
         }
-
-
-def slices_in(body: dict) -> list[LogSlice]:
-    """The segment slices a fetch response carries (for the connection's sendfile path)."""
-    out = []
-    for t in body.get("responses", []):
-        for p in t.get("partitions", []):
-            r = p.get("records")
-            if isinstance(r, LogSlice):
-                out.append(r)
-    return out

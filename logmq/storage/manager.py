@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from logmq.config import (
     TopicConfig,
@@ -48,7 +48,7 @@ from logmq.storage.log import PartitionLog
 from logmq.storage.meta import MetaStore
 from logmq.types import OffsetAndTimestamp, PartitionInfo, TopicDescription, TopicPartition
 
-__all__ = ["LogManager", "TopicListener", "validate_topic_name", "as_tp", "CLEAN_MARKER",
+__all__ = ["LogManager", "validate_topic_name", "as_tp", "CLEAN_MARKER",
            "LOCK_FILE"]
 
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -73,12 +73,6 @@ def as_tp(tp: Any) -> TopicPartition:
     except (TypeError, ValueError):
         raise TypeError(f"expected (topic, partition), got {tp!r}") from None
     return TopicPartition(topic, int(partition))
-
-
-class TopicListener(Protocol):
-    """Told (under the manager's lock, after the partitions are gone) that a topic was deleted."""
-
-    def __call__(self, topic: str) -> None: ...
 
 
 class LogManager:

@@ -68,14 +68,6 @@ class Window(GroupState):
         heapq.heappush(self.avail, (key, rec.p, rec.off, next(self._avail_seq), rec, rec.ver))
         self.avail_live += 1
 
-    def _lookup(self, p: int, off: int, in_window: bool | None = None) -> _Rec | None:
-        if p >= len(self.parts):
-            return None
-        part = self.parts[p]
-        if in_window is None:
-            return part.out.get(off) or part.win.get(off)
-        return (part.win if in_window else part.out).get(off)
-
     def _key_of(self, rec: _Rec) -> bytes:
         if rec.in_window:
             return self.store.w_key(self.gt, rec.p, rec.off)
