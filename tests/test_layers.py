@@ -4,7 +4,7 @@ Every import counts: module level, inside functions (lazy) and under ``TYPE_CHEC
 each one is a dependency a reader has to follow and a cycle waiting to bite at import time.
 Layers, lowest first (a module may import its own layer or any lower one):
 
-    base      errors, types, config, kafka_codes    (no logmq imports but each other)
+    base      errors, types, config, kafka_codes, clock  (no logmq imports but each other)
     codec     logmq.codec, logmq.protocol          (sans-I/O: bytes in, values out)
     storage   logmq.storage                        (segments, partition logs, LogManager)
     services  logmq.broker.* (not broker.broker)  (producer, consumer, groups, queues...)
@@ -24,7 +24,8 @@ import pytest
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "logmq")
 
 LAYERS: list[tuple[str, list[str]]] = [
-    ("base", ["logmq.errors", "logmq.types", "logmq.config", "logmq.kafka_codes"]),
+    ("base", ["logmq.errors", "logmq.types", "logmq.config", "logmq.kafka_codes",
+              "logmq.clock"]),
     ("codec", ["logmq.codec", "logmq.protocol"]),
     ("storage", ["logmq.storage"]),
     ("services", ["logmq.broker"]),

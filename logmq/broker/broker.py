@@ -28,6 +28,7 @@ from logmq.broker.groups import GroupCoordinator, LmdbOffsetStore
 from logmq.broker.producer import Producer
 from logmq.broker.producer_ids import ProducerIdAllocator
 from logmq.broker.queues.manager import QueueManager
+from logmq.clock import SYSTEM_CLOCK, Clock
 from logmq.config import BrokerConfig, TopicConfig, load_broker_config
 from logmq.storage.log import PartitionLog
 from logmq.storage.manager import CLEAN_MARKER, LOCK_FILE, LogManager, validate_topic_name
@@ -50,18 +51,23 @@ class Broker:
     ``segment_bytes=...``) is a default for every topic; per-topic overrides win.
     ``LOGMQ_*`` environment variables fill in what the keyword arguments leave unset; pass
     ``config=`` (a :class:`~logmq.config.BrokerConfig`) to skip that resolution entirely.
+    ``clock`` (a :class:`~logmq.clock.Clock`) is the one clock the storage manager, the
+    cleaner, the group coordinator, the queue engine and the producers read; tests pass a
+    :class:`~logmq.clock.ManualClock` to move time without sleeping.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, config: BrokerConfig | None = None,
-                 **settings: Any) -> None:
+                 clock: Clock = SYSTEM_CLOCK, **settings: Any) -> None:
         if config is None:
             config = load_broker_config(settings, env=os.environ)
         elif settings:
             raise TypeError("pass either config= or keyword settings, not both")
         self.config = config
+        self.clock = clock
         self.logs = LogManager(path, auto_create_topics=config.auto_create_topics,
                                num_partitions=config.num_partitions, map_size=config.map_size,
-                               repair=config.repair, defaults=config.topic_defaults)
+                               repair=config.repair, defaults=config.topic_defaults,
+                               time_fn=clock.time)
         try:
             self._wire()
         except BaseException:
@@ -78,7 +84,8 @@ class Broker:
         if self.config.cleaner:
             self.cleaner = Cleaner(self.logs,
                                    check_interval_ms=self.config.cleaner_check_interval_ms,
-                                   max_bytes_per_sec=self.config.cleaner_max_bytes_per_sec)
+                                   max_bytes_per_sec=self.config.cleaner_max_bytes_per_sec,
+                                   time_fn=self.clock.time)
             self.cleaner.start()
 
     def _on_topic_deleted(self, topic: str) -> None:
@@ -102,6 +109,7 @@ class Broker:
                     initial_rebalance_delay_ms=c.group_initial_rebalance_delay_ms,
                     min_session_timeout_ms=c.group_min_session_timeout_ms,
                     max_session_timeout_ms=c.group_max_session_timeout_ms,
+                    time_fn=self.clock.monotonic,
                 )
                 coord.start()
                 self._groups = coord
@@ -113,13 +121,14 @@ class Broker:
         with self._lock:
             if self._queues is None:
                 self.logs.check_open()
-                self._queues = QueueManager(self.logs, producer_factory=self.producer)
+                self._queues = QueueManager(self.logs, producer_factory=self.producer,
+                                            clock=self.clock)
             return self._queues
 
     def producer(self, **config: Any) -> Producer:
         self.logs.check_open()
         return Producer(self.logs, queues=lambda: self.queues,
-                        producer_ids=self.producer_ids, **config)
+                        producer_ids=self.producer_ids, clock=self.clock, **config)
 
     def consumer(self, *topics: str, **config: Any) -> Consumer:
         self.logs.check_open()

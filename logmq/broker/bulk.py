@@ -8,7 +8,6 @@ for bulk loads. A mixin of :class:`~logmq.broker.producer.Producer`.
 from __future__ import annotations
 
 import gc
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ class BulkSend:
     if TYPE_CHECKING:
         _broker: LogStore
         _closed: bool
+        _wall: Callable[[], float]
         _key_ser: Callable[[Any], bytes | None] | None
         _value_ser: Callable[[Any], bytes | None] | None
         _partitioner: Partitioner | None
@@ -113,7 +113,7 @@ class BulkSend:
         if qlimit is not None:
             self._wait_for_room(topic, qlimit)
         p = self._conditional_partition(topic, [r[0] for r in items], partition, n)
-        ts = int(time.time() * 1000) if timestamp is None else int(timestamp)
+        ts = int(self._wall() * 1000) if timestamp is None else int(timestamp)
         first = self._append_conditional(topic, p, items, ts, expected)
         return [RecordMetadata(topic, p, first, ts)]
 
@@ -122,7 +122,7 @@ class BulkSend:
         n, _plog0, _cfg, qlimit = self._limits(topic)
         if qlimit is not None:
             self._wait_for_room(topic, qlimit)
-        ts = int(time.time() * 1000) if timestamp is None else int(timestamp)
+        ts = int(self._wall() * 1000) if timestamp is None else int(timestamp)
         kser, vser = self._key_ser, self._value_ser
         if kser is None and vser is None and partition is None and self._partitioner is None:
             if not isinstance(records, list):

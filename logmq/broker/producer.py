@@ -20,7 +20,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from time import time as _time
 from typing import TYPE_CHECKING, Any, Protocol, Unpack
 
 from logmq.broker.bulk import BulkSend
@@ -28,6 +27,7 @@ from logmq.broker.futures import RecordFuture, _Batch, completed_future
 from logmq.broker.partitioner import Partitioner, StickyPartitioner, key_partition
 from logmq.broker.queues.options import SendOptions
 from logmq.broker.serde import _norm_headers, _to_bytes, serialize_kv
+from logmq.clock import SYSTEM_CLOCK, Clock
 from logmq.codec.records import codec_id, encode_batch
 from logmq.errors import (
     BrokerClosedError,
@@ -79,6 +79,7 @@ class Producer(BulkSend):
         *,
         queues: Callable[[], QueueHooks] | None = None,
         producer_ids: ProducerIdAllocator | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         batch_size: int = 64 * 1024,
         linger_ms: float = 5,
         buffer_memory: int = 32 << 20,
@@ -97,6 +98,7 @@ class Producer(BulkSend):
             raise ConfigError("batch_size must be >= 1 and buffer_memory >= batch_size")
         self._broker = broker
         self._queues = queues
+        self._wall = clock.time  # record timestamps, delays and TTLs
         self.batch_size = batch_size
         self.linger = linger_ms / 1000
         self.buffer_memory = buffer_memory
@@ -205,7 +207,7 @@ class Producer(BulkSend):
             raise BrokerClosedError("producer is closed")
         k, v = serialize_kv(self._key_ser, self._value_ser, key, value)
         hdrs = _norm_headers(headers) if headers else None
-        ts = int(_time() * 1000) if timestamp is None else int(timestamp)
+        ts = int(self._wall() * 1000) if timestamp is None else int(timestamp)
         if self._topics_version != self._broker.topics_version:
             self._topic_limits.clear()
             self._topics_version = self._broker.topics_version
@@ -353,7 +355,7 @@ class Producer(BulkSend):
         if unknown:
             raise TypeError(f"send() got unexpected keyword argument(s): "
                             f"{', '.join(sorted(unknown))}")
-        t = _time()
+        t = self._wall()
         now = -int(-t * 1000)  # rounded up: a delay is never shorter than asked
         if timestamp is None:  # the same clock reading as the due and expiry times
             timestamp = int(t * 1000)
@@ -429,7 +431,7 @@ class Producer(BulkSend):
         if qlimit is not None:
             self._wait_for_room(topic, qlimit)
         p = self._conditional_partition(topic, [k], partition, n)
-        ts = int(_time() * 1000) if timestamp is None else int(timestamp)
+        ts = int(self._wall() * 1000) if timestamp is None else int(timestamp)
         first = self._append_conditional(topic, p, [(k, v, hdrs) if hdrs else (k, v)], ts,
                                          int(expected))
         return completed_future(RecordMetadata(topic, p, first, ts))

@@ -28,7 +28,6 @@ from logmq.broker.queues.state import (
     PACK_PO,
     PACK_VAL,
     SCHEDULED,
-    now_ms,
     pack_state,
 )
 from logmq.broker.queues.state import o_prefix as state_o_prefix
@@ -245,7 +244,7 @@ class Actions(GroupState):
                 self._check_open()
                 if member.closed:
                     raise BrokerClosedError("queue consumer is closed")
-                now = now_ms()
+                now = self.now_ms()
                 ops: list = []
                 self._ensure_parts(ops)
                 self._appended = False
@@ -358,7 +357,7 @@ class Actions(GroupState):
         with self.cond:
             if self.closed:
                 self._check_open()
-            now = now_ms()
+            now = self.now_ms()
             ops: list = []
             acked: list[_Rec] = []
             held = member.held
@@ -424,7 +423,7 @@ class Actions(GroupState):
             self.members.pop(member.id, None)
             if release and not self.closed:
                 ops: list = []
-                now = now_ms()
+                now = self.now_ms()
                 for rec in list(member.held.values()):
                     if rec.state == ACQUIRED and rec.owner is member:
                         self._release(rec, now, ops, dead, "member left", 0)

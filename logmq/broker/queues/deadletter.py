@@ -7,9 +7,6 @@ from logmq.broker.queues.model import (
     DYING,
     GroupState,
 )
-from logmq.broker.queues.state import (
-    now_ms,
-)
 from logmq.codec.records import encode_batch
 from logmq.errors import (
     TopicExistsError,
@@ -27,7 +24,7 @@ class DeadLetters(GroupState):
     def _bury(self, dead: list) -> None:
         """Copy dying records to the dead-letter topic, then archive them (outside the lock)."""
         dlq = self.dlq_topic()
-        now = now_ms()
+        now = self.now_ms()
         try:
             try:
                 n = self.broker.partitions_for(dlq)

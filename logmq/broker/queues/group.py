@@ -47,7 +47,6 @@ from logmq.broker.queues.model import (
 )
 from logmq.broker.queues.state import (
     ShareStateStore,
-    now_ms,
     pack_spso,
 )
 from logmq.broker.queues.window import Window
@@ -71,6 +70,7 @@ class ShareGroup(Window, Actions, DeadLetters):
         if not group or "\x00" in group:
             raise ConfigError("a group name must be non-empty and contain no NUL")
         self.manager = manager
+        self.clock = manager.clock
         self.broker: LogStore = manager.broker
         self.store: ShareStateStore = manager.store
         self.journal = manager.store.journal
@@ -188,7 +188,7 @@ class ShareGroup(Window, Actions, DeadLetters):
 
     def stats(self) -> QueueStats:
         with self.lock:
-            now = now_ms()
+            now = self.now_ms()
             backlog = 0
             oldest: int | None = None
             pending = 0

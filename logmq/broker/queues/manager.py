@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from logmq.broker.queues import options as O
 from logmq.broker.queues.group import GroupConfig, ShareGroup
-from logmq.broker.queues.state import DedupIndex, ShareStateStore, now_ms
+from logmq.broker.queues.state import DedupIndex, ShareStateStore
+from logmq.clock import SYSTEM_CLOCK, Clock
 from logmq.errors import (
     ConfigError,
     KafkaTimeoutError,
@@ -124,12 +125,14 @@ class QueueManager:
     """Queue features of one broker; get it with :func:`queue_manager`."""
 
     def __init__(self, broker: LogStore, *,
-                 producer_factory: Callable[..., Producer] | None = None) -> None:
+                 producer_factory: Callable[..., Producer] | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.broker = broker
+        self.clock = clock
         self._producer_factory = producer_factory
         self.store = ShareStateStore(broker.meta.env)
         self.journal = self.store.journal
-        self.dedup = DedupIndex(self.store)
+        self.dedup = DedupIndex(self.store, time_fn=clock.time)
         self._lock = threading.Lock()
         self._groups: dict[tuple[str, str], ShareGroup] = {}
         self._topic_groups: dict[str, list[str]] = {}
@@ -222,7 +225,7 @@ class QueueManager:
             r = d.pending.get(key)
             mine = r is None
             if mine:
-                found = d.lookup(key, now_ms())
+                found = d.lookup(key, int(self.clock.time() * 1000))
                 if found is not None:
                     p, off, ts = found
                     return completed_future(RecordMetadata(topic, p, off, ts))
@@ -234,7 +237,7 @@ class QueueManager:
                 return self.dedup_send(topic, msg_id, window_ms, send)  # the first one failed
             assert r.future is not None
             return r.future
-        expires = now_ms() + window_ms
+        expires = int(self.clock.time() * 1000) + window_ms
         try:
             fut = send()
         except BaseException as e:

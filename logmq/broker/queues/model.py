@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
 from logmq.broker.queues.state import Journal, RecState, ShareStateStore
+from logmq.clock import Clock
 from logmq.errors import ConfigError
 from logmq.types import Record
 
@@ -165,6 +166,7 @@ class GroupHost(Protocol):
 
     broker: LogStore
     store: ShareStateStore
+    clock: Clock
 
     def room_changed(self) -> None: ...
 
@@ -205,6 +207,11 @@ class GroupState:
     acked: int
     dead_lettered: int
     archived: int
+    clock: Clock
+
+    def now_ms(self) -> int:
+        """Wall-clock ms from the injected clock (due times, locks, TTLs, timestamps)."""
+        return int(self.clock.time() * 1000)
 
     if TYPE_CHECKING:  # the parts call each other through ShareGroup's MRO
         def _key_of(self, rec: _Rec) -> bytes: ...

@@ -31,7 +31,7 @@ from __future__ import annotations
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, cast
 
 import lmdb
@@ -306,8 +306,10 @@ class DedupIndex:
 
     _VAL = struct.Struct(">qiqq")
 
-    def __init__(self, store: ShareStateStore) -> None:
+    def __init__(self, store: ShareStateStore, *,
+                 time_fn: Callable[[], float] = time.time) -> None:
         self.env = store.env
+        self._time = time_fn
         self.db = self.env.open_db(b"queue_dedup")
         self.journal = store.journal
         self._lock = threading.Lock()
@@ -336,7 +338,7 @@ class DedupIndex:
         ]
         self._writes += 1
         if self._writes % 64 == 0:
-            ops.extend(self._purge_ops(now_ms()))
+            ops.extend(self._purge_ops(int(self._time() * 1000)))
         return self.journal.submit(ops)
 
     def _purge_ops(self, now: int, limit: int = 1000) -> list[tuple[Any, bytes, bytes | None]]:
@@ -359,7 +361,7 @@ class DedupIndex:
         return ops
 
     def purge(self) -> None:
-        self.journal.wait(self.journal.submit(self._purge_ops(now_ms(), limit=1 << 30)))
+        self.journal.wait(self.journal.submit(self._purge_ops(int(self._time() * 1000), limit=1 << 30)))
 
     def delete_topic(self, topic: str) -> None:
         prefix = b"M" + topic.encode() + b"\x00"
