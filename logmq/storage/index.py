@@ -37,10 +37,29 @@ def _load_u32_pairs(data: bytes) -> tuple[array, array]:
 
 
 class _IndexFile:
-    """What both index files share: pending entries appended on flush, whole rewrites."""
+    """What both index files share: loading, pending entries appended on flush, rewrites."""
 
-    path: str
-    _pending: list[bytes]
+    ENTRY_SIZE: int
+    KIND: str  # for error messages
+
+    def __init__(self, path: str, base_offset: int) -> None:
+        self.path = path
+        self.base_offset = base_offset
+        self._pending: list[bytes] = []
+
+    def _read_entries(self) -> bytes:
+        """The file's bytes (none if missing), refused when not a whole number of entries."""
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        if len(data) % self.ENTRY_SIZE:
+            raise CorruptRecordError(
+                f"{self.KIND} length {len(data)} is not a multiple of {self.ENTRY_SIZE}",
+                path=self.path,
+            )
+        return data
 
     def flush(self, fsync: bool = False) -> None:
         if not self._pending:
@@ -77,25 +96,15 @@ class OffsetIndex(_IndexFile):
     """
 
     ENTRY_SIZE = _OFFSET_ENTRY.size
+    KIND = "index"
 
     def __init__(self, path: str, base_offset: int) -> None:
-        self.path = path
-        self.base_offset = base_offset
+        super().__init__(path, base_offset)
         self._rel: array | None = None
         self._pos: array | None = None
-        self._pending: list[bytes] = []
 
     def _load(self) -> None:
-        try:
-            with open(self.path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            data = b""
-        if len(data) % self.ENTRY_SIZE:
-            raise CorruptRecordError(
-                f"index length {len(data)} is not a multiple of {self.ENTRY_SIZE}", path=self.path
-            )
-        rel, pos = _load_u32_pairs(data)
+        rel, pos = _load_u32_pairs(self._read_entries())
         for i in range(1, len(rel)):
             if rel[i] <= rel[i - 1] or pos[i] <= pos[i - 1]:
                 raise CorruptRecordError(
@@ -173,25 +182,15 @@ class TimeIndex(_IndexFile):
     """
 
     ENTRY_SIZE = _TIME_ENTRY.size
+    KIND = "time index"
 
     def __init__(self, path: str, base_offset: int) -> None:
-        self.path = path
-        self.base_offset = base_offset
+        super().__init__(path, base_offset)
         self._ts: list[int] | None = None
         self._rel: list[int] | None = None
-        self._pending: list[bytes] = []
 
     def _load(self) -> None:
-        try:
-            with open(self.path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            data = b""
-        if len(data) % self.ENTRY_SIZE:
-            raise CorruptRecordError(
-                f"time index length {len(data)} is not a multiple of {self.ENTRY_SIZE}",
-                path=self.path,
-            )
+        data = self._read_entries()
         ts: list[int] = []
         rel: list[int] = []
         for t, r in _TIME_ENTRY.iter_unpack(data):
