@@ -18,6 +18,7 @@ from typing import Any
 
 from logmq.broker.partitioner import key_partition
 from logmq.errors import InvalidPartitionError, LogMQError, UnknownTopicError
+from logmq.kafka_codes import ErrorCode
 from logmq.types import (
     OffsetAndTimestamp,
     PartitionInfo,
@@ -30,7 +31,7 @@ from logmq.wire_client import WireClient, WireError
 
 __all__ = ["RemoteLog"]
 
-_UNKNOWN_TOPIC = 3
+_UNKNOWN_TOPIC = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 
 
 def _unsupported(what: str) -> LogMQError:

@@ -22,6 +22,7 @@ import signal
 from typing import TYPE_CHECKING, Any
 
 from logmq.errors import ProtocolError
+from logmq.kafka_codes import ApiKey, ErrorCode
 from logmq.protocol import (
     SUPPORTED_VERSIONS,
     FrameBuffer,
@@ -40,8 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["KafkaServer", "run_server", "ClientInfo"]
 
 log = logging.getLogger("logmq.server")
-API_VERSIONS = 18
-UNSUPPORTED_VERSION = 35
+API_VERSIONS = ApiKey.API_VERSIONS
+UNSUPPORTED_VERSION = ErrorCode.UNSUPPORTED_VERSION
 _READ_CHUNK = 256 * 1024
 
 
