@@ -8,9 +8,12 @@ has to guess a mapping and embedded users see the same vocabulary as Kafka users
 
 from __future__ import annotations
 
+from logmq.kafka_codes import ErrorCode as E
+
 __all__ = [
     "LogMQError",
     "ConfigError",
+    "ConfigKeyError",
     "UnknownTopicError",
     "TopicExistsError",
     "InvalidTopicError",
@@ -57,19 +60,29 @@ __all__ = [
 class LogMQError(Exception):
     """Base of every error logmq raises on purpose."""
 
-    kafka_code: int = -1  # UNKNOWN_SERVER_ERROR
+    kafka_code: int = E.UNKNOWN_SERVER_ERROR
 
 
 class ConfigError(LogMQError, ValueError):
     """A configuration key or value is not valid."""
 
-    kafka_code = 40  # INVALID_CONFIG
+    kafka_code = E.INVALID_CONFIG
+
+
+class ConfigKeyError(ConfigError):
+    """One setting is unknown or has a bad value; ``key`` names it, ``source`` says where it
+    was read (``kwarg``, ``file:<path>``, ``env:<VAR>``; empty when not known)."""
+
+    def __init__(self, key: str, message: str, source: str = "") -> None:
+        super().__init__(message)
+        self.key = key
+        self.source = source
 
 
 class UnknownTopicError(LogMQError):
     """The topic does not exist (and was not auto-created)."""
 
-    kafka_code = 3  # UNKNOWN_TOPIC_OR_PARTITION
+    kafka_code = E.UNKNOWN_TOPIC_OR_PARTITION
 
     def __init__(self, topic: str) -> None:
         super().__init__(f"unknown topic {topic!r}")
@@ -79,7 +92,7 @@ class UnknownTopicError(LogMQError):
 class TopicExistsError(LogMQError):
     """create_topic was asked for a topic that already exists."""
 
-    kafka_code = 36  # TOPIC_ALREADY_EXISTS
+    kafka_code = E.TOPIC_ALREADY_EXISTS
 
     def __init__(self, topic: str) -> None:
         super().__init__(f"topic {topic!r} already exists")
@@ -89,13 +102,13 @@ class TopicExistsError(LogMQError):
 class InvalidTopicError(LogMQError, ValueError):
     """A topic name breaks Kafka's naming rules (length, characters, '.'/'..')."""
 
-    kafka_code = 17  # INVALID_TOPIC_EXCEPTION
+    kafka_code = E.INVALID_TOPIC_EXCEPTION
 
 
 class InvalidPartitionError(LogMQError):
     """The partition number is outside the topic's partitions."""
 
-    kafka_code = 3  # UNKNOWN_TOPIC_OR_PARTITION
+    kafka_code = E.UNKNOWN_TOPIC_OR_PARTITION
 
     def __init__(self, topic: str, partition: int, count: int | None = None) -> None:
         extra = f" (topic has {count})" if count is not None else ""
@@ -107,7 +120,7 @@ class InvalidPartitionError(LogMQError):
 class OffsetOutOfRangeError(LogMQError):
     """An offset below the log start or past the log end was requested."""
 
-    kafka_code = 1  # OFFSET_OUT_OF_RANGE
+    kafka_code = E.OFFSET_OUT_OF_RANGE
 
     def __init__(
         self, topic: str, partition: int, offset: int, start: int, end: int
@@ -126,13 +139,13 @@ class OffsetOutOfRangeError(LogMQError):
 class RecordTooLargeError(LogMQError):
     """A record or batch is larger than the topic's ``max.message.bytes``."""
 
-    kafka_code = 10  # MESSAGE_TOO_LARGE
+    kafka_code = E.MESSAGE_TOO_LARGE
 
 
 class BrokerClosedError(LogMQError):
     """The log (or a producer/consumer on it) was used after close()."""
 
-    kafka_code = -1
+    kafka_code = E.UNKNOWN_SERVER_ERROR
 
 
 class CorruptRecordError(LogMQError):
@@ -141,7 +154,7 @@ class CorruptRecordError(LogMQError):
     ``path`` and ``position`` name the file and byte offset when the bytes came from disk.
     """
 
-    kafka_code = 2  # CORRUPT_MESSAGE
+    kafka_code = E.CORRUPT_MESSAGE
 
     def __init__(self, message: str, path: str | None = None, position: int | None = None):
         where = ""
@@ -164,7 +177,7 @@ class StorageError(LogMQError, OSError):
     OS errors around storage keeps doing so.
     """
 
-    kafka_code = 56  # KAFKA_STORAGE_ERROR
+    kafka_code = E.KAFKA_STORAGE_ERROR
 
     def __init__(self, message: str, path: str | None = None, errno: int | None = None):
         super().__init__(message + (f" ({path})" if path else ""))
@@ -185,43 +198,43 @@ class LogDirFailedError(StorageError):
 class DataDirError(StorageError):
     """The path cannot be opened as a data directory (a file, corrupt or lost metadata)."""
 
-    kafka_code = -1
+    kafka_code = E.UNKNOWN_SERVER_ERROR
 
 
 class PartitionLimitError(ConfigError):
     """A topic would exceed the per-topic or per-broker partition cap, or the fd budget."""
 
-    kafka_code = 37  # INVALID_PARTITIONS
+    kafka_code = E.INVALID_PARTITIONS
 
 
 class BufferFullError(LogMQError):
     """The producer's buffer stayed full for longer than ``max_block_ms``."""
 
-    kafka_code = 7  # REQUEST_TIMED_OUT
+    kafka_code = E.REQUEST_TIMED_OUT
 
 
 class KafkaTimeoutError(LogMQError, TimeoutError):
     """An operation did not complete in the time it was given."""
 
-    kafka_code = 7  # REQUEST_TIMED_OUT
+    kafka_code = E.REQUEST_TIMED_OUT
 
 
 class ProtocolError(LogMQError):
     """Bytes on the wire do not decode as the Kafka message they claim to be."""
 
-    kafka_code = 87  # INVALID_REQUEST (closest general code)
+    kafka_code = E.INVALID_REQUEST
 
 
 class UnsupportedVersionError(ProtocolError):
     """An API key or version the server does not implement."""
 
-    kafka_code = 35  # UNSUPPORTED_VERSION
+    kafka_code = E.UNSUPPORTED_VERSION
 
 
 class UnsupportedCompressionError(LogMQError):
     """A batch uses a compression codec whose package is not installed."""
 
-    kafka_code = 76  # UNSUPPORTED_COMPRESSION_TYPE
+    kafka_code = E.UNSUPPORTED_COMPRESSION_TYPE
 
 
 class GroupError(LogMQError):
@@ -229,21 +242,21 @@ class GroupError(LogMQError):
 
 
 class UnknownMemberError(GroupError):
-    kafka_code = 25  # UNKNOWN_MEMBER_ID
+    kafka_code = E.UNKNOWN_MEMBER_ID
 
 
 class IllegalGenerationError(GroupError):
-    kafka_code = 22  # ILLEGAL_GENERATION
+    kafka_code = E.ILLEGAL_GENERATION
 
 
 class RebalanceInProgressError(GroupError):
-    kafka_code = 27  # REBALANCE_IN_PROGRESS
+    kafka_code = E.REBALANCE_IN_PROGRESS
 
 
 class MemberIdRequiredError(GroupError):
     """JoinGroup v4+: the member must rejoin with the member id it was handed."""
 
-    kafka_code = 79  # MEMBER_ID_REQUIRED
+    kafka_code = E.MEMBER_ID_REQUIRED
 
     def __init__(self, member_id: str) -> None:
         super().__init__(f"member id required; rejoin with {member_id!r}")
@@ -251,47 +264,47 @@ class MemberIdRequiredError(GroupError):
 
 
 class InconsistentGroupProtocolError(GroupError):
-    kafka_code = 23  # INCONSISTENT_GROUP_PROTOCOL
+    kafka_code = E.INCONSISTENT_GROUP_PROTOCOL
 
 
 class GroupNotEmptyError(GroupError):
-    kafka_code = 68  # NON_EMPTY_GROUP
+    kafka_code = E.NON_EMPTY_GROUP
 
 
 class GroupIdNotFoundError(GroupError):
-    kafka_code = 69  # GROUP_ID_NOT_FOUND
+    kafka_code = E.GROUP_ID_NOT_FOUND
 
 
 class InvalidSessionTimeoutError(GroupError):
-    kafka_code = 26  # INVALID_SESSION_TIMEOUT
+    kafka_code = E.INVALID_SESSION_TIMEOUT
 
 
 class NoOffsetError(LogMQError):
     """A consumer has no committed offset and ``auto_offset_reset='none'``."""
 
-    kafka_code = 1
+    kafka_code = E.OFFSET_OUT_OF_RANGE
 
 
 class OutOfOrderSequenceError(LogMQError):
     """An idempotent producer skipped sequence numbers (a batch was lost in between)."""
 
-    kafka_code = 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
+    kafka_code = E.OUT_OF_ORDER_SEQUENCE_NUMBER
 
 
 class DuplicateSequenceError(LogMQError):
     """An idempotent producer resent a batch already appended; it was not appended again."""
 
-    kafka_code = 46  # DUPLICATE_SEQUENCE_NUMBER
+    kafka_code = E.DUPLICATE_SEQUENCE_NUMBER
 
 
 class InvalidProducerEpochError(LogMQError):
-    kafka_code = 47  # INVALID_PRODUCER_EPOCH
+    kafka_code = E.INVALID_PRODUCER_EPOCH
 
 
 class ConcurrencyError(LogMQError):
     """A conditional append found the partition's end offset was not the expected one."""
 
-    kafka_code = 1
+    kafka_code = E.OFFSET_OUT_OF_RANGE
 
     def __init__(self, expected: int, actual: int) -> None:
         super().__init__(f"expected end offset {expected}, partition is at {actual}")
@@ -315,13 +328,13 @@ class WrongExpectedVersionError(ConcurrencyError):
 class StreamDeletedError(LogMQError):
     """The stream was tombstoned: it can be neither appended to nor recreated."""
 
-    kafka_code = 1
+    kafka_code = E.OFFSET_OUT_OF_RANGE
 
 
 class QueueFullError(LogMQError):
     """A queue topic holds ``max.queue.depth`` unacknowledged records."""
 
-    kafka_code = 7
+    kafka_code = E.REQUEST_TIMED_OUT
 
 
 class RecordStateError(LogMQError):
@@ -331,7 +344,7 @@ class RecordStateError(LogMQError):
 class AuthenticationError(LogMQError):
     """A client presented the wrong key (a RemoteQueue connecting to a queue server)."""
 
-    kafka_code = 58  # SASL_AUTHENTICATION_FAILED
+    kafka_code = E.SASL_AUTHENTICATION_FAILED
 
 
 class InvalidRecordError(CorruptRecordError):
@@ -341,10 +354,10 @@ class InvalidRecordError(CorruptRecordError):
     refused batch.
     """
 
-    kafka_code = 87  # INVALID_RECORD
+    kafka_code = E.INVALID_RECORD
 
 
 class InvalidTimestampError(InvalidRecordError):
     """A record timestamp outside message.timestamp.before/after.max.ms of the broker's clock."""
 
-    kafka_code = 32  # INVALID_TIMESTAMP
+    kafka_code = E.INVALID_TIMESTAMP

@@ -1,7 +1,7 @@
 """The background cleaner: time/size retention and key compaction of every partition.
 
-One thread per broker wakes every ``check_interval_ms`` (or on :meth:`Cleaner.wake`), reads
-each topic's *current* config from ``broker.topic_config()`` (so ``alter_topic_config`` takes
+One thread per data directory wakes every ``check_interval_ms`` (or on :meth:`Cleaner.wake`), reads
+each topic's *current* config from ``store.topic_settings()`` (so ``alter_topic_config`` takes
 effect at the next pass without a restart) and, per partition:
 
 * ``cleanup.policy`` contains ``delete``: drops whole closed segments from the start of the
@@ -32,23 +32,25 @@ import logging
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
+from logmq.config import BROKER_KEYS, TopicConfig
 from logmq.errors import LogMQError, UnknownTopicError
 from logmq.storage import compactor
 from logmq.storage.compactor import CleaningAborted, Throttle
-from logmq.storage.log import PartitionLog, write_file_atomically
-
-if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
+from logmq.storage.files import CLEANER_CHECKPOINT
+from logmq.storage.fsutil import write_file_atomically
+from logmq.storage.interface import LogStore
+from logmq.storage.log import PartitionLog
 
 __all__ = ["Cleaner", "CHECKPOINT_FILE", "read_cleaner_checkpoint"]
 
 log = logging.getLogger("logmq.cleaner")
 
-CHECKPOINT_FILE = "cleaner-checkpoint"
-DEFAULT_CHECK_INTERVAL_MS = 30_000
-DEFAULT_MAX_BYTES_PER_SEC = 50 << 20
+CHECKPOINT_FILE = CLEANER_CHECKPOINT
+DEFAULT_CHECK_INTERVAL_MS: int = BROKER_KEYS["cleaner_check_interval_ms"].default
+DEFAULT_MAX_BYTES_PER_SEC: float = BROKER_KEYS["cleaner_max_bytes_per_sec"].default
 
 _COUNTERS = (
     "partitions_checked",
@@ -86,26 +88,29 @@ def _new_stats() -> dict[str, Any]:
 
 
 class Cleaner:
-    """Retention and compaction for every partition of ``broker``; one background thread.
+    """Retention and compaction for every partition of ``store``; one background thread.
 
     ``check_interval_ms`` is how long the thread sleeps between passes (a timer: correctness
     never depends on it). ``max_bytes_per_sec`` caps the cleaner's disk I/O; None disables
     the cap. :meth:`run_once` does one pass synchronously (CLI ``logmq compact``, tests).
     Cumulative counters are in :attr:`totals`; each pass's in :attr:`last_stats`.
+    ``time_fn`` is the wall clock (seconds) retention ages are measured against.
     """
 
     def __init__(
         self,
-        broker: Broker,
+        store: LogStore,
         *,
         check_interval_ms: float = DEFAULT_CHECK_INTERVAL_MS,
         max_bytes_per_sec: float | None = DEFAULT_MAX_BYTES_PER_SEC,
+        time_fn: Callable[[], float] = time.time,
     ) -> None:
         if check_interval_ms <= 0:
             raise ValueError("check_interval_ms must be > 0")
         if max_bytes_per_sec is not None and max_bytes_per_sec <= 0:
             raise ValueError("max_bytes_per_sec must be > 0 or None")
-        self.broker = broker
+        self.store = store
+        self._time = time_fn
         self.check_interval_ms = check_interval_ms
         self.max_bytes_per_sec = max_bytes_per_sec
         self._stopping = threading.Event()
@@ -187,7 +192,7 @@ class Cleaner:
         ``mb_per_sec`` (MiB of segments compacted per second of the pass); ``aborted`` is
         True when :meth:`stop` interrupted it.
         """
-        now = int(time.time() * 1000) if now_ms is None else int(now_ms)
+        now = int(self._time() * 1000) if now_ms is None else int(now_ms)
         rate = self.max_bytes_per_sec if max_bytes_per_sec is True else (max_bytes_per_sec or None)
         t0 = time.monotonic()
         with self._pass_lock:
@@ -201,15 +206,14 @@ class Cleaner:
                   rate: float | None, t0: float) -> dict[str, Any]:
         stats = _new_stats()
         throttle = Throttle(rate, self._stopping)
-        with self.broker._lock:
-            items = sorted(self.broker._logs.items())
+        items = self.store.partition_logs()
         try:
             for (topic, _p), plog in items:
                 if topics is not None and topic not in topics:
                     continue
                 throttle.check()
                 try:
-                    cfg = self.broker.topic_config(topic)
+                    cfg = self.store.topic_settings(topic)
                 except UnknownTopicError:
                     continue  # deleted since the snapshot
                 if plog.closed:
@@ -247,19 +251,18 @@ class Cleaner:
             tot["mb_per_sec"] = tot["bytes_cleaned"] / (1 << 20) / tot["seconds"]
         tot["errors"] = (tot["errors"] + stats["errors"])[-100:]
 
-    def _clean_partition(self, plog: PartitionLog, cfg: dict[str, Any], now: int, force: bool,
+    def _clean_partition(self, plog: PartitionLog, cfg: TopicConfig, now: int, force: bool,
                          throttle: Throttle, stats: dict[str, Any]) -> None:
-        policy = set(str(cfg["cleanup.policy"]).split(","))
-        if "delete" in policy:
+        if cfg.delete:
             self._retain(plog, cfg, now, stats)
-        if "compact" in policy:
+        if cfg.compact:
             self._compact(plog, cfg, now, force, throttle, stats)
 
     # ------------------------------------------------------------------ retention
-    def _retain(self, plog: PartitionLog, cfg: dict[str, Any], now: int,
+    def _retain(self, plog: PartitionLog, cfg: TopicConfig, now: int,
                 stats: dict[str, Any]) -> None:
-        retention_ms = cfg["retention.ms"]
-        retention_bytes = cfg["retention.bytes"]
+        retention_ms = cfg.retention_ms
+        retention_bytes = cfg.retention_bytes
         while True:
             segs = plog.segments
             if len(segs) < 2:
@@ -277,13 +280,13 @@ class Cleaner:
             stats["offsets_deleted"] += segs[1].base_offset - oldest.base_offset
 
     # ------------------------------------------------------------------ compaction
-    def _compact(self, plog: PartitionLog, cfg: dict[str, Any], now: int, force: bool,
+    def _compact(self, plog: PartitionLog, cfg: TopicConfig, now: int, force: bool,
                  throttle: Throttle, stats: dict[str, Any]) -> None:
         segs = plog.segments
         closed = segs[:-1]
         if not closed:
             return
-        lag = cfg["min.compaction.lag.ms"]
+        lag = cfg.min_compaction_lag_ms
         end = len(closed)
         if lag > 0:  # as in Kafka, a zero lag makes every closed segment cleanable
             for i, s in enumerate(closed):
@@ -304,15 +307,15 @@ class Cleaner:
         dirty_bytes = sum(s.size for s in dirty)
         total_bytes = sum(s.size for s in cleanable)
         ratio = dirty_bytes / total_bytes if total_bytes else 0.0
-        if not force and (not dirty_bytes or ratio < cfg["min.cleanable.dirty.ratio"]):
+        if not force and (not dirty_bytes or ratio < cfg.min_cleanable_dirty_ratio):
             return
         stats["partitions_compacted"] += 1
         summaries: compactor.BatchSummaries = {}
         offset_map = compactor.build_offset_map(dirty, throttle, summaries)
-        horizon = now - cfg["delete.retention.ms"]
+        horizon = now - cfg.delete_retention_ms
         directory = plog.directory
         iv = plog.config.index_interval_bytes
-        for group in compactor.group_segments(cleanable, ends, cfg["segment.bytes"]):
+        for group in compactor.group_segments(cleanable, ends, cfg.segment_bytes):
             res = compactor.clean_group(
                 directory, group, offset_map, tombstone_horizon_ms=horizon,
                 index_interval_bytes=iv, throttle=throttle, summaries=summaries,

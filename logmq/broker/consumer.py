@@ -31,7 +31,8 @@ from logmq.errors import (
 from logmq.types import OffsetAndTimestamp, Record, TopicPartition
 
 if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
+    from logmq.broker.groups.coordinator import GroupCoordinator
+    from logmq.storage.interface import LogStore
 
 __all__ = ["Consumer"]
 
@@ -61,9 +62,10 @@ class Consumer:
 
     def __init__(
         self,
-        broker: Broker,
+        broker: LogStore,
         *topics: str,
         group: str | None = None,
+        coordinator: Callable[[], GroupCoordinator] | None = None,
         auto_offset_reset: str = "latest",
         max_poll_records: int = 500,
         fetch_max_bytes: int = 1 << 20,
@@ -103,7 +105,10 @@ class Consumer:
         if group is not None:
             from logmq.broker.membership import GroupMember
 
-            self._member = GroupMember(self, broker, group, **group_config)
+            if coordinator is None:
+                raise ConfigError("a consumer group needs the coordinator: create the consumer "
+                                  "with Broker.consumer(..., group=...)")
+            self._member = GroupMember(self, broker, group, coordinator(), **group_config)
             if topics:
                 self.subscribe(list(topics))
         else:
@@ -111,7 +116,7 @@ class Consumer:
                 raise ConfigError(
                     f"{', '.join(sorted(group_config))} need a group (pass group=...)")
             if topics:
-                tps = []
+                tps: list[TopicPartition] = []
                 for t in topics:
                     n = broker.partitions_for(t)
                     tps.extend(TopicPartition(t, p) for p in range(n))
@@ -122,9 +127,10 @@ class Consumer:
         """Read exactly these partitions (no group rebalancing)."""
         if self._member is not None and self._member.subscription:
             raise ConfigError("cannot assign() while subscribed to a group")
-        self._set_assignment([_tp(x) for x in partitions])
+        self.apply_assignment([_tp(x) for x in partitions])
 
-    def _set_assignment(self, tps: list[TopicPartition]) -> None:
+    def apply_assignment(self, tps: list[TopicPartition]) -> None:
+        """Read exactly ``tps`` from now on (the group membership calls this on a rebalance)."""
         for tp in tps:
             self._broker.partition_log(tp.topic, tp.partition)  # raises for unknown
         for tp in self._assigned:
@@ -150,7 +156,7 @@ class Consumer:
     def unsubscribe(self) -> None:
         if self._member is not None:
             self._member.unsubscribe()
-        self._set_assignment([])
+        self.apply_assignment([])
 
     def pause(self, *partitions: Any) -> None:
         self._paused.update(_tp(p) for p in partitions)

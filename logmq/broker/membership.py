@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from logmq.errors import (
     ConfigError,
@@ -30,28 +30,34 @@ from logmq.errors import (
 from logmq.types import TopicPartition
 
 if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
-    from logmq.broker.consumer import Consumer
+    from logmq.broker.groups.coordinator import GroupCoordinator
+    from logmq.storage.interface import LogStore
 
 __all__ = ["GroupMember", "coordinator_for"]
 
 ASSIGNORS = ("range", "roundrobin", "sticky")
 
 
-def coordinator_for(broker: Broker):
-    """The broker's group coordinator (one per data directory), started on first use."""
+class _HasGroups(Protocol):
+    @property
+    def groups(self) -> GroupCoordinator: ...
 
-    def make(b: Broker):
-        from logmq.broker.groups import GroupCoordinator, LmdbOffsetStore
 
-        coord = GroupCoordinator(
-            LmdbOffsetStore(b.meta.env),
-            initial_rebalance_delay_ms=getattr(b, "group_initial_rebalance_delay_ms", 0),
-        )
-        coord.start()
-        return coord
+def coordinator_for(broker: _HasGroups) -> GroupCoordinator:
+    """The data directory's group coordinator (``Broker.groups``; kept for old callers)."""
+    return broker.groups
 
-    return broker.extension("groups", make)
+
+class AssignedConsumer(Protocol):
+    """What the membership needs of its consumer (public methods only)."""
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+    def apply_assignment(self, tps: list[TopicPartition]) -> None: ...
+
+    def position(self, tp: Any) -> int: ...
+
+    def wakeup(self) -> None: ...
 
 
 class GroupMember:
@@ -66,9 +72,10 @@ class GroupMember:
 
     def __init__(
         self,
-        consumer: Consumer,
-        broker: Broker,
+        consumer: AssignedConsumer,
+        broker: LogStore,
         group: str,
+        coordinator: GroupCoordinator,
         *,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 1_000,
@@ -93,7 +100,7 @@ class GroupMember:
         self.auto_commit_interval = auto_commit_interval_ms / 1000
         self.assignors = names
         self.client_id = client_id
-        self.coordinator = coordinator_for(broker)
+        self.coordinator = coordinator
         self.subscription: list[str] = []
         self.member_id = ""
         self.generation = -1
@@ -105,7 +112,8 @@ class GroupMember:
         self._next_commit = now + self.auto_commit_interval
 
     # ------------------------------------------------------------------ subscription
-    def subscribe(self, topics: list[str], *, on_assign=None, on_revoke=None) -> None:
+    def subscribe(self, topics: list[str], *, on_assign: Callable[..., None] | None = None,
+                  on_revoke: Callable[..., None] | None = None) -> None:
         for t in topics:
             self.broker.ensure_topic(t)
         self.subscription = sorted(set(topics))
@@ -176,7 +184,7 @@ class GroupMember:
             self.member_id = ""
         self.generation = -1
         self.need_rejoin = True
-        self.consumer._set_assignment([])
+        self.consumer.apply_assignment([])
 
     def _revoke(self) -> None:
         owned = sorted(self.consumer.assignment())
@@ -192,7 +200,7 @@ class GroupMember:
 
     def _join(self) -> None:
         from logmq.broker.groups import assignors
-        from logmq.protocol.consumer import (
+        from logmq.protocol.consumer_protocol import (
             decode_assignment,
             decode_subscription,
             encode_assignment,
@@ -261,7 +269,7 @@ class GroupMember:
             break
         parts = decode_assignment(mine)["partitions"] if mine else {}
         tps = [TopicPartition(t, p) for t, ps in sorted(parts.items()) for p in sorted(ps)]
-        self.consumer._set_assignment(tps)
+        self.consumer.apply_assignment(tps)
         self.need_rejoin = False
         self._next_heartbeat = time.monotonic() + self.heartbeat_interval
         if self.on_assign is not None:
@@ -274,6 +282,7 @@ class GroupMember:
         return None if hit is None or hit[0] < 0 else hit[0]
 
     def commit(self, offsets: Mapping[Any, int | tuple[int, str | None]] | None) -> None:
+        data: dict[tuple[str, int], tuple[int, str | None]]
         if offsets is None:
             data = {(tp.topic, tp.partition): (self.consumer.position(tp), None)
                     for tp in self.consumer.assignment()}

@@ -16,33 +16,42 @@ loss is the topic's ``fsync`` policy (``always``: fsynced before the future comp
 
 from __future__ import annotations
 
-import gc
-import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from time import time as _time
-from typing import TYPE_CHECKING, Any, Unpack
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Unpack
 
-from xxhash import xxh3_64_intdigest
-
+from logmq.broker.bulk import BulkSend
+from logmq.broker.futures import RecordFuture, _Batch, completed_future
 from logmq.broker.partitioner import Partitioner, StickyPartitioner, key_partition
 from logmq.broker.queues.options import SendOptions
-from logmq.codec.keys import bucket_keys
+from logmq.broker.serde import _norm_headers, _to_bytes, serialize_kv
+from logmq.clock import SYSTEM_CLOCK, Clock
 from logmq.codec.records import codec_id, encode_batch
 from logmq.errors import (
     BrokerClosedError,
     BufferFullError,
     ConfigError,
     InvalidPartitionError,
+    InvalidTimestampError,
     KafkaTimeoutError,
     RecordTooLargeError,
 )
 from logmq.types import RecordMetadata
 
 if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
+    from logmq.broker.producer_ids import ProducerIdAllocator
+    from logmq.storage.interface import LogStore
+
+
+class QueueHooks(Protocol):
+    """What the producer needs of the queue engine (depth limits and msg-id dedup)."""
+
+    def wait_for_room(self, topic: str, limit: int, timeout: float) -> None: ...
+
+    def dedup_send(self, topic: str, msg_id: bytes, window_ms: int,
+                   send: Callable[[], RecordFuture]) -> RecordFuture: ...
 
 __all__ = ["Producer", "RecordFuture", "completed_future"]
 
@@ -51,120 +60,7 @@ _SEND_OPTIONS = frozenset(SendOptions.__annotations__)
 _RECORD_OVERHEAD = 16  # rough per-record framing, for buffer accounting only
 
 
-def _to_bytes(v: Any, what: str) -> bytes | None:
-    if v is None or isinstance(v, bytes):
-        return v
-    if isinstance(v, str):
-        return v.encode()
-    if isinstance(v, bytearray | memoryview):
-        return bytes(v)
-    raise TypeError(f"{what} must be bytes, str or None (or set a {what}_serializer), "
-                    f"got {type(v).__name__}")
-
-
-def _norm_headers(headers: Any) -> list[tuple[str, bytes | None]] | None:
-    if not headers:
-        return None
-    items = headers.items() if isinstance(headers, dict) else headers
-    return [(str(k), _to_bytes(v, "header value")) for k, v in items]
-
-
-class _Batch:
-    """Records bound for one partition, and the shared completion state of their futures."""
-
-    __slots__ = ("tp", "records", "timestamps", "size", "created", "base_offset", "error",
-                 "done", "callbacks", "_event")
-
-    def __init__(self, tp: tuple[str, int]) -> None:
-        self.tp = tp
-        self.records: list[tuple] = []
-        self.timestamps: list[int] = []
-        self.size = 0
-        self.created = time.monotonic()
-        self.base_offset = -1
-        self.error: BaseException | None = None
-        self.done = False
-        self.callbacks: list[tuple[Callable[..., None], int]] | None = None
-        self._event: threading.Event | None = None
-
-    def complete(self, base_offset: int, error: BaseException | None) -> None:
-        self.base_offset = base_offset
-        self.error = error
-        self.done = True
-        ev = self._event
-        if ev is not None:
-            ev.set()
-        if self.callbacks:
-            for fn, i in self.callbacks:
-                try:
-                    fn(RecordFuture(self, i))
-                except Exception:  # a failing user callback must not break the producer
-                    logging.getLogger("logmq.producer").exception(
-                        "producer callback %r failed", fn)
-
-    def wait(self, timeout: float | None) -> bool:
-        if self.done:
-            return True
-        ev = self._event
-        if ev is None:
-            ev = self._event = threading.Event()
-            if self.done:
-                return True
-        return ev.wait(timeout)
-
-
-class RecordFuture:
-    """Result of :meth:`Producer.send`: ``result()`` gives the :class:`RecordMetadata`.
-
-    Lighter than ``concurrent.futures.Future`` (no lock per record): all futures of a batch
-    share its completion state.
-    """
-
-    __slots__ = ("_batch", "_i")
-
-    def __init__(self, batch: _Batch, index: int) -> None:
-        self._batch = batch
-        self._i = index
-
-    def done(self) -> bool:
-        return self._batch.done
-
-    def result(self, timeout: float | None = None) -> RecordMetadata:
-        b = self._batch
-        if not b.wait(timeout):
-            raise KafkaTimeoutError(f"record not acknowledged within {timeout} s")
-        if b.error is not None:
-            raise b.error
-        return RecordMetadata(b.tp[0], b.tp[1], b.base_offset + self._i, b.timestamps[self._i])
-
-    get = result  # kafka-python spelling
-
-    def exception(self, timeout: float | None = None) -> BaseException | None:
-        if not self._batch.wait(timeout):
-            raise KafkaTimeoutError(f"record not acknowledged within {timeout} s")
-        return self._batch.error
-
-    def add_done_callback(self, fn: Callable[[RecordFuture], None]) -> None:
-        b = self._batch
-        if b.done:
-            fn(self)
-            return
-        if b.callbacks is None:
-            b.callbacks = []
-        b.callbacks.append((fn, self._i))
-        if b.done:  # completed while we registered: the completer may have missed us
-            fn(self)
-
-
-def completed_future(meta: RecordMetadata) -> RecordFuture:
-    """A future that is already resolved to ``meta`` (dedup hits, conditional appends)."""
-    b = _Batch((meta.topic, meta.partition))
-    b.timestamps.append(meta.timestamp)
-    b.complete(meta.offset, None)
-    return RecordFuture(b, 0)
-
-
-class Producer:
+class Producer(BulkSend):
     """Sends records to a :class:`~logmq.broker.broker.Broker`'s topics. Thread-safe.
 
     Config: ``batch_size`` (bytes, default 64 KiB), ``linger_ms`` (default 5),
@@ -180,8 +76,11 @@ class Producer:
 
     def __init__(
         self,
-        broker: Broker,
+        broker: LogStore,
         *,
+        queues: Callable[[], QueueHooks] | None = None,
+        producer_ids: ProducerIdAllocator | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         batch_size: int = 64 * 1024,
         linger_ms: float = 5,
         buffer_memory: int = 32 << 20,
@@ -199,6 +98,8 @@ class Producer:
         if batch_size < 1 or buffer_memory < batch_size:
             raise ConfigError("batch_size must be >= 1 and buffer_memory >= batch_size")
         self._broker = broker
+        self._queues = queues
+        self._wall = clock.time  # record timestamps, delays and TTLs
         self.batch_size = batch_size
         self.linger = linger_ms / 1000
         self.buffer_memory = buffer_memory
@@ -208,7 +109,7 @@ class Producer:
         self._key_ser = key_serializer
         self._value_ser = value_serializer
         self._sticky = StickyPartitioner()
-        self._topic_limits: dict[str, tuple[int, Any]] = {}
+        self._topic_limits: dict[str, tuple[int, Any, Any, int | None]] = {}
         self._topics_version = -1
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
@@ -226,9 +127,11 @@ class Producer:
         self.producer_id = -1
         self._seqs: dict[tuple[str, int], int] = {}
         if idempotent:
-            from logmq.broker.producer_ids import ProducerIdAllocator
+            if producer_ids is None:
+                from logmq.broker.producer_ids import ProducerIdAllocator
 
-            self.producer_id = ProducerIdAllocator(broker.meta.env).allocate()
+                producer_ids = ProducerIdAllocator(broker.meta.env)
+            self.producer_id = producer_ids.allocate()
 
     def _topic_info(self, topic: str) -> tuple[int, Any, Any, int | None]:
         """(partitions, partition 0's log, its config, max.queue.depth), cached per topic.
@@ -239,7 +142,7 @@ class Producer:
         n = self._broker.ensure_topic(topic)
         plog0 = self._broker.partition_log(topic, 0)
         cfg = plog0.config
-        qlimit = self._broker.topic_config(topic).get("max.queue.depth")
+        qlimit = cfg.max_queue_depth
         info = (n, plog0, cfg, qlimit)
         self._topic_limits[topic] = info
         return info
@@ -253,10 +156,14 @@ class Producer:
             limits = self._topic_info(topic)
         return limits
 
-    def _wait_for_room(self, topic: str, limit: int) -> None:
-        from logmq.broker.queues.manager import queue_manager
+    def _queue_hooks(self) -> QueueHooks:
+        if self._queues is None:
+            raise ConfigError("queue options (max.queue.depth, msg_id) need the queue engine: "
+                              "create the producer with Broker.producer()")
+        return self._queues()
 
-        queue_manager(self._broker).wait_for_room(topic, limit, self.max_block)
+    def _wait_for_room(self, topic: str, limit: int) -> None:
+        self._queue_hooks().wait_for_room(topic, limit, self.max_block)
 
     # ------------------------------------------------------------------ partitioning
     def _choose(self, topic: str, key: bytes | None, partition: int | None, n: int) -> int:
@@ -301,14 +208,9 @@ class Producer:
                                            options)
         if self._closed:
             raise BrokerClosedError("producer is closed")
-        k = self._key_ser(key) if self._key_ser else key
-        if k.__class__ is not bytes and k is not None:
-            k = _to_bytes(k, "key")
-        v = self._value_ser(value) if self._value_ser else value
-        if v.__class__ is not bytes and v is not None:
-            v = _to_bytes(v, "value")
+        k, v = serialize_kv(self._key_ser, self._value_ser, key, value)
         hdrs = _norm_headers(headers) if headers else None
-        ts = int(_time() * 1000) if timestamp is None else int(timestamp)
+        ts = int(self._wall() * 1000) if timestamp is None else int(timestamp)
         if self._topics_version != self._broker.topics_version:
             self._topic_limits.clear()
             self._topics_version = self._broker.topics_version
@@ -456,7 +358,7 @@ class Producer:
         if unknown:
             raise TypeError(f"send() got unexpected keyword argument(s): "
                             f"{', '.join(sorted(unknown))}")
-        t = _time()
+        t = self._wall()
         now = -int(-t * 1000)  # rounded up: a delay is never shorter than asked
         if timestamp is None:  # the same clock reading as the due and expiry times
             timestamp = int(t * 1000)
@@ -494,10 +396,7 @@ class Producer:
             return self.send(topic, value, key, hdrs or None, partition, timestamp)
 
         if msg_id is not None:
-            from logmq.broker.queues.manager import queue_manager
-
-            return queue_manager(self._broker).dedup_send(topic, msg_id, self.dedup_window_ms,
-                                                          send)
+            return self._queue_hooks().dedup_send(topic, msg_id, self.dedup_window_ms, send)
         return send()
 
     def _conditional_partition(self, topic: str, keys: list[bytes | None],
@@ -530,13 +429,12 @@ class Producer:
                           expected: int) -> RecordFuture:
         if self._closed:
             raise BrokerClosedError("producer is closed")
-        k = _to_bytes(self._key_ser(key) if self._key_ser else key, "key")
-        v = _to_bytes(self._value_ser(value) if self._value_ser else value, "value")
+        k, v = serialize_kv(self._key_ser, self._value_ser, key, value)
         n, _plog0, _cfg, qlimit = self._limits(topic)
         if qlimit is not None:
             self._wait_for_room(topic, qlimit)
         p = self._conditional_partition(topic, [k], partition, n)
-        ts = int(_time() * 1000) if timestamp is None else int(timestamp)
+        ts = int(self._wall() * 1000) if timestamp is None else int(timestamp)
         first = self._append_conditional(topic, p, [(k, v, hdrs) if hdrs else (k, v)], ts,
                                          int(expected))
         return completed_future(RecordMetadata(topic, p, first, ts))
@@ -568,181 +466,6 @@ class Producer:
                     continue
             for tp in due:
                 self._drain(tp)
-
-    # ------------------------------------------------------------------ bulk
-    def send_batch(
-        self,
-        topic: str,
-        records: Iterable[Sequence[Any]],
-        partition: int | None = None,
-        timestamp: int | None = None,
-        *,
-        expected_offset: int | None = None,
-    ) -> list[RecordMetadata]:
-        """Append many ``(key, value)`` / ``(key, value, headers)`` records now.
-
-        Records are partitioned like :meth:`send` and written as one batch per partition
-        (split at ``batch_size``); returns the metadata of the first record of each batch
-        appended, in append order. Blocks until appended; no futures, no accumulator.
-
-        With ``expected_offset`` all records go to one partition (``partition=``, or keys
-        that map to one) as one batch, appended only if the partition's end offset is
-        exactly ``expected_offset``, all or nothing (else ConcurrencyError): optimistic
-        concurrency for event-sourced streams.
-        """
-        if self._closed:
-            raise BrokerClosedError("producer is closed")
-        if timestamp is not None and timestamp < 0:
-            _negative_timestamp(timestamp)
-        if expected_offset is not None:
-            return self._send_batch_conditional(topic, records, partition, timestamp,
-                                                int(expected_offset))
-        paused = gc.isenabled()
-        if paused:  # nothing here builds cycles; see Consumer._fetch for the rationale
-            gc.disable()
-        try:
-            return self._send_batch(topic, records, partition, timestamp)
-        finally:
-            if paused:
-                gc.enable()
-
-    def _normalize(self, records: Iterable[Sequence[Any]]) -> list[tuple]:
-        kser, vser = self._key_ser, self._value_ser
-        out = []
-        for rec in records:
-            k = kser(rec[0]) if kser is not None else rec[0]
-            v = vser(rec[1]) if vser is not None else rec[1]
-            k = _to_bytes(k, "key")
-            v = _to_bytes(v, "value")
-            if len(rec) > 2 and rec[2]:
-                out.append((k, v, _norm_headers(rec[2])))
-            else:
-                out.append((k, v))
-        return out
-
-    def _send_batch_conditional(self, topic: str, records: Iterable[Sequence[Any]],
-                                partition: int | None, timestamp: int | None,
-                                expected: int) -> list[RecordMetadata]:
-        items = self._normalize(records)
-        if not items:
-            raise ConfigError("a conditional append needs at least one record")
-        n, _plog0, _cfg, qlimit = self._limits(topic)
-        if qlimit is not None:
-            self._wait_for_room(topic, qlimit)
-        p = self._conditional_partition(topic, [r[0] for r in items], partition, n)
-        ts = int(time.time() * 1000) if timestamp is None else int(timestamp)
-        first = self._append_conditional(topic, p, items, ts, expected)
-        return [RecordMetadata(topic, p, first, ts)]
-
-    def _send_batch(self, topic: str, records: Iterable[Sequence[Any]], partition: int | None,
-                    timestamp: int | None) -> list[RecordMetadata]:
-        n, _plog0, _cfg, qlimit = self._limits(topic)
-        if qlimit is not None:
-            self._wait_for_room(topic, qlimit)
-        ts = int(time.time() * 1000) if timestamp is None else int(timestamp)
-        kser, vser = self._key_ser, self._value_ser
-        if kser is None and vser is None and partition is None and self._partitioner is None:
-            if not isinstance(records, list):
-                records = list(records)
-            fast = bucket_keys(records, n)
-            if fast is not None:
-                return self._append_buckets(topic, fast, ts)
-        buckets: dict[int, list[tuple]] = {}
-        custom = self._partitioner
-        sticky_p = None
-        h = key_partition
-        for rec in records:
-            k = rec[0]
-            v = rec[1]
-            if kser is not None:
-                k = kser(k)
-            if vser is not None:
-                v = vser(v)
-            if k.__class__ is not bytes and k is not None:
-                k = _to_bytes(k, "key")
-            if v.__class__ is not bytes and v is not None:
-                v = _to_bytes(v, "value")
-            if len(rec) > 2 and rec[2]:
-                item: tuple = (k, v, _norm_headers(rec[2]))
-            else:
-                item = (k, v)
-            if partition is not None:
-                p = partition
-            elif custom is not None:
-                p = custom(k, n)
-            elif k is None:
-                if sticky_p is None:
-                    sticky_p = self._sticky.partition(topic, n)
-                p = sticky_p
-            else:
-                p = h(k, n)
-            b = buckets.get(p)
-            if b is None:
-                if not 0 <= p < n:
-                    raise InvalidPartitionError(topic, p, n)
-                b = buckets[p] = []
-            b.append(item)
-        if sticky_p is not None:
-            self._sticky.next(topic, n)
-        return self._append_buckets(topic, buckets, ts)
-
-    def _bucket_plain(self, topic: str, records: list, n: int) -> dict[int, list] | None:
-        """Partition plain ``(bytes key, bytes value)`` records with a per-call key cache.
-
-        Returns None as soon as a record needs the general path (headers, str values, null
-        keys...), so callers with such records pay one aborted pass at most.
-        """
-        h = xxh3_64_intdigest
-        cache: dict[bytes, list] = {}
-        buckets: dict[int, list] = {}
-        try:
-            for rec in records:
-                k, v = rec  # records with headers do not unpack: general path
-                if v.__class__ is not bytes:
-                    return None
-                b = cache.get(k)
-                if b is None:
-                    if k.__class__ is not bytes:
-                        return None
-                    p = h(k) % n
-                    b = buckets.get(p)
-                    if b is None:
-                        b = buckets[p] = []
-                    cache[k] = b
-                b.append(rec)
-        except (TypeError, ValueError):
-            return None
-        return buckets
-
-    def _append_buckets(self, topic: str, buckets: dict[int, list], ts: int
-                        ) -> list[RecordMetadata]:
-        out: list[RecordMetadata] = []
-        for p, recs in buckets.items():
-            plog = self._broker.partition_log(topic, p)
-            limit = max(1, plog.config.max_message_bytes // 2)
-            chunk = self._chunk_len(recs, min(limit, max(self.batch_size, 1 << 20)))
-            if self.producer_id >= 0:
-                with self._drain_lock((topic, p)):
-                    for start in range(0, len(recs), chunk):
-                        first = self._append_stamped((topic, p), recs[start:start + chunk],
-                                                     timestamp=ts)
-                        out.append(RecordMetadata(topic, p, first, ts))
-                continue
-            for start in range(0, len(recs), chunk):
-                data = encode_batch(recs[start : start + chunk], timestamp=ts,
-                                    compression=self.compression)
-                first, _ = plog.append(data, validate=False)
-                out.append(RecordMetadata(topic, p, first, ts))
-        return out
-
-    @staticmethod
-    def _chunk_len(recs: list[tuple], max_bytes: int) -> int:
-        sample = recs[: min(len(recs), 64)]
-        avg = sum((len(r[0]) if r[0] else 0) + (len(r[1]) if r[1] else 0) + 16
-                  for r in sample) / max(1, len(sample))
-        if any(len(r) > 2 for r in sample):
-            avg *= 2
-        return max(1, int(max_bytes // max(avg, 1)))
 
     # ------------------------------------------------------------------ lifecycle
     def flush(self, timeout: float | None = None) -> None:
@@ -780,6 +503,4 @@ class Producer:
 
 
 def _negative_timestamp(ts: int) -> None:
-    from logmq.errors import InvalidTimestampError
-
     raise InvalidTimestampError(f"timestamp {ts} is negative (ms since the epoch, or None for now)")

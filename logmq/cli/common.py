@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from logmq.broker.ratelimit import TokenBucket
 from logmq.errors import LogMQError
 from logmq.types import Record, TopicPartition
 
@@ -422,38 +423,6 @@ def read_records(
             after = {tp: consumer.position(tp) for tp in assigned}
             if after == before:
                 return
-
-
-class TokenBucket:
-    """Limits a rate to ``rate`` units/s with bursts of at most ``burst`` (default 1/10 s).
-
-    A small burst keeps the output smooth; the bucket starts full, so short runs are not
-    slowed at their start.
-    """
-
-    def __init__(self, rate: float, burst: float | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be > 0")
-        self.rate = float(rate)
-        self.capacity = max(1.0, burst if burst is not None else self.rate / 10)
-        self.tokens = self.capacity
-        self._clock = clock
-        self._sleep = sleep
-        self._last = clock()
-
-    def acquire(self, n: float = 1.0) -> None:
-        """Take ``n`` tokens, sleeping until they are there."""
-        while True:
-            now = self._clock()
-            self.tokens = min(self.capacity, self.tokens + (now - self._last) * self.rate)
-            self._last = now
-            want = min(n, self.capacity)  # a request above the capacity goes into debt
-            if self.tokens >= want - 1e-9:  # float slack: a sleep may refill a hair short
-                self.tokens -= n
-                return
-            self._sleep((want - self.tokens) / self.rate)
 
 
 def utc_iso(ms: int) -> str:

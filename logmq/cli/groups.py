@@ -39,7 +39,7 @@ def _assigned(assignment: bytes) -> list[TopicPartition]:
     """Partitions in a member's ConsumerProtocol assignment bytes ([] if not decodable)."""
     if not assignment:
         return []
-    from logmq.protocol.consumer import decode_assignment
+    from logmq.protocol.consumer_protocol import decode_assignment
 
     try:
         parts = decode_assignment(assignment)["partitions"]

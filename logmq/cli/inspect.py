@@ -38,6 +38,7 @@ from logmq.codec.batch import (
 )
 from logmq.codec.validate import check_stored_batch
 from logmq.errors import CorruptRecordError, DirectoryLockedError, LogMQError
+from logmq.storage.files import LEFTOVER_SUFFIXES
 
 __all__ = ["dump", "verify", "stats", "compact", "scan_log", "verify_partition"]
 
@@ -46,7 +47,7 @@ _OFFSET_ENTRY = struct.Struct(">II")
 _TIME_ENTRY = struct.Struct(">qI")
 _SEGMENT_RE = re.compile(r"^(\d{20})\.log$")
 _PARTITION_RE = re.compile(r"^(.+)-(\d+)$")
-_LEFTOVER = (".cleaned", ".swap", ".deleted", "swap-replaces")
+_LEFTOVER = LEFTOVER_SUFFIXES
 
 
 @dataclass
@@ -133,7 +134,7 @@ def _read_entries(path: str, entry: struct.Struct) -> tuple[list[tuple[int, int]
     if len(raw) % entry.size:
         err = f"length {len(raw)} is not a multiple of {entry.size} (torn last entry)"
         raw = raw[: len(raw) - len(raw) % entry.size]
-    return [tuple(e) for e in entry.iter_unpack(raw)], err  # type: ignore[misc]
+    return [tuple(e) for e in entry.iter_unpack(raw)], err
 
 
 def verify_segment(log_path: str, expected_min: int, deep: bool) -> SegmentReport:
@@ -475,7 +476,7 @@ def stats(data: str, as_json: bool) -> None:
     from logmq.broker.membership import coordinator_for
 
     with open_broker(data) as log:
-        per_topic = []
+        per_topic: list[list[Any]] = []
         for name in log.list_topics():
             d = log.describe_topic(name)
             per_topic.append([name, len(d.partitions),

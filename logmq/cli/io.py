@@ -111,7 +111,7 @@ def produce(topic: str, key_separator: str | None, headers: tuple[str, ...],
             for lineno, raw in enumerate(stdin, 1):
                 line = _strip_eol(raw)
                 ts: int | None = None
-                hdrs = list(common_headers)
+                hdrs: list[tuple[str, bytes | None]] = list(common_headers)
                 if fmt == "json":
                     if not line.strip():
                         continue

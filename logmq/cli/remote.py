@@ -2,7 +2,7 @@
 
 A data directory is owned by one process, so while a server runs, the CLI cannot open it.
 :class:`RemoteLog` stands in for the :class:`~logmq.broker.broker.Broker` the commands use,
-implementing the same methods over the Kafka protocol with :class:`~logmq.client.WireClient`:
+implementing the same methods over the Kafka protocol with :class:`~logmq.wire_client.WireClient`:
 topics (list, describe, create, delete), offsets and timestamps, produce, consume by
 partition, and the read side of groups (list, describe with committed offsets and lag).
 What the wire protocol subset cannot do (altering configs, joining a group, deleting groups,
@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from logmq.broker.partitioner import key_partition
-from logmq.client import WireClient, WireError
 from logmq.errors import InvalidPartitionError, LogMQError, UnknownTopicError
+from logmq.kafka_codes import ErrorCode
 from logmq.types import (
     OffsetAndTimestamp,
     PartitionInfo,
@@ -27,11 +27,12 @@ from logmq.types import (
     TopicDescription,
     TopicPartition,
 )
+from logmq.wire_client import WireClient, WireError
 
 __all__ = ["RemoteLog"]
 
-_UNKNOWN_TOPIC = 3
-_TOPIC_EXISTS = 36
+_UNKNOWN_TOPIC = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+_TOPIC_EXISTS = ErrorCode.TOPIC_ALREADY_EXISTS
 
 
 def _unsupported(what: str) -> LogMQError:
@@ -305,10 +306,9 @@ class RemoteLog:
             c.assign([(t, p) for t in topics for p in range(self.partitions_for(t))])
         return c
 
-    def extension(self, name: str, factory: Any) -> Any:
-        if name == "groups":
-            return self._groups
-        raise _unsupported(name)
+    @property
+    def groups(self) -> Any:
+        return self._groups
 
     def close(self) -> None:
         self.client.close()

@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from logmq.ops.serve_options import load_config_file, ops_options, ops_settings, startup_errors
+from logmq.ops.serve_options import (
+    OPS_KEYS,
+    ServeError,
+    ops_options,
+    ops_settings,
+    startup_errors,
+)
 
 
 def _split_listen(listen: str, option: str = "--listen") -> tuple[str, int]:
@@ -67,28 +73,33 @@ def serve(data: str | None, listen: str | None, config_file: str | None,
         key = bytes.fromhex(open("logmq-data/queue.authkey").read())
         q = logmq.RemoteQueue(("127.0.0.1", 9093), "jobs", group="workers", authkey=key)
     """
+    from logmq.config import load_broker_config
+    from logmq.errors import ConfigError
     from logmq.server import run_server
 
-    cfg: dict[str, Any] = {}
-    if config_file:
-        cfg = load_config_file(config_file)
-    data = data or cfg.pop("data", "logmq-data")
-    cfg.pop("data", None)
-    listen = listen or cfg.pop("listen", "127.0.0.1:9092")
-    cfg.pop("listen", None)
-    host, port = _split_listen(listen)
-    defaults = {k.replace(".", "_"): v for k, v in cfg.pop("topic_defaults", {}).items()}
+    given = {k: v for k, v in (("data", data), ("listen", listen)) if v is not None}
+    try:
+        cfg = load_broker_config(given, file=config_file, env=os.environ)
+    except ConfigError as e:
+        raise ServeError(str(e)) from None
+    data = cfg.data
+    host, port = _split_listen(cfg.listen)
+    extra: dict[str, Any] = {}
     if queue_listen:
-        cfg["queue_listen"] = _split_listen(queue_listen, "--queue-listen")
-        cfg["queue_authkey"] = _authkey(queue_authkey_file or os.path.join(data, "queue.authkey"))
+        extra["queue_listen"] = _split_listen(queue_listen, "--queue-listen")
+        extra["queue_authkey"] = _authkey(queue_authkey_file or os.path.join(data, "queue.authkey"))
+    server_limits = dict(cfg.limits or {})
     if limits:
-        from logmq.errors import ConfigError
         from logmq.server.limits import parse_limit
 
         try:
-            cfg["limits"] = dict(cfg.get("limits", {}), **dict(map(parse_limit, limits)))
+            server_limits.update(dict(map(parse_limit, limits)))
         except ConfigError as e:
             raise click.BadParameter(str(e), param_hint="--limit") from None
-    ops = ops_settings(cfg, verbose)  # --http, --advertise, --log-level/--log-format
+    if server_limits:
+        extra["limits"] = server_limits
+    # --http, --advertise, --log-level/--log-format: flags over the file's/environment's values
+    ops = ops_settings({k: getattr(cfg, k) for k in OPS_KEYS if getattr(cfg, k) is not None},
+                       verbose)
     with startup_errors():
-        run_server(data, host, port, ready_file=ready_file, **cfg, **defaults, **ops)
+        run_server(data, host, port, ready_file=ready_file, config=cfg, **extra, **ops)

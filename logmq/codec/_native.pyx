@@ -747,6 +747,6 @@ def bucket_keys(records, num_partitions):
 
 
 def _pure_bucket(records, num_partitions):
-    from logmq.codec.keys import _py_bucket_keys
+    from logmq.codec.keys_ref import _py_bucket_keys
 
     return _py_bucket_keys(records, num_partitions)

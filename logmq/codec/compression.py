@@ -103,7 +103,7 @@ def _snappy_raw(cramjam: Any, block: bytes, limit: int) -> bytes:
     return bytes(cramjam.snappy.decompress_raw(block))
 
 
-def decompress(codec: int, data: bytes | memoryview, limit: int = MAX_DECOMPRESSED) -> bytes:
+def decompress(codec: int, data: bytes | bytearray | memoryview, limit: int = MAX_DECOMPRESSED) -> bytes:
     """Uncompressed payload of a batch, refusing (CorruptRecordError) more than ``limit`` bytes."""
     try:
         if codec == GZIP:

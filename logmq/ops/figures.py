@@ -20,18 +20,18 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
     from logmq.ops.stats import ServerStats
 
 __all__ = ["metrics_dict", "snapshot", "topics", "topic", "groups", "group", "queues", "cleaner", "storage"]
 
 
-def _extension(broker: Broker, name: str) -> Any:
-    """An extension only if it already exists (asking Broker.extension would create it)."""
-    return getattr(broker, "_extensions", {}).get(name)
+def _extension(broker: Any, name: str) -> Any:
+    """A service (``groups``, ``queues``) only if it already runs: the facade creates them on
+    first use, and a metrics scrape must not start a coordinator or a queue engine."""
+    return getattr(broker, "_" + name, None)
 
 
-def _partition(broker: Broker, name: str, p: int) -> dict[str, Any]:
+def _partition(broker: Any, name: str, p: int) -> dict[str, Any]:
     lg = broker.partition_log(name, p)
     segs = lg.segments
     return {
@@ -47,7 +47,7 @@ def _partition(broker: Broker, name: str, p: int) -> dict[str, Any]:
     }
 
 
-def topic(broker: Broker, name: str, *, configs: bool = True) -> dict[str, Any]:
+def topic(broker: Any, name: str, *, configs: bool = True) -> dict[str, Any]:
     """One topic: partitions with offsets and sizes, totals since this process opened it."""
     parts = [_partition(broker, name, p) for p in range(broker.partitions_for(name))]
     out: dict[str, Any] = {
@@ -64,7 +64,7 @@ def topic(broker: Broker, name: str, *, configs: bool = True) -> dict[str, Any]:
     return out
 
 
-def topics(broker: Broker, *, configs: bool = True) -> list[dict[str, Any]]:
+def topics(broker: Any, *, configs: bool = True) -> list[dict[str, Any]]:
     from logmq.errors import UnknownTopicError
 
     out = []
@@ -76,7 +76,7 @@ def topics(broker: Broker, *, configs: bool = True) -> list[dict[str, Any]]:
     return out
 
 
-def _offset_store(broker: Broker) -> Any:
+def _offset_store(broker: Any) -> Any:
     coord = _extension(broker, "groups")
     if coord is not None:
         return coord.offsets
@@ -98,7 +98,7 @@ def _assignment(raw: bytes) -> dict[str, list[int]]:
     return {t: sorted(ps) for t, ps in sorted(parts.items())}
 
 
-def group(broker: Broker, group_id: str, *, members: bool = True) -> dict[str, Any]:
+def group(broker: Any, group_id: str, *, members: bool = True) -> dict[str, Any]:
     """State, members and per-partition committed offset, end offset and lag of one group."""
     coord = _extension(broker, "groups")
     committed = _offset_store(broker).fetch(group_id, None)
@@ -127,7 +127,7 @@ def group(broker: Broker, group_id: str, *, members: bool = True) -> dict[str, A
     return out
 
 
-def groups(broker: Broker, *, members: bool = True) -> list[dict[str, Any]]:
+def groups(broker: Any, *, members: bool = True) -> list[dict[str, Any]]:
     coord = _extension(broker, "groups")
     if coord is not None:
         ids = [gid for gid, _type, _state in coord.list_groups()]
@@ -136,7 +136,7 @@ def groups(broker: Broker, *, members: bool = True) -> list[dict[str, Any]]:
     return [group(broker, gid, members=members) for gid in ids]
 
 
-def queues(broker: Broker, *, load: bool = False) -> list[dict[str, Any]]:
+def queues(broker: Any, *, load: bool = False) -> list[dict[str, Any]]:
     """``stats()`` of every share group open in this process (``load``: every stored one)."""
     mgr = _extension(broker, "queues")
     if mgr is None and load:
@@ -162,7 +162,7 @@ def queues(broker: Broker, *, load: bool = False) -> list[dict[str, Any]]:
     return out
 
 
-def cleaner(broker: Broker) -> dict[str, Any]:
+def cleaner(broker: Any) -> dict[str, Any]:
     c = broker.cleaner
     if c is None:
         return {"running": False, "passes": 0}
@@ -173,7 +173,7 @@ def cleaner(broker: Broker) -> dict[str, Any]:
     return {"running": bool(c.running), "passes": int(getattr(c, "passes", 0)), **totals}
 
 
-def storage(broker: Broker) -> dict[str, Any]:
+def storage(broker: Any) -> dict[str, Any]:
     from logmq.ops.stats import FSYNC
 
     truncated = 0
@@ -191,7 +191,7 @@ def storage(broker: Broker) -> dict[str, Any]:
             "fsyncs": FSYNC.count, "fsync_seconds": FSYNC.total}
 
 
-def snapshot(broker: Broker, *, server: ServerStats | None = None,
+def snapshot(broker: Any, *, server: ServerStats | None = None,
              load_queues: bool = False) -> dict[str, Any]:
     """Everything at once: what ``log.metrics()`` returns and ``/metrics`` exposes."""
     out: dict[str, Any] = {
@@ -207,7 +207,7 @@ def snapshot(broker: Broker, *, server: ServerStats | None = None,
     return out
 
 
-def topic_totals(broker: Broker) -> dict[str, dict[str, int]]:
+def topic_totals(broker: Any) -> dict[str, dict[str, int]]:
     """Per topic: records and bytes appended, end offsets summed (cheap: no locks, no I/O)."""
     out: dict[str, dict[str, int]] = {}
     for (t, _p), lg in list(getattr(broker, "_logs", {}).items()):
@@ -221,7 +221,7 @@ def topic_totals(broker: Broker) -> dict[str, dict[str, int]]:
     return out
 
 
-def queue_depths(broker: Broker) -> dict[str, int]:
+def queue_depths(broker: Any) -> dict[str, int]:
     """``topic/group`` -> depth of every share group open in this process (no locks)."""
     mgr = _extension(broker, "queues")
     if mgr is None:
@@ -235,7 +235,7 @@ def queue_depths(broker: Broker) -> dict[str, int]:
     return out
 
 
-def metrics_dict(broker: Broker) -> dict[str, Any]:
+def metrics_dict(broker: Any) -> dict[str, Any]:
     """``log.metrics()``: :func:`snapshot` with the Kafka server's figures if it is served."""
     from logmq.ops.stats import install_fsync_observer, server_stats_of
 

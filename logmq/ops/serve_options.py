@@ -18,7 +18,7 @@ import click
 
 from logmq.ops.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 
-__all__ = ["ServeError", "ops_options", "load_config_file", "ops_settings", "startup_errors",
+__all__ = ["OPS_KEYS", "ServeError", "ops_options", "load_config_file", "ops_settings", "startup_errors",
            "split_host_port"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,6 +31,8 @@ SERVE_KEYS: dict[str, tuple[type, ...]] = {
     "log_level": (str,), "log_format": (str,), "topic_defaults": (dict,),
 }
 _OPS_KEYS = ("http", "advertise", "advertised_listeners", "log_level", "log_format")
+#: the BrokerConfig settings ``serve`` hands to :func:`ops_settings`
+OPS_KEYS = ("http", "advertise", "log_level", "log_format")
 
 
 class ServeError(click.ClickException):

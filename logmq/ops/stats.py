@@ -14,13 +14,10 @@ import threading
 import time
 import weakref
 from bisect import bisect_left
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from logmq.protocol import API_NAMES
 from logmq.protocol.errors import ERROR_NAMES
-
-if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
 
 __all__ = ["Histogram", "ServerStats", "FSYNC", "install_fsync_observer", "server_stats_of",
            "attach_server_stats",
@@ -157,10 +154,10 @@ class ServerStats:
 _SERVED: weakref.WeakKeyDictionary[Any, ServerStats] = weakref.WeakKeyDictionary()
 
 
-def attach_server_stats(broker: Broker, stats: ServerStats) -> None:
+def attach_server_stats(broker: Any, stats: ServerStats) -> None:
     """Say that ``broker`` is served by a Kafka server counting into ``stats``."""
     _SERVED[broker] = stats
 
 
-def server_stats_of(broker: Broker) -> ServerStats | None:
+def server_stats_of(broker: Any) -> ServerStats | None:
     return _SERVED.get(broker)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from logmq.errors import ProtocolError, UnsupportedVersionError
-from logmq.protocol._schemas import SCHEMAS
+from logmq.protocol._schemas import SCHEMAS as _SCHEMAS
 
 __all__ = [
     "RequestHeader",
@@ -59,6 +59,8 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     22: (0, 1),  # InitProducerId
     32: (0, 3),  # DescribeConfigs
 }
+
+SCHEMAS: dict[str, Any] = _SCHEMAS  # generated plain data; typed once here
 
 API_NAMES: dict[int, str] = {
     s["api_key"]: name[: -len("Request")]

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from logmq.errors import ProtocolError
+from logmq.kafka_codes import ApiKey, ErrorCode
 from logmq.protocol import (
     SUPPORTED_VERSIONS,
     FrameBuffer,
@@ -41,13 +42,14 @@ from logmq.storage.log import LogSlice
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
+    from logmq.config import BrokerConfig
 
 __all__ = ["KafkaServer", "run_server", "ClientInfo"]
 
 log = logging.getLogger("logmq.server")
-API_VERSIONS = 18
-UNSUPPORTED_VERSION = 35
-_READ_CHUNK = 64 * 1024
+API_VERSIONS = ApiKey.API_VERSIONS
+UNSUPPORTED_VERSION = ErrorCode.UNSUPPORTED_VERSION
+_READ_CHUNK = 256 * 1024
 #: APIs whose handlers touch the file system or many partitions: always off the event loop.
 _SLOW_APIS = frozenset((19, 20, 21))
 
@@ -348,11 +350,6 @@ class KafkaServer:
             if self.observer is not None:
                 self.observer.request(api, time.perf_counter() - t0, body, raised)
 
-    @property
-    def connection_count(self) -> int:
-        """Open client connections (the connections gauge of logmq.ops reads it)."""
-        return len(self._conns)
-
     def _api_keys(self) -> list[dict]:
         return [{"api_key": k, "min_version": lo, "max_version": hi}
                 for k, (lo, hi) in sorted(SUPPORTED_VERSIONS.items())]
@@ -399,6 +396,7 @@ def run_server(
     advertised_host: str | None = None,
     advertised_port: int | None = None,
     http_listen: tuple[str, int] | None = None,
+    config: BrokerConfig | None = None,
     **broker_config: Any,
 ) -> None:
     """Open ``data``, serve until SIGTERM/SIGINT, then shut down cleanly (blocking).
@@ -413,6 +411,10 @@ def run_server(
 
     if not isinstance(limits, ServerLimits):
         limits = ServerLimits().replace(**dict(limits or {}))
+    if config is not None:  # the CLI resolved file/env/options already (logmq.config)
+        advertised_host = advertised_host or config.advertised_host
+        max_request_size = config.max_request_size
+        auto_create_topics = config.auto_create_topics
 
     ops = None
     if http_listen is not None:  # up first, so /readyz says 503 while recovery runs
@@ -420,7 +422,10 @@ def run_server(
 
         ops = OpsHttpServer(http_listen, data).start()
     try:
-        broker = logmq.open(data, auto_create_topics=auto_create_topics, **broker_config)
+        if config is not None:
+            broker = logmq.open(data, config=config)
+        else:
+            broker = logmq.open(data, auto_create_topics=auto_create_topics, **broker_config)
     except BaseException:
         if ops is not None:
             ops.close()

@@ -24,8 +24,8 @@ from logmq.errors import (
     OffsetOutOfRangeError,
     UnknownTopicError,
 )
+from logmq.kafka_codes import ErrorCode as _E
 from logmq.server.limits import ServerLimits
-from logmq.storage.log import LogSlice
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -34,17 +34,18 @@ __all__ = ["Handlers", "NODE_ID", "ServerStopping", "cluster_id_of"]
 T = TypeVar("T")
 
 NODE_ID = 0
-NONE = 0
-UNKNOWN_SERVER_ERROR = -1
-UNKNOWN_TOPIC_OR_PARTITION = 3
-COORDINATOR_NOT_AVAILABLE = 15
-INVALID_TOPIC = 17
-UNSUPPORTED_VERSION = 35
-TOPIC_ALREADY_EXISTS = 36
-INVALID_PARTITIONS = 37
-INVALID_REPLICATION_FACTOR = 38
-INVALID_REQUEST = 42
-INVALID_RECORD = 87
+# error codes, from the one generated vocabulary (logmq.kafka_codes)
+NONE: int = _E.NONE
+UNKNOWN_SERVER_ERROR: int = _E.UNKNOWN_SERVER_ERROR
+UNKNOWN_TOPIC_OR_PARTITION: int = _E.UNKNOWN_TOPIC_OR_PARTITION
+COORDINATOR_NOT_AVAILABLE: int = _E.COORDINATOR_NOT_AVAILABLE
+INVALID_TOPIC: int = _E.INVALID_TOPIC_EXCEPTION
+UNSUPPORTED_VERSION: int = _E.UNSUPPORTED_VERSION
+TOPIC_ALREADY_EXISTS: int = _E.TOPIC_ALREADY_EXISTS
+INVALID_PARTITIONS: int = _E.INVALID_PARTITIONS
+INVALID_REPLICATION_FACTOR: int = _E.INVALID_REPLICATION_FACTOR
+INVALID_REQUEST: int = _E.INVALID_REQUEST
+INVALID_RECORD: int = _E.INVALID_RECORD
 _SMALL_SLICE = 32 * 1024
 _ALL_OPS = -2147483648
 
@@ -89,15 +90,13 @@ class Handlers:
 
     def __init__(self, broker: Broker, host: str, port: int, *,
                  auto_create_topics: bool = True, limits: ServerLimits | None = None) -> None:
-        from logmq.broker.membership import coordinator_for
-        from logmq.broker.producer_ids import ProducerIdAllocator
 
         self.broker = broker
         self.host = host
         self.port = port
         self.auto_create_topics = auto_create_topics
-        self.coordinator = coordinator_for(broker)
-        self.producer_ids = ProducerIdAllocator(broker.meta.env)
+        self.coordinator = broker.groups
+        self.producer_ids = broker.producer_ids
         self.cluster_id = cluster_id_of(broker)
         self.limits = limits or ServerLimits()
         self.stopping = False
@@ -315,7 +314,7 @@ class Handlers:
                     elif ts == -1:
                         pr["offset"] = plog.next_offset
                     else:
-                        hit = self.broker.offsets_for_times({(name, idx): ts})[(name, idx)]
+                        hit = next(iter(self.broker.offsets_for_times({(name, idx): ts}).values()))
                         if hit is not None:
                             pr["offset"], pr["timestamp"] = hit.offset, hit.timestamp
                 except LogMQError as e:
@@ -593,14 +592,3 @@ class Handlers:
             19: self.create_topics, 20: self.delete_topics, 21: self.delete_records,
             22: self.init_producer_id, 32: self.describe_configs,
         }
-
-
-def slices_in(body: dict) -> list[LogSlice]:
-    """The segment slices a fetch response carries (for the connection's sendfile path)."""
-    out = []
-    for t in body.get("responses", []):
-        for p in t.get("partitions", []):
-            r = p.get("records")
-            if isinstance(r, LogSlice):
-                out.append(r)
-    return out

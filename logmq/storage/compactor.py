@@ -52,7 +52,6 @@ the cleaner's path, never on appends or reads.
 from __future__ import annotations
 
 import os
-import signal
 import struct
 import threading
 import time
@@ -66,7 +65,9 @@ from logmq.codec.batch import (
     crc32c,
     parse_header,
 )
-from logmq.storage.fsutil import fsync_path as _fsync_dir
+from logmq.codec.records import RawRecord
+from logmq.storage.faults import CRASH_POINT_ENV, CRASH_POINTS, crash_point
+from logmq.storage.files import CLEANED_SUFFIX, SEGMENT_SUFFIXES, SWAP_FILE
 from logmq.storage.fsutil import fsync_path as _fsync_file
 from logmq.storage.fsutil import unlink_quiet as _unlink
 from logmq.storage.index import OffsetIndex, TimeIndex
@@ -75,7 +76,13 @@ from logmq.storage.segment import (
     LOG_SUFFIX,
     TIMEINDEX_SUFFIX,
     LogSegment,
-    segment_name,
+)
+from logmq.storage.swap import (
+    cleaned_path,
+    commit_swap,
+    finish_interrupted_swap,
+    install_swap,
+    read_swap_file,
 )
 
 __all__ = [
@@ -94,49 +101,14 @@ __all__ = [
     "finish_interrupted_swap",
     "discard_cleaned",
     "crash_point",
+    "cleaned_path",
+    "read_swap_file",
 ]
 
-CLEANED_SUFFIX = ".cleaned"
-SWAP_FILE = "swap-replaces"
-CRASH_POINT_ENV = "LOGMQ_CRASH_POINT"
-_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX)
-#: Every step of a cleaning swap at which a test can have the process killed, in order.
-CRASH_POINTS = (
-    "cleaning-partial",  # some output batches written to .log.cleaned, not all
-    "cleaned-written",  # all .cleaned files written and fsynced, no commit yet
-    "commit-tmp-written",  # swap-replaces.tmp fsynced, not renamed yet
-    "committed",  # swap-replaces renamed into place and the directory fsynced
-    "installed-log",  # the first .log.cleaned renamed over its final name
-    "installed-files",  # every .cleaned file renamed over its final name
-    "deleted-old",  # the replaced segments' files unlinked, swap-replaces still present
-    "swap-finished",  # swap-replaces unlinked; the in-memory swap not done yet
-    "checkpoint-written",  # cleaner checkpoint advanced after the whole pass
-)
 _READ_CHUNK = 4 << 20
 _WRITE_CHUNK = 1 << 20
 _MAX_REL_OFFSET = 2**32 - 1
 _MAX_POSITION = 2**31 - 1
-
-
-_crash_hits: dict[str, int] = {}
-
-
-def crash_point(name: str) -> None:
-    """SIGKILL this process if ``LOGMQ_CRASH_POINT`` names this step (fault-injection tests).
-
-    ``name@N`` kills at the N-th time the step is reached (e.g. inside the second group of a
-    pass). Reads the environment on each call on purpose: the cleaner path is cold, and a
-    test may set the variable after import.
-    """
-    want = os.environ.get(CRASH_POINT_ENV)
-    if not want:
-        return
-    point, _, nth = want.partition("@")
-    if point != name:
-        return
-    hits = _crash_hits[name] = _crash_hits.get(name, 0) + 1
-    if hits >= (int(nth) if nth else 1):
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class CleaningAborted(Exception):
@@ -201,7 +173,7 @@ class Throttle:
 # ---------------------------------------------------------------------- reading segments
 def iter_segment_batches(
     seg: LogSegment, limit: int, throttle: Throttle | None = None
-) -> Iterator[tuple[bytes, int, BatchHeader]]:
+) -> Iterator[tuple[bytes, int, BatchHeader, int]]:
     """(buffer, position in buffer, header, position in file) of each batch below ``limit``.
 
     Reads the file in large chunks (the cleaner is sequential; one pread per batch would cost
@@ -233,7 +205,7 @@ def iter_segment_batches(
         pos += p
 
 
-def _decode(buf: bytes, pos: int):
+def _decode(buf: bytes, pos: int) -> tuple[BatchHeader, list[RawRecord]]:
     """Decode with the CRC checked: closed segments below the recovery point were never
     re-validated at open, and a rewrite must not turn a rotten batch into one with a fresh,
     valid CRC. A bad batch stops the partition's pass with CorruptRecordError instead."""
@@ -337,10 +309,6 @@ def group_segments(
 
 
 # ---------------------------------------------------------------------- writing
-def cleaned_path(directory: str, base: int, suffix: str) -> str:
-    return os.path.join(directory, segment_name(base) + suffix + CLEANED_SUFFIX)
-
-
 class _CleanedWriter:
     """Writes one output segment as ``.cleaned`` files, indexing it the way LogSegment does."""
 
@@ -413,7 +381,7 @@ class _CleanedWriter:
 
 def discard_cleaned(directory: str, bases: Sequence[int]) -> None:
     for b in bases:
-        for suffix in _SUFFIXES:
+        for suffix in SEGMENT_SUFFIXES:
             _unlink(cleaned_path(directory, b, suffix))
             _unlink(cleaned_path(directory, b, suffix) + ".tmp")
 
@@ -564,94 +532,3 @@ def _keep_last_offset(data: bytes, last_offset_delta: int) -> tuple[bytes, Batch
     struct.pack_into(">I", buf, 17, crc32c(memoryview(buf)[21:]))
     out = bytes(buf)
     return out, parse_header(out)
-
-
-# ---------------------------------------------------------------------- the swap protocol
-def commit_swap(directory: str, old_bases: Sequence[int], new_bases: Sequence[int]) -> None:
-    """The commit point: durably record that ``new_bases`` (.cleaned) replace ``old_bases``."""
-    _fsync_dir(directory)  # the .cleaned names themselves must be durable before the commit
-    path = os.path.join(directory, SWAP_FILE)
-    data = ("old: " + " ".join(map(str, old_bases)) + "\nnew: "
-            + " ".join(map(str, new_bases)) + "\n").encode()
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    crash_point("commit-tmp-written")
-    os.replace(tmp, path)
-    _fsync_dir(directory)
-    crash_point("committed")
-
-
-def read_swap_file(directory: str) -> tuple[list[int], list[int]] | None:
-    """(old bases, new bases) of a committed swap, or None when there is none."""
-    try:
-        with open(os.path.join(directory, SWAP_FILE)) as f:
-            text = f.read()
-    except FileNotFoundError:
-        return None
-    old: list[int] = []
-    new: list[int] = []
-    for line in text.splitlines():
-        tag, _, rest = line.partition(":")
-        values = [int(x) for x in rest.split()]
-        if tag.strip() == "old":
-            old = values
-        elif tag.strip() == "new":
-            new = values
-    return old, new
-
-
-def install_swap(
-    directory: str, old_bases: Sequence[int], new_bases: Sequence[int], *, inject: bool = True
-) -> None:
-    """Finish a committed swap; safe to run again after a crash at any step of it.
-
-    Each ``.cleaned`` file still present is complete (the commit came after their fsync), so
-    renaming it over its final name is always right; a missing one was renamed already.
-    ``inject`` is False during recovery, where fault injection would only loop.
-    """
-    cp = crash_point if inject else (lambda name: None)
-    first = True
-    for b in new_bases:
-        for suffix in _SUFFIXES:
-            src = cleaned_path(directory, b, suffix)
-            if os.path.exists(src):
-                os.replace(src, os.path.join(directory, segment_name(b) + suffix))
-                if first:
-                    first = False
-                    cp("installed-log")
-    cp("installed-files")
-    keep = set(new_bases)
-    for b in old_bases:
-        if b not in keep:
-            for suffix in _SUFFIXES:
-                _unlink(os.path.join(directory, segment_name(b) + suffix))
-    _fsync_dir(directory)
-    cp("deleted-old")
-    _unlink(os.path.join(directory, SWAP_FILE))
-    _fsync_dir(directory)
-    cp("swap-finished")
-
-
-def finish_interrupted_swap(directory: str, names: Sequence[str]) -> bool:
-    """Recovery at open: finish a committed swap, or discard an uncommitted one's files.
-
-    Returns True when anything was changed on disk. Also removes ``.tmp`` leftovers of atomic
-    file writes (their targets were never replaced, so they carry nothing).
-    """
-    changed = False
-    swap = read_swap_file(directory)
-    if swap is not None:
-        install_swap(directory, swap[0], swap[1], inject=False)
-        changed = True
-    for n in names:
-        if n.endswith(CLEANED_SUFFIX) or n.endswith(".tmp") or n.endswith(".deleted"):
-            p = os.path.join(directory, n)
-            if os.path.exists(p):
-                os.unlink(p)
-                changed = True
-    if changed:
-        _fsync_dir(directory)
-    return changed

@@ -72,19 +72,23 @@ def fsync_path(path: str) -> None:
         os.close(fd)
 
 
-def write_file_atomically(path: str, data: bytes) -> None:
+def write_file_atomically(path: str, data: bytes, *, fsync: bool = True,
+                          before_replace: Callable[[], None] | None = None) -> None:
     """Replace ``path`` so that a crash leaves either the old or the new content, never a mix.
 
-    On any failure the temporary file is removed (it may be what filled the disk) and the old
-    content stays in place.
+    ``fsync=False`` is for files that can be rebuilt (indexes): the rename is still atomic,
+    so a reader never sees a mix, but nothing waits for the disk. ``before_replace`` runs
+    between the written temporary file and the rename (fault-injection tests). On any failure
+    the temporary file is removed (it may be what filled the disk) and the old content stays.
     """
     tmp = path + ".tmp"
     try:
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
-                f.flush()
-                fsync_fd(f.fileno(), tmp)
+                if fsync:
+                    f.flush()
+                    fsync_fd(f.fileno(), tmp)
         except StorageError:
             raise
         except OSError as e:
@@ -92,8 +96,11 @@ def write_file_atomically(path: str, data: bytes) -> None:
     except BaseException:
         unlink_quiet(tmp)
         raise
+    if before_replace is not None:
+        before_replace()
     os.replace(tmp, path)
-    fsync_path(os.path.dirname(path) or ".")
+    if fsync:
+        fsync_path(os.path.dirname(path) or ".")
 
 
 def unlink_quiet(path: str) -> None:

@@ -20,7 +20,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 
 from logmq.errors import CorruptRecordError
-from logmq.storage.fsutil import fsync_fd, unlink_quiet
+from logmq.storage.fsutil import fsync_fd, unlink_quiet, write_file_atomically
 
 __all__ = ["OffsetIndex", "TimeIndex"]
 
@@ -38,10 +38,30 @@ def _load_u32_pairs(data: bytes) -> tuple[array, array]:
 
 
 class _IndexFile:
-    """What both index files share: pending entries appended on flush, whole rewrites."""
+    """What both index files share: loading, pending entries appended on flush, rewrites."""
 
-    path: str
-    _pending: list[bytes]
+    ENTRY_SIZE: int
+    KIND: str  # for error messages
+
+    def __init__(self, path: str, base_offset: int) -> None:
+        self.path = path
+        self.base_offset = base_offset
+        self._pending: list[bytes] = []
+
+    def _read_entries(self) -> bytes:
+        """The file's bytes (none if missing), refused when not a whole number of entries."""
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        if len(data) % self.ENTRY_SIZE:
+            raise CorruptRecordError(
+                f"{self.KIND} length {len(data)} is not a multiple of {self.ENTRY_SIZE}",
+                path=self.path,
+            )
+        return data
+
     #: called when the file turns out damaged on its (lazy) load; it must rebuild the entries
     #: from the log (the segment sets it). Without it the damage is raised.
     rebuild: Callable[[], None] | None = None
@@ -85,14 +105,7 @@ class _IndexFile:
 
     def _rewrite(self) -> None:
         data = self._entries_bytes()
-        tmp = self.path + ".tmp"
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-        except BaseException:
-            unlink_quiet(tmp)
-            raise
-        os.replace(tmp, self.path)
+        write_file_atomically(self.path, data, fsync=False)  # rebuildable: no fsync
         self._pending.clear()
 
     def save(self) -> None:
@@ -112,25 +125,15 @@ class OffsetIndex(_IndexFile):
     """
 
     ENTRY_SIZE = _OFFSET_ENTRY.size
+    KIND = "index"
 
     def __init__(self, path: str, base_offset: int) -> None:
-        self.path = path
-        self.base_offset = base_offset
+        super().__init__(path, base_offset)
         self._rel: array | None = None
         self._pos: array | None = None
-        self._pending: list[bytes] = []
 
     def _load(self) -> None:
-        try:
-            with open(self.path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            data = b""
-        if len(data) % self.ENTRY_SIZE:
-            raise CorruptRecordError(
-                f"index length {len(data)} is not a multiple of {self.ENTRY_SIZE}", path=self.path
-            )
-        rel, pos = _load_u32_pairs(data)
+        rel, pos = _load_u32_pairs(self._read_entries())
         for i in range(1, len(rel)):
             if rel[i] <= rel[i - 1] or pos[i] <= pos[i - 1]:
                 raise CorruptRecordError(
@@ -208,25 +211,15 @@ class TimeIndex(_IndexFile):
     """
 
     ENTRY_SIZE = _TIME_ENTRY.size
+    KIND = "time index"
 
     def __init__(self, path: str, base_offset: int) -> None:
-        self.path = path
-        self.base_offset = base_offset
+        super().__init__(path, base_offset)
         self._ts: list[int] | None = None
         self._rel: list[int] | None = None
-        self._pending: list[bytes] = []
 
     def _load(self) -> None:
-        try:
-            with open(self.path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            data = b""
-        if len(data) % self.ENTRY_SIZE:
-            raise CorruptRecordError(
-                f"time index length {len(data)} is not a multiple of {self.ENTRY_SIZE}",
-                path=self.path,
-            )
+        data = self._read_entries()
         ts: list[int] = []
         rel: list[int] = []
         for t, r in _TIME_ENTRY.iter_unpack(data):

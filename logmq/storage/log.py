@@ -37,10 +37,11 @@ import time
 import uuid
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from logmq.codec.batch import BatchHeader, iter_batches, parse_header
+from logmq.config import FSYNC_MODES
+from logmq.config import TopicConfig as LogConfig
 from logmq.errors import (
     BrokerClosedError,
     ConcurrencyError,
@@ -52,6 +53,7 @@ from logmq.errors import (
     OutOfOrderSequenceError,
     RecordTooLargeError,
 )
+from logmq.storage.files import CHECKPOINT
 from logmq.storage.fsutil import fsync_path as _fsync_dir
 from logmq.storage.fsutil import write_error, write_file_atomically
 from logmq.storage.handles import FileHandle
@@ -62,11 +64,6 @@ _log = logging.getLogger("logmq.storage")
 
 __all__ = ["LogConfig", "PartitionLog", "LogSlice", "FSYNC_MODES"]
 
-FSYNC_MODES = ("always", "interval", "never")
-CHECKPOINT = "checkpoint"
-CLEANED_SUFFIX = ".cleaned"
-SWAP_SUFFIX = ".swap"
-DELETED_SUFFIX = ".deleted"
 _MAX_REL_OFFSET = 2**32 - 1
 _MAX_POSITION = 2**31 - 1
 _PACK_OFFSET = struct.Struct(">q").pack
@@ -74,19 +71,6 @@ _PACK_OFFSET = struct.Struct(">q").pack
 #: crash mid-delete leaves a name no one mistakes for a partition whose metadata was lost
 DELETE_SUFFIX = "-delete"
 log = logging.getLogger("logmq.storage")
-
-
-@dataclass
-class LogConfig:
-    """The per-partition settings the storage layer acts on (a subset of a topic's config)."""
-
-    segment_bytes: int = 1 << 30
-    segment_ms: int = 7 * 24 * 3600 * 1000
-    index_interval_bytes: int = 4096
-    max_message_bytes: int = 1 << 20 | 12  # Kafka's default max.message.bytes (1048588)
-    fsync: str = "interval"
-    flush_ms: int = 1000
-    flush_messages: int | None = None
 
 
 class LogSlice(NamedTuple):

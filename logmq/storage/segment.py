@@ -26,15 +26,13 @@ from collections.abc import Iterator, Sequence
 
 from logmq.codec.batch import HEADER_SIZE, BatchHeader, parse_header, validate_batch
 from logmq.errors import CorruptRecordError, LogDirFailedError
+from logmq.storage.files import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX
 from logmq.storage.fsutil import fsync_fd, write_error
 from logmq.storage.handles import CACHE, FileHandle
 from logmq.storage.index import OffsetIndex, TimeIndex
 
 __all__ = ["LogSegment", "segment_name", "LOG_SUFFIX", "INDEX_SUFFIX", "TIMEINDEX_SUFFIX", "WHOLE"]
 
-LOG_SUFFIX = ".log"
-INDEX_SUFFIX = ".index"
-TIMEINDEX_SUFFIX = ".timeindex"
 log = logging.getLogger("logmq.storage")
 #: ``recover(intact_below=WHOLE)``: every batch of the segment must be valid
 WHOLE = 2**63

@@ -40,7 +40,6 @@ from logmq.codec.records import decode_batch
 from logmq.errors import OffsetOutOfRangeError
 
 if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
     from logmq.storage.log import PartitionLog
 
 __all__ = ["StreamIndex", "StreamMetadata", "VERSION_HEADER", "OP_HEADER", "TRACKING_HEADER"]
@@ -109,7 +108,7 @@ class _Part:
 class StreamIndex:
     """One data directory's stream index (one per broker, see :func:`logmq.streams.streams_of`)."""
 
-    def __init__(self, broker: Broker, map_size: int = 1 << 36) -> None:
+    def __init__(self, broker: Any, map_size: int = 1 << 36) -> None:
         self.broker = broker
         self.path = os.path.join(broker.path, "stream-index")
         try:

@@ -13,7 +13,7 @@ different partitions never wait for each other.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from logmq.broker.partitioner import key_partition
 from logmq.codec.batch import parse_header
@@ -33,9 +33,6 @@ from logmq.streams.index import (
     StreamIndex,
     StreamMetadata,
 )
-
-if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
 
 __all__ = ["Streams", "StreamEvent", "AppendResult", "ANY", "NO_STREAM", "STREAM_EXISTS",
            "streams_of"]
@@ -113,7 +110,7 @@ def _check(stream: bytes, meta: StreamMetadata, expected: Any) -> None:
 class Streams:
     """The stream API of one open log; get it with ``log.streams`` (one per broker)."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Any) -> None:
         self.broker = broker
         self.index = StreamIndex(broker)
 
@@ -369,7 +366,10 @@ class Streams:
         self.index.close()
 
 
-def streams_of(broker: Broker) -> Streams:
-    """The broker's Streams service (created on first use, closed with the broker)."""
-    s: Streams = broker.extension("streams", Streams)
+def streams_of(broker: Any) -> Streams:
+    """The broker's Streams service (created on first use, closed with the broker).
+
+    ``broker`` is the facade (:class:`logmq.Broker`), typed loosely: this service layer must
+    not import the facade that wires it."""
+    s: Streams = broker.streams
     return s

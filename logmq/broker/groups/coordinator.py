@@ -26,11 +26,19 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, InvalidStateError
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from concurrent.futures import Future
 
+from logmq.broker.groups.model import (
+    GroupDescription,
+    JoinResult,
+    MemberDescription,
+    _Done,
+    _Group,
+    _Member,
+    _resolved,
+)
 from logmq.broker.groups.offsets import Offsets, OffsetStore
+from logmq.broker.groups.states import COMPLETING, DEAD, EMPTY, PREPARING, STABLE, set_state
 from logmq.errors import (
     BrokerClosedError,
     GroupIdNotFoundError,
@@ -45,120 +53,6 @@ from logmq.errors import (
 
 __all__ = ["GroupCoordinator", "JoinResult", "GroupDescription", "MemberDescription"]
 
-EMPTY = "Empty"
-PREPARING = "PreparingRebalance"
-COMPLETING = "CompletingRebalance"
-STABLE = "Stable"
-DEAD = "Dead"
-
-
-class JoinResult(NamedTuple):
-    """A JoinGroup response. ``members`` is filled only for the leader, who must assign."""
-
-    error: Exception | None
-    generation_id: int
-    protocol_name: str
-    leader_id: str
-    member_id: str
-    members: list[tuple[str, str | None, bytes]]
-
-
-class MemberDescription(NamedTuple):
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    metadata: bytes
-    assignment: bytes
-
-
-class GroupDescription(NamedTuple):
-    group_id: str
-    state: str
-    protocol_type: str
-    protocol: str
-    members: list[MemberDescription]
-
-
-@dataclass(eq=False)
-class _Member:
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    protocol_type: str
-    protocols: list[tuple[str, bytes]]
-    session_timeout: float  # seconds
-    rebalance_timeout: float  # seconds
-    session_deadline: float = 0.0
-    session_token: int = 0  # the heap entry that is authoritative for this member
-    scheduled_at: float | None = None  # when that entry fires
-    assignment: bytes = b""
-    join_future: Future | None = None
-    sync_future: Future | None = None
-
-    def metadata_for(self, protocol: str | None) -> bytes:
-        for name, meta in self.protocols:
-            if name == protocol:
-                return meta
-        return b""
-
-
-@dataclass(eq=False)
-class _Group:
-    group_id: str
-    state: str = EMPTY
-    protocol_type: str | None = None
-    protocol: str | None = None
-    generation: int = 0
-    leader_id: str | None = None
-    members: dict[str, _Member] = field(default_factory=dict)
-    # member ids handed out with MEMBER_ID_REQUIRED: id -> (deadline, token)
-    pending: dict[str, tuple[float, int]] = field(default_factory=dict)
-    # members that got their JoinGroup answer but have not sent SyncGroup yet
-    pending_sync: set[str] = field(default_factory=set)
-    join_token: int = 0  # bumps whenever the join-phase deadline is rescheduled or cancelled
-    sync_token: int = 0  # identifies the pending-sync deadline of the current generation
-    initial_delay: bool = False  # join phase is an initial delay (never completes early)
-    delay_remaining: float = 0.0
-    new_member_added: bool = False
-
-
-class _Done:
-    """Futures to complete once the lock is released (see the module docstring)."""
-
-    __slots__ = ("items",)
-
-    def __init__(self) -> None:
-        self.items: list[tuple[Future, Any, BaseException | None]] = []
-
-    def result(self, fut: Future | None, value: Any) -> None:
-        if fut is not None:
-            self.items.append((fut, value, None))
-
-    def error(self, fut: Future | None, exc: BaseException) -> None:
-        if fut is not None:
-            self.items.append((fut, None, exc))
-
-    def flush(self) -> None:
-        items, self.items = self.items, []
-        for fut, value, exc in items:
-            try:
-                if exc is not None:
-                    fut.set_exception(exc)
-                else:
-                    fut.set_result(value)
-            except InvalidStateError:
-                pass  # cancelled by the waiter (e.g. an asyncio task that went away)
-
-
-def _resolved(value: Any = None, exc: BaseException | None = None) -> Future:
-    fut: Future = Future()
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(value)
-    return fut
 
 
 class GroupCoordinator:
@@ -238,7 +132,7 @@ class GroupCoordinator:
             thread.join(timeout=5)
         done.flush()
 
-    # Broker hook: the broker calls on_topic_deleted(name) on every extension.
+    # topic listener: the facade calls this when the storage manager deletes a topic
     def on_topic_deleted(self, topic: str) -> None:
         self.delete_topic_offsets(topic)
 
@@ -349,7 +243,7 @@ class GroupCoordinator:
                     # member could not heartbeat while parked and needs time to rejoin.
                     self._touch(m, g.group_id, now)
         was_empty = g.state == EMPTY
-        g.state = PREPARING
+        set_state(g, PREPARING)
         g.pending_sync.clear()
         timeout = self._group_rebalance_timeout(g)
         if was_empty and self.initial_rebalance_delay > 0:
@@ -375,14 +269,14 @@ class GroupCoordinator:
         g.initial_delay = False
         g.generation += 1
         if not g.members:
-            g.state = EMPTY
+            set_state(g, EMPTY)
             g.protocol = None
             g.leader_id = None
             return
         g.protocol = self._select_protocol(g)
         if g.leader_id not in g.members:
             g.leader_id = next(iter(g.members))
-        g.state = COMPLETING
+        set_state(g, COMPLETING)
         g.pending_sync = set(g.members)
         g.sync_token = next(self._tokens)
         self._push(now + self._group_rebalance_timeout(g), "sync", g.group_id, "", g.sync_token)
@@ -400,7 +294,7 @@ class GroupCoordinator:
             roster = [(x.member_id, x.group_instance_id, x.metadata_for(g.protocol))
                       for x in g.members.values()]
         return JoinResult(None, g.generation, g.protocol or "", g.leader_id or "", m.member_id,
-                          roster if m.member_id == g.leader_id else [])
+                          (roster or []) if m.member_id == g.leader_id else [])
 
     def _select_protocol(self, g: _Group) -> str:
         """The protocol every member supports that most members prefer (Kafka's vote).
@@ -614,7 +508,7 @@ class GroupCoordinator:
                         done.result(x.sync_future, x.assignment)
                         x.sync_future = None
                         self._touch(x, g.group_id, now)
-                g.state = STABLE
+                set_state(g, STABLE)
         done.flush()
         return fut
 

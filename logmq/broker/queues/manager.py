@@ -1,6 +1,6 @@
 """The per-broker queue manager: share groups, dedup, backpressure and request-reply.
 
-One :class:`QueueManager` per open data directory (``broker.extension("queues", ...)``). It
+One :class:`QueueManager` per open data directory (``Broker.queues``, wired by the facade). It
 owns the LMDB-backed state store and its journal, the share groups in memory, the message-id
 dedup index the producer consults, the queue-depth check behind ``max.queue.depth``, and the
 reply router behind ``log.request``. A small committer thread commits journal entries nobody
@@ -13,11 +13,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from logmq.broker.queues import options as O
 from logmq.broker.queues.group import GroupConfig, ShareGroup
-from logmq.broker.queues.state import DedupIndex, ShareStateStore, now_ms
+from logmq.broker.queues.state import DedupIndex, ShareStateStore
+from logmq.clock import SYSTEM_CLOCK, Clock
 from logmq.errors import (
     ConfigError,
     KafkaTimeoutError,
@@ -27,9 +28,9 @@ from logmq.errors import (
 from logmq.types import Header, Record, RecordMetadata
 
 if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
     from logmq.broker.producer import Producer, RecordFuture
     from logmq.broker.queues.queue import QueueConsumer
+    from logmq.storage.interface import LogStore
 
 __all__ = ["QueueManager", "queue_manager", "REPLY_TOPIC"]
 
@@ -37,9 +38,14 @@ __all__ = ["QueueManager", "queue_manager", "REPLY_TOPIC"]
 REPLY_TOPIC = "logmq.replies"
 
 
-def queue_manager(broker: Broker) -> QueueManager:
-    """The broker's queue manager, created on first use."""
-    return broker.extension("queues", QueueManager)
+class _HasQueues(Protocol):
+    @property
+    def queues(self) -> QueueManager: ...
+
+
+def queue_manager(broker: _HasQueues) -> QueueManager:
+    """The data directory's queue manager (``Broker.queues``; kept for old callers)."""
+    return broker.queues
 
 
 class _Reservation:
@@ -59,7 +65,7 @@ class ReplyRouter:
     the lock reads the new replies and files them by correlation id.
     """
 
-    def __init__(self, broker: Broker, topic: str = REPLY_TOPIC) -> None:
+    def __init__(self, broker: LogStore, topic: str = REPLY_TOPIC) -> None:
         self.broker = broker
         self.topic = topic
         try:
@@ -118,11 +124,15 @@ class ReplyRouter:
 class QueueManager:
     """Queue features of one broker; get it with :func:`queue_manager`."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: LogStore, *,
+                 producer_factory: Callable[..., Producer] | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.broker = broker
+        self.clock = clock
+        self._producer_factory = producer_factory
         self.store = ShareStateStore(broker.meta.env)
         self.journal = self.store.journal
-        self.dedup = DedupIndex(self.store)
+        self.dedup = DedupIndex(self.store, time_fn=clock.time)
         self._lock = threading.Lock()
         self._groups: dict[tuple[str, str], ShareGroup] = {}
         self._topic_groups: dict[str, list[str]] = {}
@@ -198,7 +208,7 @@ class QueueManager:
             finally:
                 self._room_waiters -= 1
 
-    def _room_changed(self) -> None:
+    def room_changed(self) -> None:
         if self._room_waiters:
             with self._room:
                 self._room.notify_all()
@@ -215,7 +225,7 @@ class QueueManager:
             r = d.pending.get(key)
             mine = r is None
             if mine:
-                found = d.lookup(key, now_ms())
+                found = d.lookup(key, int(self.clock.time() * 1000))
                 if found is not None:
                     p, off, ts = found
                     return completed_future(RecordMetadata(topic, p, off, ts))
@@ -227,7 +237,7 @@ class QueueManager:
                 return self.dedup_send(topic, msg_id, window_ms, send)  # the first one failed
             assert r.future is not None
             return r.future
-        expires = now_ms() + window_ms
+        expires = int(self.clock.time() * 1000) + window_ms
         try:
             fut = send()
         except BaseException as e:
@@ -282,7 +292,9 @@ class QueueManager:
     def _internal_producer(self) -> Producer:
         with self._lock:
             if self._producer is None:
-                self._producer = self.broker.producer(linger_ms=0)
+                if self._producer_factory is None:
+                    raise ConfigError("this queue manager was built without a producer factory")
+                self._producer = self._producer_factory(linger_ms=0)
             return self._producer
 
     def request(self, topic: str, value: Any, *, key: Any = None,

@@ -22,16 +22,24 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from logmq.broker.queues import options as O
 from logmq.broker.queues.filters import FilterSpec, make_filter
 from logmq.broker.queues.group import GroupConfig, Member, QueueStats, ShareGroup
+from logmq.broker.queues.model import validate_lock_ms
 from logmq.errors import ConfigError
 from logmq.types import Header, Record, RecordMetadata, TopicPartition
 
-if TYPE_CHECKING:
-    from logmq.broker.queues.manager import QueueManager
+
+class QueueHost(Protocol):
+    """What a queue member needs of the queue engine (its group, and replies)."""
+
+    def share_group(self, topic: str, group: str,
+                    config: GroupConfig | None = None) -> ShareGroup: ...
+
+    def reply(self, request_headers: Iterable[Header] | None, value: Any, *, key: Any = None,
+              headers: Iterable[Header] | None = None) -> RecordMetadata: ...
 
 __all__ = ["QueueConsumer", "QueueRecord"]
 
@@ -157,13 +165,12 @@ class QueueConsumer(SettleVerbs):
     (:class:`~logmq.broker.queues.group.GroupConfig`).
     """
 
-    def __init__(self, manager: QueueManager, topic: str, group: str = "workers", *,
+    def __init__(self, manager: QueueHost, topic: str, group: str = "workers", *,
                  lock_ms: int = 30_000, filter: FilterSpec | None = None,  # noqa: A002
                  key_deserializer: Callable[[Any], Any] | None = None,
                  value_deserializer: Callable[[Any], Any] | None = None,
                  **group_config: Any) -> None:
-        if lock_ms < 1:
-            raise ConfigError("lock_ms must be >= 1")
+        lock_ms = validate_lock_ms(lock_ms)
         cfg, rest = GroupConfig.split(dict(group_config))
         if rest:
             raise ConfigError(f"unknown queue config: {', '.join(sorted(rest))}")

@@ -114,9 +114,10 @@ class QueueServer:
                         _, topic, group, config = msg
                         from logmq.broker.queues.filters import make_filter
                         from logmq.broker.queues.group import GroupConfig
+                        from logmq.broker.queues.model import validate_lock_ms
 
                         config = dict(config)
-                        lock_ms = int(config.pop("lock_ms", 30_000))
+                        lock_ms = validate_lock_ms(config.pop("lock_ms", 30_000))
                         flt = make_filter(config.pop("filter", None))
                         cfg, rest = GroupConfig.split(config)
                         if rest:

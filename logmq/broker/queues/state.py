@@ -31,8 +31,8 @@ from __future__ import annotations
 import struct
 import threading
 import time
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple, cast
 
 import lmdb
 
@@ -59,6 +59,27 @@ _VAL = struct.Struct(">BHq")  # state, delivery count, first delivery ms
 _ERR_MAX = 512
 
 
+#: packers of a W/O key's (partition, offset) suffix and of an error-free W value, for the
+#: share group's hot loops (they build keys as ``w_prefix(gt) + PACK_PO(p, off)``)
+PACK_PO = _PO.pack
+PACK_VAL = _VAL.pack
+
+
+def w_prefix(gt: bytes) -> bytes:
+    """Prefix of a group's window-state keys (``W`` + group/topic)."""
+    return b"W" + gt
+
+
+def o_prefix(gt: bytes) -> bytes:
+    """Prefix of a group's out-of-window (back from the due index) keys."""
+    return b"O" + gt
+
+
+def pack_spso(offset: int) -> bytes:
+    """The value of an SPSO key."""
+    return _Q.pack(offset)
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -67,7 +88,7 @@ class RecState(NamedTuple):
     """A stored record state (W/O keys and due-index values)."""
 
     state: int
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count on purpose: the stored name
     first_ms: int
     error: str | None
 
@@ -97,12 +118,12 @@ class Journal:
         self.env = env
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
-        self._pending: list[tuple[object, bytes, bytes | None]] = []
+        self._pending: list[tuple[Any, bytes, bytes | None]] = []
         self._submitted = 0
         self._committed = 0
         self._error: BaseException | None = None
 
-    def submit(self, ops: list[tuple[object, bytes, bytes | None]]) -> int:
+    def submit(self, ops: list[tuple[Any, bytes, bytes | None]]) -> int:
         """Queue ``(db, key, value or None to delete)`` changes; returns their sequence."""
         with self._lock:
             if ops:
@@ -137,7 +158,7 @@ class Journal:
     def committed(self) -> int:
         return self._committed
 
-    def _write(self, ops: list[tuple[object, bytes, bytes | None]]) -> None:
+    def _write(self, ops: list[tuple[Any, bytes, bytes | None]]) -> None:
         with self.env.begin(write=True) as txn:
             for db, key, value in ops:
                 if value is None:
@@ -203,9 +224,10 @@ class ShareStateStore:
         if not cur.set_range(prefix):
             return
         for k, v in cur:
-            if not k.startswith(prefix):
+            kb = cast(bytes, k)  # lmdb returns bytes unless opened with buffers=True
+            if not kb.startswith(prefix):
                 return
-            yield k, v
+            yield kb, cast(bytes, v)
 
     def load_partition(self, gt: bytes, p: int) -> tuple[dict[int, RecState], dict[int, RecState]]:
         """(window keys, out-of-window keys) of one partition, by offset."""
@@ -237,7 +259,7 @@ class ShareStateStore:
     def due_until(self, gt: bytes, until: int, limit: int
                   ) -> tuple[list[tuple[bytes, int, int, int, RecState]], int | None]:
         """Up to ``limit`` due entries with due <= until, and the next due time after them."""
-        out = []
+        out: list[tuple[bytes, int, int, int, RecState]] = []
         nxt = None
         with self.env.begin(db=self.due_db) as txn:
             cur = txn.cursor()
@@ -284,8 +306,10 @@ class DedupIndex:
 
     _VAL = struct.Struct(">qiqq")
 
-    def __init__(self, store: ShareStateStore) -> None:
+    def __init__(self, store: ShareStateStore, *,
+                 time_fn: Callable[[], float] = time.time) -> None:
         self.env = store.env
+        self._time = time_fn
         self.db = self.env.open_db(b"queue_dedup")
         self.journal = store.journal
         self._lock = threading.Lock()
@@ -308,17 +332,17 @@ class DedupIndex:
         return p, off, ts
 
     def record(self, key: bytes, expires: int, p: int, off: int, ts: int) -> int:
-        ops: list[tuple[object, bytes, bytes | None]] = [
+        ops: list[tuple[Any, bytes, bytes | None]] = [
             (self.db, key, self._VAL.pack(expires, p, off, ts)),
             (self.db, b"E" + _Q.pack(expires) + key, b""),
         ]
         self._writes += 1
         if self._writes % 64 == 0:
-            ops.extend(self._purge_ops(now_ms()))
+            ops.extend(self._purge_ops(int(self._time() * 1000)))
         return self.journal.submit(ops)
 
-    def _purge_ops(self, now: int, limit: int = 1000) -> list[tuple[object, bytes, bytes | None]]:
-        ops: list[tuple[object, bytes, bytes | None]] = []
+    def _purge_ops(self, now: int, limit: int = 1000) -> list[tuple[Any, bytes, bytes | None]]:
+        ops: list[tuple[Any, bytes, bytes | None]] = []
         with self.env.begin(db=self.db) as txn:
             cur = txn.cursor()
             if not cur.set_range(b"E"):
@@ -337,7 +361,7 @@ class DedupIndex:
         return ops
 
     def purge(self) -> None:
-        self.journal.wait(self.journal.submit(self._purge_ops(now_ms(), limit=1 << 30)))
+        self.journal.wait(self.journal.submit(self._purge_ops(int(self._time() * 1000), limit=1 << 30)))
 
     def delete_topic(self, topic: str) -> None:
         prefix = b"M" + topic.encode() + b"\x00"

@@ -25,13 +25,19 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from logmq.broker.ratelimit import TokenBucket
 from logmq.errors import BrokerClosedError, ConfigError, RecordStateError
 
 if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
     from logmq.broker.queues.queue import QueueConsumer, QueueRecord
+
+
+class QueueSource(Protocol):
+    """Anything that hands out share-group members (``logmq.Broker`` does)."""
+
+    def queue(self, topic: str, group: str = ..., **config: Any) -> QueueConsumer: ...
 
 __all__ = ["Worker", "AsyncWorker", "CircuitBreaker", "TokenBucket"]
 
@@ -112,33 +118,6 @@ class CircuitBreaker:
         return self.state == CLOSED
 
 
-class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up (starts full)."""
-
-    def __init__(self, rate: float, burst: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        if rate <= 0:
-            raise ConfigError("rate_limit must be > 0")
-        self.rate = float(rate)
-        self.capacity = max(1.0, float(burst) if burst is not None else 1.0)
-        self.tokens = self.capacity
-        self._clock = clock
-        self._last = clock()
-        self._lock = threading.Lock()
-
-    def take(self, want: int) -> tuple[int, float]:
-        """(tokens granted now, 0..want; seconds until one more is available)."""
-        with self._lock:
-            now = self._clock()
-            self.tokens = min(self.capacity, self.tokens + (now - self._last) * self.rate)
-            self._last = now
-            n = min(want, int(self.tokens))
-            if n >= 1:
-                self.tokens -= n
-                return n, 0.0
-            return 0, (1 - self.tokens) / self.rate
-
-
 Handler = Callable[["QueueRecord"], Any]
 
 
@@ -155,7 +134,7 @@ class Worker:
     ``max_attempts``, backoff...).
     """
 
-    def __init__(self, log: Broker, topic: str, handler: Handler, *, group: str = "workers",
+    def __init__(self, log: QueueSource, topic: str, handler: Handler, *, group: str = "workers",
                  concurrency: int = 1, prefetch: int = 10, rate_limit: float | None = None,
                  burst: float | None = None, failure_threshold: int = 5,
                  cooldown_s: float = 30.0, poll_timeout: float = 1.0,
@@ -174,7 +153,8 @@ class Worker:
         self.name = name or f"logmq-worker-{topic}"
         self.queue_config = queue_config
         self.breaker = CircuitBreaker(failure_threshold, cooldown_s)
-        self.bucket = TokenBucket(rate_limit, burst) if rate_limit is not None else None
+        self.bucket = (TokenBucket(rate_limit, burst if burst is not None else 1, name="rate_limit")
+                       if rate_limit is not None else None)
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -334,7 +314,7 @@ class AsyncWorker:
     (a coroutine) is graceful like :meth:`Worker.stop`. Same options as :class:`Worker`.
     """
 
-    def __init__(self, log: Broker, topic: str, handler: AsyncHandler, *,
+    def __init__(self, log: QueueSource, topic: str, handler: AsyncHandler, *,
                  group: str = "workers", concurrency: int = 10, prefetch: int | None = None,
                  rate_limit: float | None = None, burst: float | None = None,
                  failure_threshold: int = 5, cooldown_s: float = 30.0,
@@ -350,7 +330,8 @@ class AsyncWorker:
         self.poll_timeout = poll_timeout
         self.queue_config = queue_config
         self.breaker = CircuitBreaker(failure_threshold, cooldown_s)
-        self.bucket = TokenBucket(rate_limit, burst) if rate_limit is not None else None
+        self.bucket = (TokenBucket(rate_limit, burst if burst is not None else 1, name="rate_limit")
+                       if rate_limit is not None else None)
         self.processed = 0
         self.failed = 0
         self.released = 0
@@ -434,8 +415,10 @@ class AsyncWorker:
                     pass
         finally:
             self._running -= 1
-            async with self._slots:
-                self._slots.notify_all()
+            slots = self._slots
+            assert slots is not None  # set by start() before any record runs
+            async with slots:
+                slots.notify_all()
 
     def start(self) -> asyncio.Task[None]:
         """Run in a task on the current loop (``await worker.stop()`` to end it)."""
