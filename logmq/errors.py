@@ -182,7 +182,7 @@ class StorageError(LogMQError, OSError):
     def __init__(self, message: str, path: str | None = None, errno: int | None = None):
         super().__init__(message + (f" ({path})" if path else ""))
         self.path = path
-        self.errno = errno  # type: ignore[assignment]
+        self.errno = errno
 
 
 class DiskFullError(StorageError):
@@ -319,7 +319,7 @@ class WrongExpectedVersionError(ConcurrencyError):
         LogMQError.__init__(self, f"stream {stream!r}: expected version {expected}, "
                                   f"the stream is at version {actual_version}")
         self.stream = stream
-        self.expected = expected
+        self.expected = expected  # type: ignore[assignment]  # a version or ANY/NO_STREAM
         self.expected_version = expected
         self.actual = actual_version
         self.actual_version = actual_version

@@ -42,7 +42,7 @@ class AioConsumer:
     def __init__(self, broker: Broker, engine: Engine, *topics: str, **config: Any) -> None:
         self._broker = broker
         self._engine = engine
-        self._sync = Consumer(broker, *topics, **config)
+        self._sync = broker.consumer(*topics, **config)
         self._event = LoopEvent(engine.loop)
         self._watched: set[TopicPartition] = set()
         self._lock = asyncio.Lock()

@@ -132,13 +132,13 @@ class AioProducer:
             engine.loop.call_soon_threadsafe(self._room.set)
             for item in items:
                 if len(item) == 2:
-                    fn, cfut = item  # type: ignore[misc]
+                    fn, cfut = item
                     try:
                         engine.complete(cfut, fn())
                     except BaseException as e:
                         engine.complete(cfut, None, e)
                     continue
-                topic, value, key, headers, partition, ts, options, fut = item  # type: ignore[misc]
+                topic, value, key, headers, partition, ts, options, fut = item
                 try:
                     rf = sync.send(topic, value, key, headers, partition, ts, **options)
                 except BaseException as e:

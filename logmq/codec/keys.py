@@ -19,6 +19,8 @@ __all__ = ["bucket_keys"]
 bucket_keys: Any = _py_bucket_keys
 if os.environ.get("LOGMQ_PURE", "") in ("", "0"):
     try:
-        from logmq.codec._native import bucket_keys
+        from logmq.codec import _native
+
+        bucket_keys = _native.bucket_keys
     except ImportError:
         pass

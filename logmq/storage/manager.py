@@ -98,7 +98,7 @@ class LogManager:
         self.path = os.fspath(path)
         self.max_partitions, self.max_partitions_per_topic = max_partitions, max_partitions_per_topic
         #: partition directories found without metadata and adopted on open (see datadir)
-        self.adopted_orphans = False
+        self.adopted_orphans: list[str] = []
         datadir.check_data_path(self.path)
         self._lock_fd = os.open(os.path.join(self.path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
         try:
