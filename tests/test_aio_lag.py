@@ -13,7 +13,7 @@ import time
 import logmq.aio
 
 N = 100_000
-MAX_LAG = 0.5  # the worst single wake-up: generous, since a loaded 2-core CI box preempts
+MAX_LAG = 1.0  # the worst single wake-up: generous, a loaded 2-core box preempts for 0.5 s
 MAX_P99 = 0.1  # the sustained bound: a loop that blocks per batch shows up here
 
 

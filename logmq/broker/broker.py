@@ -255,6 +255,9 @@ class Broker:
     def list_topics(self) -> list[str]:
         return self.logs.list_topics()
 
+    def topic_id(self, name: str) -> str:
+        return self.logs.topic_id(name)
+
     def partitions_for(self, topic: str) -> int:
         return self.logs.partitions_for(topic)
 

@@ -349,6 +349,11 @@ class LogManager:
         """The effective config of a topic, typed (``.compact``, ``.retention_ms``...)."""
         return topic_config_from(self.topic_config(name))
 
+    def topic_id(self, name: str) -> str:
+        """The id the topic got when created: a recreated topic of the same name has another."""
+        meta = self._topics.get(name)
+        return "" if meta is None else str(meta.get("id", ""))
+
     def list_topics(self) -> list[str]:
         return sorted(self._topics)
 

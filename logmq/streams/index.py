@@ -144,8 +144,7 @@ class StreamIndex:
             return st
 
     def _topic_id(self, topic: str) -> bytes:
-        meta = self.broker._topics.get(topic) or {}
-        return str(meta.get("id", "")).encode()
+        return self.broker.topic_id(topic).encode()
 
     def _load_part(self, topic: str, partition: int) -> _Part:
         name = topic.encode() + b"\x00" + _I.pack(partition)
