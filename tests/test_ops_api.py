@@ -39,7 +39,7 @@ def served(tmp_path):
     got[0].ack()
     got[1].reject("bad")
     try:
-        yield log, ops, "%s:%d" % ops.address
+        yield log, ops, ops.hostport
     finally:
         q.close()
         c.close()
@@ -146,7 +146,7 @@ def test_history_is_sampled(tmp_path):
                 p.send("h", b"x").result()
             from ops_util import wait_for
 
-            addr = "%s:%d" % ops.address
+            addr = ops.hostport
             h = wait_for(lambda: (x := get_json(addr, "/api/v1/history")[1]) and
                          any(s["topics"].get("h", {}).get("records") == 1
                              for s in x["samples"]) and x, 10, "a sample with topic h")

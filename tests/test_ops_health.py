@@ -91,7 +91,7 @@ def test_readyz_is_503_while_recovering_then_200(tmp_path):
 
 def test_readiness_follows_the_phases_and_healthz_sees_a_stuck_loop(tmp_path):
     ops = OpsHttpServer(("127.0.0.1", 0), str(tmp_path), loop_timeout=0.3).start()
-    addr = "%s:%d" % ops.address
+    addr = ops.hostport
     loop = asyncio.new_event_loop()
     t = threading.Thread(target=loop.run_forever, daemon=True)
     t.start()

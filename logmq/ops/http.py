@@ -174,6 +174,11 @@ class OpsHttpServer:
         self.address: tuple[str, int] = self._httpd.server_address[:2]  # type: ignore[assignment]
         self._thread: threading.Thread | None = None
 
+    @property
+    def hostport(self) -> str:
+        """``HOST:PORT`` actually bound (the port is the OS's pick when asked for 0)."""
+        return f"{self.address[0]}:{self.address[1]}"
+
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> OpsHttpServer:
         logging.getLogger("logmq").addHandler(self.warnings)
@@ -268,7 +273,7 @@ class OpsHttpServer:
     # ------------------------------------------------------------------ JSON API
     def config(self) -> dict[str, Any]:
         b = self.broker
-        out: dict[str, Any] = {"data": self.data, "http": f"{self.address[0]}:{self.address[1]}",
+        out: dict[str, Any] = {"data": self.data, "http": self.hostport,
                                "phase": self.phase}
         if self.kafka is not None:
             adv = getattr(self.kafka, "advertised_host", None) or self.kafka.host
