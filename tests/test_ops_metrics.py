@@ -158,3 +158,15 @@ def test_server_stats_label_errors_and_refusals():
     assert s.refused == {"invalid_record": 1, "corrupt_message": 1}
     h = s.durations["Fetch"].as_dict()
     assert h["count"] == 1 and h["buckets"]["0.25"] == 0 and h["buckets"]["0.5"] == 1
+
+
+def test_per_partition_series_can_be_left_out(tmp_path):
+    with logmq.open(tmp_path / "d") as log:
+        log.create_topic("wide", partitions=50)
+        full, lean = CollectorRegistry(), CollectorRegistry()
+        logmq.metrics.register(full, log)
+        logmq.metrics.register(lean, log, partitions=False)
+        full_text, lean_text = generate_latest(full).decode(), generate_latest(lean).decode()
+        assert full_text.count("logmq_partition_end_offset{") == 50
+        assert "logmq_partition_end_offset{" not in lean_text
+        assert 'logmq_records_produced_total{topic="wide"} 0.0' in lean_text

@@ -214,7 +214,9 @@ class OpsHttpServer:
     def close(self) -> None:
         self.phase = "shutting down"
         self._stop.set()
-        self._httpd.shutdown()
+        if self._thread is not None:  # shutdown() waits for serve_forever: only if it runs
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
         self._httpd.server_close()
         if self._sampler is not None:
             self._sampler.join(timeout=5)
