@@ -153,3 +153,17 @@ def test_history_is_sampled(tmp_path):
             assert h["interval"] == 0.05
         finally:
             ops.close()
+
+
+def test_status_and_queues_http_say_when_the_server_is_unreachable():
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        addr = f"127.0.0.1:{s.getsockname()[1]}"
+    for args, path in ((["status", "--http", addr], "overview"),
+                       (["queues", "list", "--http", addr], "queues")):
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 1
+        assert r.output.strip().splitlines() == [
+            f"Error: cannot reach http://{addr}/api/v1/{path}: [Errno 111] Connection refused"]
