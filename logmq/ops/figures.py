@@ -7,10 +7,9 @@ or one of its parts when a person or a scraper asks. Only what cannot be derived
 (request durations, refused batches, fsync times) is counted as it happens, elsewhere
 (:mod:`logmq.ops.stats`).
 
-Reading never creates anything: a data directory whose consumer groups have never been used
-in this process is read through the offset store, without starting a group coordinator, and
-share groups are reported once something in this process has opened them (``load_queues``
-opens the stored ones, for the admin API).
+Reading creates little: the group coordinator (which the Kafka server starts anyway) is
+started if it is not running yet, and share groups are reported once something in this
+process has opened them (``load_queues`` opens the stored ones, for the admin API).
 """
 
 from __future__ import annotations
@@ -76,13 +75,13 @@ def topics(broker: Any, *, configs: bool = True) -> list[dict[str, Any]]:
     return out
 
 
-def _offset_store(broker: Any) -> Any:
-    coord = _extension(broker, "groups")
-    if coord is not None:
-        return coord.offsets
-    from logmq.broker.groups import LmdbOffsetStore
+def _coordinator(broker: Any) -> Any:
+    """The broker's group coordinator (created if need be, like the Kafka server does).
 
-    return LmdbOffsetStore(broker.meta.env)
+    Never open the offsets sub-database beside it: two threads opening LMDB databases at once
+    can deadlock, and the facade's ``groups`` property serializes the one creation.
+    """
+    return broker.groups
 
 
 def _assignment(raw: bytes) -> dict[str, list[int]]:
@@ -100,17 +99,12 @@ def _assignment(raw: bytes) -> dict[str, list[int]]:
 
 def group(broker: Any, group_id: str, *, members: bool = True) -> dict[str, Any]:
     """State, members and per-partition committed offset, end offset and lag of one group."""
-    coord = _extension(broker, "groups")
-    committed = _offset_store(broker).fetch(group_id, None)
-    if coord is not None:
-        desc = coord.describe_group(group_id)
-        state, ptype, protocol = desc.state, desc.protocol_type, desc.protocol
-        mlist = [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
-                  "client_id": m.client_id, "client_host": m.client_host,
-                  "assignment": _assignment(m.assignment)} for m in desc.members]
-    else:
-        state = "Empty" if committed else "Dead"
-        ptype, protocol, mlist = ("consumer" if committed else ""), "", []
+    coord = _coordinator(broker)
+    committed = coord.fetch_offsets(group_id, None)
+    desc = coord.describe_group(group_id)
+    mlist = [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
+              "client_id": m.client_id, "client_host": m.client_host,
+              "assignment": _assignment(m.assignment)} for m in desc.members]
     offsets = []
     for (t, p), (off, meta) in sorted(committed.items()):
         try:
@@ -119,8 +113,9 @@ def group(broker: Any, group_id: str, *, members: bool = True) -> dict[str, Any]
             continue
         offsets.append({"topic": t, "partition": p, "committed": off, "metadata": meta,
                         "end_offset": end, "lag": max(0, end - off)})
-    out: dict[str, Any] = {"group_id": group_id, "state": state, "protocol_type": ptype,
-                           "protocol": protocol, "members": len(mlist), "offsets": offsets,
+    out: dict[str, Any] = {"group_id": group_id, "state": desc.state,
+                           "protocol_type": desc.protocol_type, "protocol": desc.protocol,
+                           "members": len(mlist), "offsets": offsets,
                            "lag": sum(o["lag"] for o in offsets)}
     if members:
         out["member_list"] = mlist
@@ -128,11 +123,7 @@ def group(broker: Any, group_id: str, *, members: bool = True) -> dict[str, Any]
 
 
 def groups(broker: Any, *, members: bool = True) -> list[dict[str, Any]]:
-    coord = _extension(broker, "groups")
-    if coord is not None:
-        ids = [gid for gid, _type, _state in coord.list_groups()]
-    else:
-        ids = sorted(_offset_store(broker).groups())
+    ids = [gid for gid, _type, _state in _coordinator(broker).list_groups()]
     return [group(broker, gid, members=members) for gid in ids]
 
 

@@ -174,6 +174,11 @@ class OpsHttpServer:
         self.address: tuple[str, int] = self._httpd.server_address[:2]  # type: ignore[assignment]
         self._thread: threading.Thread | None = None
 
+    @property
+    def hostport(self) -> str:
+        """``HOST:PORT`` actually bound (the port is the OS's pick when asked for 0)."""
+        return f"{self.address[0]}:{self.address[1]}"
+
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> OpsHttpServer:
         logging.getLogger("logmq").addHandler(self.warnings)
@@ -209,7 +214,9 @@ class OpsHttpServer:
     def close(self) -> None:
         self.phase = "shutting down"
         self._stop.set()
-        self._httpd.shutdown()
+        if self._thread is not None:  # shutdown() waits for serve_forever: only if it runs
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
         self._httpd.server_close()
         if self._sampler is not None:
             self._sampler.join(timeout=5)
@@ -268,7 +275,7 @@ class OpsHttpServer:
     # ------------------------------------------------------------------ JSON API
     def config(self) -> dict[str, Any]:
         b = self.broker
-        out: dict[str, Any] = {"data": self.data, "http": f"{self.address[0]}:{self.address[1]}",
+        out: dict[str, Any] = {"data": self.data, "http": self.hostport,
                                "phase": self.phase}
         if self.kafka is not None:
             adv = getattr(self.kafka, "advertised_host", None) or self.kafka.host

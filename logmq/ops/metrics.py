@@ -74,8 +74,10 @@ def _histogram(name: str, doc: str, labels: list[str],
 class BrokerCollector(Collector):
     """Yields every ``logmq_*`` family of one broker (and its Kafka server, if given)."""
 
-    def __init__(self, broker: Broker, server: ServerStats | None = None) -> None:
+    def __init__(self, broker: Broker, server: ServerStats | None = None, *,
+                 partitions: bool = True) -> None:
         self.broker = broker
+        self.partitions = partitions
         self.server = server if server is not None else server_stats_of(broker)
         install_fsync_observer()
 
@@ -86,7 +88,7 @@ class BrokerCollector(Collector):
         b = self.broker
         if b.closed:
             return
-        yield from self._topics(figures.topics(b, configs=False))
+        yield from self._topics(figures.topics(b, configs=False), self.partitions)
         yield from self._groups(figures.groups(b, members=False))
         yield from self._queues(figures.queues(b))
         yield from self._storage(figures.storage(b), figures.cleaner(b))
@@ -95,7 +97,7 @@ class BrokerCollector(Collector):
 
     # ------------------------------------------------------------------ families
     @staticmethod
-    def _topics(topics: list[dict[str, Any]]) -> Iterator[Metric]:
+    def _topics(topics: list[dict[str, Any]], per_partition: bool) -> Iterator[Metric]:
         produced = CounterMetricFamily("logmq_records_produced",
                                        "records (offsets) appended since this process opened "
                                        "the topic", labels=["topic"])
@@ -117,7 +119,7 @@ class BrokerCollector(Collector):
             produced.add_metric([name], t["records_produced"])
             bin_.add_metric([name], t["bytes_in"])
             bout.add_metric([name], t["bytes_out"])
-            for p in t["partitions"]:
+            for p in t["partitions"] if per_partition else ():
                 labels = [name, str(p["partition"])]
                 end.add_metric(labels, p["end_offset"])
                 start.add_metric(labels, p["start_offset"])
@@ -199,9 +201,13 @@ class BrokerCollector(Collector):
 
 
 def register(registry: CollectorRegistry, log: Broker,
-             server: ServerStats | None = None) -> BrokerCollector:
-    """Expose ``log``'s figures on ``registry`` (e.g. ``prometheus_client.REGISTRY``)."""
-    collector = BrokerCollector(log, server)
+             server: ServerStats | None = None, *, partitions: bool = True) -> BrokerCollector:
+    """Expose ``log``'s figures on ``registry`` (e.g. ``prometheus_client.REGISTRY``).
+
+    ``partitions=False`` leaves out the four per-partition series (offsets, size, segments):
+    with tens of thousands of partitions they are most of a scrape's size and time.
+    """
+    collector = BrokerCollector(log, server, partitions=partitions)
     registry.register(collector)
     return collector
 
