@@ -28,6 +28,7 @@ from logmq.broker.groups import GroupCoordinator, LmdbOffsetStore
 from logmq.broker.producer import Producer
 from logmq.broker.producer_ids import ProducerIdAllocator
 from logmq.broker.queues.manager import QueueManager
+from logmq.broker.queues.state import DedupIndex, ShareStateStore
 from logmq.clock import SYSTEM_CLOCK, Clock
 from logmq.config import BrokerConfig, TopicConfig, load_broker_config
 from logmq.storage import datadir
@@ -101,6 +102,10 @@ class Broker:
             LmdbOffsetStore(self.logs.meta.env).delete_topic(topic)
         if self._queues is not None:
             self._queues.on_topic_deleted(topic)
+        else:  # no queue engine yet: drop the topic's stored share-group state and dedup ids
+            store = ShareStateStore(self.logs.meta.env)
+            store.unregister_topic(topic)
+            DedupIndex(store).delete_topic(topic)
 
     # ------------------------------------------------------------------ services
     @property

@@ -39,6 +39,7 @@ from logmq.broker.groups.model import (
 )
 from logmq.broker.groups.offsets import Offsets, OffsetStore
 from logmq.broker.groups.states import COMPLETING, DEAD, EMPTY, PREPARING, STABLE, set_state
+from logmq.config import BROKER_KEYS
 from logmq.errors import (
     BrokerClosedError,
     GroupIdNotFoundError,
@@ -69,9 +70,9 @@ class GroupCoordinator:
         offsets: OffsetStore,
         *,
         time_fn: Callable[[], float] = time.monotonic,
-        initial_rebalance_delay_ms: int = 0,
-        min_session_timeout_ms: int = 1000,
-        max_session_timeout_ms: int = 1_800_000,
+        initial_rebalance_delay_ms: int = BROKER_KEYS["group_initial_rebalance_delay_ms"].default,
+        min_session_timeout_ms: int = BROKER_KEYS["group_min_session_timeout_ms"].default,
+        max_session_timeout_ms: int = BROKER_KEYS["group_max_session_timeout_ms"].default,
     ) -> None:
         self.offsets = offsets
         self._time = time_fn

@@ -360,9 +360,6 @@ class DedupIndex:
                 ops.append((self.db, bytes(k), None))
         return ops
 
-    def purge(self) -> None:
-        self.journal.wait(self.journal.submit(self._purge_ops(int(self._time() * 1000), limit=1 << 30)))
-
     def delete_topic(self, topic: str) -> None:
         prefix = b"M" + topic.encode() + b"\x00"
         with self.env.begin(db=self.db, write=True) as txn:
