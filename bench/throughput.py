@@ -3,6 +3,9 @@
 
 Prints records/s and MB/s for each path of the embedded API, the durability mode used, and
 in the same run the physical reference: writing and reading the same bytes to a plain file.
+The workload runs twice, in fresh subprocesses, with the native codec core and with the pure
+one (``LOGMQ_PURE=1``), and the two are printed side by side with their ratio
+(``--impl native|python`` runs one of them only).
 
     python bench/throughput.py [--records N] [--fsync interval|always|never] [--json out.json]
 """
@@ -13,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -54,6 +58,31 @@ def fsync_cost(path: str, rounds: int = 200) -> float:
     return (time.perf_counter() - t) / rounds
 
 
+def side_by_side(argv: list[str], json_out: str | None) -> None:
+    """Run the workload once per codec core, each in its own interpreter, and compare."""
+    res: dict = {}
+    for impl in ("native", "python"):
+        with tempfile.NamedTemporaryFile(suffix=".json") as f:
+            env = {**os.environ, "LOGMQ_PURE": "1" if impl == "python" else "0"}
+            print(f"--- {impl} codec core")
+            subprocess.run([sys.executable, __file__, *argv, "--impl", impl, "--json", f.name],
+                           env=env, check=True)
+            with open(f.name) as fh:
+                res[impl] = json.load(fh)
+    nat, pure = res["native"], res["python"]
+    if nat.get("implementation") != "native":
+        print(f"native codec core not built (got {nat.get('implementation')}): "
+              "python setup.py build_ext --inplace")
+    print(f"\n{'records/s':<34} {'native':>13} {'pure':>13} {'native/pure':>12}")
+    for k, v in nat.items():
+        if isinstance(v, dict) and "records_per_s" in v and k in pure:
+            a, b = v["records_per_s"], pure[k]["records_per_s"]
+            print(f"{k:<34} {a:>13,.0f} {b:>13,.0f} {a / b:>11.2f}x")
+    if json_out:
+        with open(json_out, "w") as fh:
+            json.dump(res, fh, indent=2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=1_000_000)
@@ -61,16 +90,29 @@ def main() -> None:
     ap.add_argument("--fsync", default="interval", choices=["always", "interval", "never"])
     ap.add_argument("--single", type=int, default=200_000, help="records for per-record send")
     ap.add_argument("--json")
+    ap.add_argument("--impl", choices=["native", "python"],
+                    help="run one codec core only (default: both, side by side)")
     args = ap.parse_args()
+    if args.impl is None:
+        argv = list(sys.argv[1:])
+        if "--json" in argv:
+            i = argv.index("--json")
+            del argv[i : i + 2]
+        side_by_side(argv, args.json)
+        return
+    from logmq.codec import implementation
+
     n = args.records
     tmp = tempfile.mkdtemp(prefix="logmq-bench-")
     results: dict = {"records": n, "value_bytes": 100, "keys": 1000,
-                     "partitions": args.partitions, "fsync": args.fsync}
+                     "partitions": args.partitions, "fsync": args.fsync,
+                     "implementation": implementation, "loadavg_1m": os.getloadavg()[0]}
     try:
         recs = [(b"key-%d" % (i % 1000), b"x" * 100) for i in range(n)]
         payload = n * 100
         print(f"logmq {logmq.__version__}: {n:,} records x 100 B, 1,000 keys, "
-              f"{args.partitions} partitions, fsync={args.fsync}, python {sys.version.split()[0]}")
+              f"{args.partitions} partitions, fsync={args.fsync}, python {sys.version.split()[0]}, "
+              f"codec {implementation}, load {os.getloadavg()[0]:.1f}")
         with logmq.open(os.path.join(tmp, "a"), fsync=args.fsync, cleaner=False) as log:
             log.create_topic("t", partitions=args.partitions)
             p = log.producer()
