@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, boundscheck=True, wraparound=False, cdivision=True
 # cython: initializedcheck=False, embedsignature=True
 """Compiled per-record loops of the codec (decode, encode, validator walk, key bucketing).
 
@@ -531,6 +531,8 @@ cdef object _encode(object records, object timestamps, object base_ts_o, object 
                 hkl = len(<bytes>hkeys[hk_i + j])
                 hval = hs[j][1]
                 body += _zz_len(hkl) + hkl + (1 if hval is None else _zz_len(len(hval)) + len(hval))
+        if _zz_len(body) + body > total - (w - w0):  # only if an object changed under us
+            raise ValueError
         w = _zz_put(w, body)
         w[0] = 0
         w += 1
@@ -712,8 +714,10 @@ def bucket_keys(records, num_partitions):
     if type(records) is not list or type(num_partitions) is not int or num_partitions <= 0:
         return _pure_bucket(records, num_partitions)
     np = num_partitions
-    for i in range(len(<list>records)):
+    i = 0
+    while i < PyList_GET_SIZE(records):  # re-read: a finalizer run by GC may shrink it
         rec = (<list>records)[i]
+        i += 1
         if type(rec) is tuple:
             if PyTuple_GET_SIZE(rec) != 2:
                 return None

@@ -46,9 +46,17 @@ def _py_bucket_keys(records: list, num_partitions: int) -> dict[int, list] | Non
     return buckets
 
 
-bucket_keys: Any = _py_bucket_keys
-if os.environ.get("LOGMQ_PURE", "") in ("", "0"):
-    try:
-        from logmq.codec._native import bucket_keys
-    except ImportError:
-        pass
+def _select() -> Any:
+    """The native bucketing unless LOGMQ_PURE=1 or the extension is not built."""
+    if os.environ.get("LOGMQ_PURE", "") in ("", "0"):
+        try:
+            from logmq.codec import _native
+        except ImportError:
+            pass
+        else:
+            return _native.bucket_keys
+    return _py_bucket_keys
+
+
+#: ``bucket_keys(records, num_partitions) -> {partition: [records]} | None``, bound once here
+bucket_keys: Any = _select()

@@ -272,14 +272,14 @@ def _records_payload(buf: bytes | bytearray | memoryview, pos: int, h: BatchHead
     raw = buf[pos + HEADER_SIZE : end]
     codec = h.attributes & COMPRESSION_MASK
     if codec:
-        return decompress(codec, raw)
+        return decompress(codec, memoryview(raw))
     return raw if isinstance(raw, bytes) else bytes(raw)
 
 
 def _records_view(buf: bytes | bytearray | memoryview, pos: int, h: BatchHeader) -> Any:
     """Like :func:`_records_payload` without copying an uncompressed section (native decode
     reads any buffer; the pure decoder needs ``bytes`` because it slices keys out of it)."""
-    raw = memoryview(buf)[pos + HEADER_SIZE : pos + h.size]
+    raw: memoryview = memoryview(buf)[pos + HEADER_SIZE : pos + h.size]
     codec = h.attributes & COMPRESSION_MASK
     return decompress(codec, raw) if codec else raw
 
