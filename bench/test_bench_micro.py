@@ -24,7 +24,8 @@ BATCH = encode_batch(RECORDS, timestamp=1)
 BATCH_GZ = encode_batch(RECORDS, timestamp=1, compression="gzip")
 
 
-_SWAPPED = ("_encode_payload", "_decode_payload", "_records_payload", "walk_records")
+_SWAPPED = ("_encode_payload", "_encode_whole", "_decode_payload", "_records_payload",
+            "walk_records")
 
 
 @pytest.fixture(params=["native", "python"])
@@ -40,11 +41,11 @@ def core(request: pytest.FixtureRequest) -> Iterator[str]:
     _native.bind(R)
     saved = {k: getattr(R, k) for k in _SWAPPED}
     if request.param == "native":
-        new = (_native.encode_payload, _native.decode_payload, R._records_view,
-               _native.walk_records)
+        new = (_native.encode_payload, _native.encode_whole, _native.decode_payload,
+               R._records_view, _native.walk_records)
     else:
-        new = (R._py_encode_payload, R._py_decode_payload, R._py_records_payload,
-               R._py_walk_records)
+        new = (R._py_encode_payload, R._py_encode_whole, R._py_decode_payload,
+               R._py_records_payload, R._py_walk_records)
     for k, v in zip(_SWAPPED, new, strict=True):
         setattr(R, k, v)
     yield request.param

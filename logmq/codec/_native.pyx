@@ -23,6 +23,8 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy
 
+from crc32c import crc32c as _crc32c
+
 from logmq.errors import CorruptRecordError
 
 cdef extern from *:
@@ -432,12 +434,51 @@ cdef inline object _headers_of(object rec, Py_ssize_t rn):
 def encode_payload(records, timestamps, base_ts, offset_deltas):
     """Native ``records._encode_payload``; byte-identical output."""
     try:
-        return _encode(records, timestamps, base_ts, offset_deltas)
+        return _encode(records, timestamps, base_ts, offset_deltas, 0)
     except (TypeError, ValueError, OverflowError, UnicodeError):
         return _pure._py_encode_payload(records, timestamps, base_ts, offset_deltas)
 
 
-cdef object _encode(object records, object timestamps, object base_ts_o, object offset_deltas):
+cdef inline void _be(char *w, uint64_t v, int nbytes) noexcept nogil:
+    cdef int i
+    for i in range(nbytes - 1, -1, -1):
+        w[i] = <char>(v & 0xFF)
+        v >>= 8
+
+
+def encode_whole(records, timestamps, base_ts, offset_deltas, base_offset, leader_epoch,
+                 bytes tail):
+    """Native ``records._encode_whole``: the 61-byte header and the records in one buffer."""
+    cdef int64_t bo, le
+    cdef object out
+    cdef char *w
+    cdef Py_ssize_t size
+    if _c_int64(base_offset, &bo) or _c_int64(leader_epoch, &le) \
+            or not -2**31 <= le < 2**31 or len(tail) != 40:
+        return _pure._py_encode_whole(records, timestamps, base_ts, offset_deltas,
+                                      base_offset, leader_epoch, tail)
+    try:
+        out = _encode(records, timestamps, base_ts, offset_deltas, 61)
+    except (TypeError, ValueError, OverflowError, UnicodeError):
+        return _pure._py_encode_whole(records, timestamps, base_ts, offset_deltas,
+                                      base_offset, leader_epoch, tail)
+    size = len(out)
+    if size - 12 > 2**31 - 1:  # batchLength would not fit: let struct raise as the pure does
+        return _pure._py_encode_whole(records, timestamps, base_ts, offset_deltas,
+                                      base_offset, leader_epoch, tail)
+    w = PyBytes_AS_STRING(out)
+    _be(w, <uint64_t>bo, 8)
+    _be(w + 8, <uint64_t>(size - 12), 4)
+    _be(w + 12, <uint64_t>le, 4)
+    w[16] = 2
+    memcpy(w + 21, PyBytes_AS_STRING(tail), 40)
+    crc = _crc32c(memoryview(out)[21:])  # out is ours alone until returned
+    _be(w + 17, <uint64_t>crc, 4)
+    return out
+
+
+cdef object _encode(object records, object timestamps, object base_ts_o, object offset_deltas,
+                    Py_ssize_t reserve):
     cdef Py_ssize_t n, i, kl, vl, hn, hkl, hvl, body, total = 0, rn, j
     cdef int64_t base_ts = 0, ts, d, od
     cdef object rec, k, v, hs, hkey, hval, out, keyb
@@ -505,8 +546,8 @@ cdef object _encode(object records, object timestamps, object base_ts_o, object 
                     raise TypeError
                 body += _zz_len(hkl) + hkl + (1 if hvl < 0 else _zz_len(hvl) + hvl)
         total += _zz_len(body) + body
-    out = PyBytes_FromStringAndSize(NULL, total)
-    w0 = w = PyBytes_AS_STRING(out)
+    out = PyBytes_FromStringAndSize(NULL, total + reserve)
+    w0 = w = PyBytes_AS_STRING(out) + reserve
     cdef Py_ssize_t hk_i = 0
     # pass 2: the same walk, writing
     for i in range(n):

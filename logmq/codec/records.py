@@ -249,10 +249,7 @@ def encode_batch(
         base_ts = max_ts = timestamp
     if offset_deltas is not None and len(offset_deltas) != n:
         raise ConfigError("offset_deltas must have one entry per record")
-    payload = _encode_payload(records, timestamps, base_ts, offset_deltas)
     codec = codec_id(compression)
-    if codec:
-        payload = compress(codec, payload)
     attributes = codec | (TIMESTAMP_TYPE_MASK if timestamp_type else 0)
     if transactional:
         attributes |= TRANSACTIONAL_MASK
@@ -261,10 +258,27 @@ def encode_batch(
     last_delta = (n - 1) if offset_deltas is None else offset_deltas[-1]
     tail = _AFTER_CRC.pack(attributes, last_delta, base_ts, max_ts, producer_id, producer_epoch,
                            base_sequence, n)
+    if not codec:
+        return _encode_whole(records, timestamps, base_ts, offset_deltas, base_offset,
+                             leader_epoch, tail)
+    payload = compress(codec, _encode_payload(records, timestamps, base_ts, offset_deltas))
+    return _frame(payload, base_offset, leader_epoch, tail)
+
+
+def _frame(payload: bytes, base_offset: int, leader_epoch: int, tail: bytes) -> bytes:
     crc = crc32c(payload, crc32c(tail))
     head = _PREFIX.pack(base_offset, HEADER_SIZE - LOG_OVERHEAD + len(payload), leader_epoch,
                         MAGIC)
     return b"".join((head, _CRC.pack(crc), tail, payload))
+
+
+def _encode_whole(records: Sequence[Sequence[Any]], timestamps: Sequence[int] | None,
+                  base_ts: int, offset_deltas: Sequence[int] | None, base_offset: int,
+                  leader_epoch: int, tail: bytes) -> bytes:
+    """An uncompressed batch: header + records. The native one writes both into one buffer
+    (a 1 MiB batch is then allocated and copied once, not twice)."""
+    payload = _encode_payload(records, timestamps, base_ts, offset_deltas)
+    return _frame(payload, base_offset, leader_epoch, tail)
 
 
 def _records_payload(buf: bytes | bytearray | memoryview, pos: int, h: BatchHeader) -> bytes:
@@ -616,6 +630,7 @@ def _py_walk_records(data: bytes | bytearray | memoryview, base_timestamp: int,
 # The compiled core (logmq/codec/_native.pyx) replaces the per-record loops by rebinding these
 # names once, here, so no call pays for a branch; LOGMQ_PURE=1 keeps the pure reference.
 _py_encode_payload = _encode_payload
+_py_encode_whole = _encode_whole
 _py_decode_payload = _decode_payload
 _py_records_payload = _records_payload
 _py_encode_varint = encode_varint
@@ -625,7 +640,8 @@ implementation = "python"
 
 
 def _select() -> None:
-    global _encode_payload, _decode_payload, _records_payload, encode_varint, decode_varint
+    global _encode_payload, _encode_whole, _decode_payload, _records_payload, encode_varint
+    global decode_varint
     global walk_records, implementation
     if os.environ.get("LOGMQ_PURE", "") not in ("", "0"):
         return
@@ -635,6 +651,7 @@ def _select() -> None:
         return
     _native.bind(sys.modules[__name__])
     _encode_payload = _native.encode_payload
+    _encode_whole = _native.encode_whole
     _decode_payload = _native.decode_payload
     _records_payload = _records_view
     encode_varint = _native.encode_varint
