@@ -14,6 +14,7 @@ import pytest
 
 from logmq.codec import keys as K
 from logmq.codec import records as R
+from logmq.codec import walk as W
 from logmq.codec.batch import HEADER_SIZE, validate_batch
 from logmq.codec.records import decode_batch, decode_records_into, encode_batch
 from logmq.storage.index import OffsetIndex
@@ -24,8 +25,7 @@ BATCH = encode_batch(RECORDS, timestamp=1)
 BATCH_GZ = encode_batch(RECORDS, timestamp=1, compression="gzip")
 
 
-_SWAPPED = ("_encode_payload", "_encode_whole", "_decode_payload", "_records_payload",
-            "walk_records")
+_SWAPPED = ("_encode_payload", "_encode_whole", "_decode_payload", "_records_payload")
 
 
 @pytest.fixture(params=["native", "python"])
@@ -42,10 +42,10 @@ def core(request: pytest.FixtureRequest) -> Iterator[str]:
     saved = {k: getattr(R, k) for k in _SWAPPED}
     if request.param == "native":
         new = (_native.encode_payload, _native.encode_whole, _native.decode_payload,
-               R._records_view, _native.walk_records)
+               R._records_view)
     else:
         new = (R._py_encode_payload, R._py_encode_whole, R._py_decode_payload,
-               R._py_records_payload, R._py_walk_records)
+               R._py_records_payload)
     for k, v in zip(_SWAPPED, new, strict=True):
         setattr(R, k, v)
     yield request.param
@@ -78,7 +78,11 @@ def test_decode_1000x100B_gzip(benchmark, core):
 
 def test_walk_1000x100B(benchmark, core):
     body = BATCH[HEADER_SIZE:]
-    benchmark(lambda: R.walk_records(body, 1, 1000))
+    if core == "native":
+        from logmq.codec._native import walk_records as walk
+    else:
+        walk = W._py_walk_records
+    benchmark(lambda: walk(body, 1, 1000))
 
 
 @pytest.mark.parametrize("impl", ["native", "python"])

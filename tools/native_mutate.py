@@ -22,6 +22,7 @@ from typing import Any
 
 from logmq.codec import _native as N
 from logmq.codec import records as R
+from logmq.codec import walk as W
 from logmq.codec.batch import HEADER_SIZE, parse_header
 from logmq.errors import CorruptRecordError
 from logmq.types import Record
@@ -134,7 +135,7 @@ def check(rng: random.Random) -> str:
             raise AssertionError(f"decode differs: {a!r} vs {b!r}\nbatch {bad.hex()}")
         verdict = verdict or a[0]
     w = (py_payload, bh.base_timestamp, bh.record_count)
-    a = outcome(R._py_walk_records, *w)
+    a = outcome(W._py_walk_records, *w)
     b = outcome(N.walk_records, exact(py_payload), *w[1:])
     if a != b:
         raise AssertionError(f"walk differs: {a!r} vs {b!r}\nbatch {bad.hex()}")
