@@ -201,3 +201,194 @@ def _pure_bucket(records, num_partitions):
     from logmq.codec.keys import _py_bucket_keys
 
     return _py_bucket_keys(records, num_partitions)
+
+
+# ------------------------------------------------------------- the produce validator's walk
+# Same contract, results and error texts as ``walk_records`` in logmq/codec/validate.py (the
+# wire surface's validator, the reference): its ``_walk`` can be rebound to this one.
+cdef enum:
+    P_OK = 0
+    P_INDEX = 1      # an index past the end of the data (IndexError in the reference)
+    P_VEND = 2       # "varint runs past the end of the record"
+    P_VLONG = 3      # "varint too long"
+    P_RANGE32 = 4    # "varint out of the 32-bit range"
+    P_RANGE64 = 5    # "varlong out of the 64-bit range"
+
+cdef dict _P_MESSAGES = {
+    P_INDEX: "record runs past the end of the batch",
+    P_VEND: "varint runs past the end of the record",
+    P_VLONG: "varint too long",
+    P_RANGE32: "varint out of the 32-bit range",
+    P_RANGE64: "varlong out of the 64-bit range",
+}
+
+
+cdef inline int _pv(const uint8_t *d, Py_ssize_t p, Py_ssize_t end, bint wide,
+                    int64_t *out, Py_ssize_t *np) noexcept nogil:
+    """validate._varint: at most 5 bytes (10 if ``wide``), in the 32-bit (64-bit) range."""
+    cdef int limit = 10 if wide else 5
+    cdef int i
+    cdef uint64_t result = 0
+    cdef bint over = False
+    cdef uint8_t b
+    for i in range(limit):
+        if p + i >= end:
+            return P_VEND
+        b = d[p + i]
+        if i == 9:
+            if b & 0x7E:
+                over = True
+            result |= (<uint64_t>(b & 1)) << 63
+        else:
+            result |= (<uint64_t>(b & 0x7F)) << (7 * i)
+        if not (b & 0x80):
+            if over:
+                return P_RANGE64
+            if not wide and (result >> 32):
+                return P_RANGE32
+            out[0] = <int64_t>((result >> 1) ^ (~(result & 1) + 1))
+            np[0] = p + i + 1
+            return P_OK
+    return P_VLONG
+
+
+cdef inline int _pf(const uint8_t *d, Py_ssize_t n, Py_ssize_t end, Py_ssize_t *pp, bint wide,
+                    int64_t *out) noexcept nogil:
+    """The reference's inline read: one or two bytes by index (bounded by the data), longer
+    varints by _pv (bounded by ``end``)."""
+    cdef Py_ssize_t p = pp[0]
+    cdef unsigned int b, b2, z
+    if p >= n:
+        return P_INDEX
+    b = d[p]
+    if b < 0x80:
+        out[0] = <int64_t>(b >> 1) ^ -<int64_t>(b & 1)
+        pp[0] = p + 1
+        return P_OK
+    if p + 1 >= n:
+        return P_INDEX
+    b2 = d[p + 1]
+    if b2 < 0x80:
+        z = (b & 0x7F) | (b2 << 7)
+        out[0] = <int64_t>(z >> 1) ^ -<int64_t>(z & 1)
+        pp[0] = p + 2
+        return P_OK
+    return _pv(d, p, end, wide, out, pp)
+
+
+def walk_produce(data, count, contiguous, last_delta):
+    """Native ``validate.walk_records(data, count, contiguous, last_delta)``:
+    ``(records walked, min and max timestamp delta, whether a key is null)``."""
+    cdef Py_buffer view
+    cdef int64_t c, ld
+    if _c_int64(count, &c) or _c_int64(last_delta, &ld):
+        from logmq.codec.validate import walk_records
+
+        return walk_records(data, count, contiguous, last_delta)
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        return _walk_produce(<const uint8_t *>view.buf, view.len, c, bool(contiguous), ld)
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef object _invalid(str msg):
+    import logmq.errors as errors
+
+    return getattr(errors, "InvalidRecordError", CorruptRecordError)(msg)
+
+
+cdef object _walk_produce(const uint8_t *d, Py_ssize_t n, int64_t count, bint contiguous,
+                          int64_t last_delta):
+    cdef Py_ssize_t p = 0, end
+    cdef int64_t i, j, length, tsd, od, kl, vl, hc, hkl, hvl, prev = -1, walked = 0
+    cdef int64_t min_ts = 0x7FFFFFFFFFFFFFFF, max_ts = -0x7FFFFFFFFFFFFFFF - 1
+    cdef bint null_key = False
+    cdef int r = P_OK
+    i = 0
+    while i < count:
+        if p >= n:
+            raise CorruptRecordError(f"batch ends after {i} of its {count} records")
+        r = _pf(d, n, n, &p, False, &length)
+        if r:
+            break
+        if length < 6 or length > n - p:
+            raise CorruptRecordError(f"record {i}: length {length} leaves the batch")
+        end = p + <Py_ssize_t>length
+        p += 1
+        r = _pf(d, n, end, &p, True, &tsd)
+        if r:
+            break
+        r = _pf(d, n, end, &p, False, &od)
+        if r:
+            break
+        if contiguous:
+            if od != i:
+                raise _invalid(f"record {i} has offset delta {od}: deltas must run "
+                               f"0..{count - 1}")
+        elif od <= prev or od > last_delta:
+            raise _invalid(f"record {i}: offset delta {od} out of order")
+        prev = od
+        if tsd < min_ts:
+            min_ts = tsd
+        if tsd > max_ts:
+            max_ts = tsd
+        r = _pf(d, n, end, &p, False, &kl)
+        if r:
+            break
+        if kl < 0:
+            if kl != -1:
+                raise CorruptRecordError(f"record {i}: key length {kl}")
+            null_key = True
+        else:
+            p += <Py_ssize_t>kl  # kl < 2**31: no overflow
+        if p >= end:
+            raise CorruptRecordError(f"record {i}: key leaves the record")
+        r = _pf(d, n, end, &p, False, &vl)
+        if r:
+            break
+        if vl < -1:
+            raise CorruptRecordError(f"record {i}: value length {vl}")
+        if vl > 0:
+            p += <Py_ssize_t>vl
+        if p >= end:
+            raise CorruptRecordError(f"record {i}: value leaves the record")
+        if d[p] == 0:  # p < end <= n here
+            p += 1
+        else:
+            r = _pv(d, p, end, False, &hc, &p)
+            if r:
+                break
+            if hc < 0 or hc > (end - p) // 2:
+                raise CorruptRecordError(f"record {i}: header count {hc}")
+            for j in range(hc):
+                r = _pv(d, p, end, False, &hkl, &p)
+                if r:
+                    break
+                if hkl < 0 or p + hkl > end:
+                    raise CorruptRecordError(f"record {i}: header key length {hkl}")
+                try:
+                    PyUnicode_DecodeUTF8(<char *>d + p, <Py_ssize_t>hkl, NULL)
+                except UnicodeDecodeError:
+                    raise CorruptRecordError("header key is not UTF-8") from None
+                p += <Py_ssize_t>hkl
+                r = _pv(d, p, end, False, &hvl, &p)
+                if r:
+                    break
+                if hvl < -1 or p + (hvl if hvl > 0 else 0) > end:
+                    raise CorruptRecordError(f"record {i}: header value length {hvl}")
+                if hvl > 0:
+                    p += <Py_ssize_t>hvl
+            if r:
+                break
+        if p != end:
+            raise CorruptRecordError(f"record {i}: fields do not add up to its length")
+        walked += 1
+        i += 1
+    if r:
+        raise CorruptRecordError(_P_MESSAGES[r])
+    if p != n:
+        raise CorruptRecordError(f"{n - p} bytes after the last of {count} records")
+    if walked == 0:
+        min_ts = max_ts = 0
+    return walked, min_ts, max_ts, null_key

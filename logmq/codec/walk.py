@@ -117,16 +117,20 @@ def _py_walk_records(data: bytes | bytearray | memoryview, base_timestamp: int,
     return record_count, lo, hi
 
 
-def _select() -> Any:
+def _native_module() -> Any:
     if os.environ.get("LOGMQ_PURE", "") in ("", "0"):
         try:
             from logmq.codec import _native
         except ImportError:
-            pass
-        else:
-            return _native.walk_records
-    return _py_walk_records
+            return None
+        return _native
+    return None
 
 
+_N = _native_module()
 #: ``walk_records(data, base_timestamp, record_count) -> (count, min_ts, max_ts)``
-walk_records: Any = _select()
+walk_records: Any = _py_walk_records if _N is None else _N.walk_records
+#: The compiled twin of ``logmq.codec.validate.walk_records(data, count, contiguous,
+#: last_delta)`` (same results and errors), or None when the pure code is in use: the
+#: validator binds ``_walk = native_produce_walk or walk_records``.
+native_produce_walk: Any = None if _N is None else _N.walk_produce
