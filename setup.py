@@ -46,6 +46,7 @@ def extensions() -> list:
 
     flags = os.environ.get("LOGMQ_NATIVE_CFLAGS", "").split()
     ext = Extension("logmq.codec._native", ["logmq/codec/_native.pyx"],
+                    depends=["logmq/codec/_native_walk.pxi"],
                     extra_compile_args=flags,
                     extra_link_args=os.environ.get("LOGMQ_NATIVE_LDFLAGS", "").split())
     try:

@@ -1,13 +1,21 @@
 """Micro-benchmarks (pytest-benchmark): ``python -m pytest bench --benchmark-enable``.
 
-Numbers go in the issue notes and the README, never into assertions.
+Numbers go in the issue notes and the README, never into assertions. The per-record codec
+benchmarks run once per core (``[native]`` and ``[python]`` side by side in one table; group
+them with ``--benchmark-group-by=func``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
-from logmq.codec.batch import validate_batch
+import pytest
+
+from logmq.codec import keys as K
+from logmq.codec import records as R
+from logmq.codec import walk as W
+from logmq.codec.batch import HEADER_SIZE, validate_batch
 from logmq.codec.records import decode_batch, decode_records_into, encode_batch
 from logmq.storage.index import OffsetIndex
 from logmq.storage.log import LogConfig, PartitionLog
@@ -17,20 +25,74 @@ BATCH = encode_batch(RECORDS, timestamp=1)
 BATCH_GZ = encode_batch(RECORDS, timestamp=1, compression="gzip")
 
 
-def test_encode_1000x100B(benchmark):
+_SWAPPED = ("_encode_payload", "_encode_whole", "_decode_payload", "_records_payload")
+
+
+@pytest.fixture(params=["native", "python"])
+def core(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the benchmark with one codec core swapped in (both are in this process)."""
+    try:
+        from logmq.codec import _native
+    except ImportError:
+        if os.environ.get("CI") or request.param == "python":
+            raise
+        pytest.skip("native codec not built: python setup.py build_ext --inplace")
+        raise
+    _native.bind(R)
+    saved = {k: getattr(R, k) for k in _SWAPPED}
+    if request.param == "native":
+        new = (_native.encode_payload, _native.encode_whole, _native.decode_payload,
+               R._records_view)
+    else:
+        new = (R._py_encode_payload, R._py_encode_whole, R._py_decode_payload,
+               R._py_records_payload)
+    for k, v in zip(_SWAPPED, new, strict=True):
+        setattr(R, k, v)
+    yield request.param
+    for k, v in saved.items():
+        setattr(R, k, v)
+
+
+def test_encode_1000x100B(benchmark, core):
     benchmark(encode_batch, RECORDS, timestamp=1)
 
 
-def test_encode_1000x100B_gzip(benchmark):
+def test_encode_1000x100B_gzip(benchmark, core):
     benchmark(encode_batch, RECORDS, timestamp=1, compression="gzip")
 
 
-def test_decode_1000x100B(benchmark):
+def test_decode_1000x100B(benchmark, core):
     benchmark(lambda: decode_records_into(BATCH, []))
 
 
-def test_decode_1000x100B_gzip(benchmark):
+def test_decode_1000x100B_records(benchmark, core):
+    from logmq.types import Record
+
+    benchmark(lambda: decode_records_into(BATCH, [], record_cls=Record, topic="t",
+                                          partition=0))
+
+
+def test_decode_1000x100B_gzip(benchmark, core):
     benchmark(decode_batch, BATCH_GZ)
+
+
+def test_walk_1000x100B(benchmark, core):
+    body = BATCH[HEADER_SIZE:]
+    if core == "native":
+        from logmq.codec._native import walk_records as walk
+    else:
+        walk = W._py_walk_records
+    benchmark(lambda: walk(body, 1, 1000))
+
+
+@pytest.mark.parametrize("impl", ["native", "python"])
+def test_bucket_keys_10000(benchmark, impl):
+    recs = RECORDS * 10
+    if impl == "python":
+        fn = K._py_bucket_keys
+    else:
+        fn = pytest.importorskip("logmq.codec._native").bucket_keys
+    benchmark(fn, recs, 8)
 
 
 def test_validate_crc_1000x100B(benchmark):

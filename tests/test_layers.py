@@ -72,6 +72,9 @@ def imports_of(module: str, path: str, mods: dict[str, str]) -> set[str]:
     with open(path, encoding="utf-8") as fh:
         text = fh.read()
     if path.endswith(".pyx"):  # Cython is not Python syntax: its logmq imports by pattern
+        for inc in re.findall(r'^include\s+"([^"]+)"', text, re.M):  # included .pxi count too
+            with open(os.path.join(os.path.dirname(path), inc), encoding="utf-8") as fh:
+                text += fh.read()
         found = re.findall(r"^\s*(?:from|import)\s+(logmq[\w.]*)", text, re.M)
         return {_existing(n, mods) for n in found} - {module}
     tree = ast.parse(text, path)

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 
 from logmq.codec import records as R
+from logmq.codec import walk as W
 from logmq.codec.batch import HEADER_SIZE, parse_header
 from logmq.errors import CorruptRecordError
 from logmq.types import Record
@@ -54,15 +55,15 @@ def shape(items: list) -> list:
 @contextmanager
 def impl(name: str) -> Iterator[None]:
     """Swap records' per-record core for one block (tests only: not thread-safe)."""
-    names = ("_encode_payload", "_decode_payload", "_records_payload", "encode_varint",
-             "decode_varint", "walk_records")
+    names = ("_encode_payload", "_encode_whole", "_decode_payload", "_records_payload",
+             "encode_varint", "decode_varint")
     saved = {k: getattr(R, k) for k in names}
     if name == "python":
-        new = (R._py_encode_payload, R._py_decode_payload, R._py_records_payload,
-               R._py_encode_varint, R._py_decode_varint, R._py_walk_records)
+        new = (R._py_encode_payload, R._py_encode_whole, R._py_decode_payload,
+               R._py_records_payload, R._py_encode_varint, R._py_decode_varint)
     else:
-        new = (N.encode_payload, N.decode_payload, R._records_view, N.encode_varint,
-               N.decode_varint, N.walk_records)
+        new = (N.encode_payload, N.encode_whole, N.decode_payload, R._records_view,
+               N.encode_varint, N.decode_varint)
     for k, v in zip(names, new, strict=True):
         setattr(R, k, v)
     try:
@@ -186,7 +187,7 @@ def test_mutated_records_give_same_error(b: tuple, ed: list, dcount: int, skip: 
     decode_both(bad, 0, 2, None, Record, "t", 0)
     h = parse_header(bad)
     args = (bad[HEADER_SIZE:], h.base_timestamp, h.record_count)
-    assert outcome(R._py_walk_records, *args) == outcome(N.walk_records, *args)
+    assert outcome(W._py_walk_records, *args) == outcome(N.walk_records, *args)
 
 
 @FAST
@@ -204,7 +205,7 @@ def test_random_bytes_give_same_outcome(data: bytes, count: int, base_ts: int) -
         decode_both(buf, 0, None, None, Record, "t", 1)
         h = parse_header(buf)
         args = (buf[HEADER_SIZE:], h.base_timestamp, h.record_count)
-        assert outcome(R._py_walk_records, *args) == outcome(N.walk_records, *args)
+        assert outcome(W._py_walk_records, *args) == outcome(N.walk_records, *args)
 
 
 # ------------------------------------------------------------------ walk (validator)
@@ -217,14 +218,14 @@ def test_walk_accepts_what_the_encoder_writes(b: tuple) -> None:
     ts = kw.get("timestamps") or [kw.get("timestamp")] * len(recs)
     want = (len(recs), min(ts), max(ts))
     h = parse_header(raw)
-    assert R._py_walk_records(raw[HEADER_SIZE:], h.base_timestamp, len(recs)) == want
+    assert W._py_walk_records(raw[HEADER_SIZE:], h.base_timestamp, len(recs)) == want
     assert N.walk_records(memoryview(raw)[HEADER_SIZE:], h.base_timestamp, len(recs)) == want
 
 
 def test_walk_refuses_gaps_and_long_varints_at_their_position() -> None:
     raw = R.encode_batch([(b"a", b"1"), (b"b", b"2")], offset_deltas=[0, 5], timestamp=7)
     body = raw[HEADER_SIZE:]
-    for walk in (R._py_walk_records, N.walk_records):
+    for walk in (W._py_walk_records, N.walk_records):
         with pytest.raises(CorruptRecordError, match="offset delta 5, expected 1") as e:
             walk(body, 7, 2)
         assert e.value.position == body.index(b"\x0a\x02b")  # offsetDelta of record 1
@@ -263,6 +264,22 @@ def test_encode_is_byte_identical(recs: list, with_ts: bool, with_od: bool, base
 
 
 @FAST
+@given(batches(), st.integers(-(2**31), 2**31 - 1), st.integers(-1, 2**40))
+def test_encode_batch_is_byte_identical(b: tuple, epoch: int, pid: int) -> None:
+    recs, kw = b
+    kw = {**kw, "leader_epoch": epoch, "producer_id": pid, "base_sequence": 3,
+          "transactional": pid > 2**39}
+    with impl("python"):
+        py = R.encode_batch(recs, **kw)
+    with impl("native"):
+        nat = R.encode_batch(recs, **kw)
+    if kw["compression"] in ("none", "snappy"):  # deterministic codecs: the same bytes
+        assert nat == py
+    with impl("python"):
+        assert R.decode_batch(nat) == R.decode_batch(py)
+
+
+@FAST
 @given(st.integers(-(2**70), 2**70))
 def test_varints_match(n: int) -> None:
     raw = R._py_encode_varint(n) if -(2**63) <= n < 2**63 else b"\xff" * 9 + b"\x7f"
@@ -277,12 +294,14 @@ def test_varints_match(n: int) -> None:
 
 # ------------------------------------------------------------------ selection
 def _implementation(env: dict[str, str]) -> str:
-    code = "import logmq.codec as c, logmq.codec.keys as k; print(c.implementation, k.bucket_keys.__module__)"
+    code = ("import logmq.codec as c, logmq.codec.keys as k, logmq.codec.walk as w; "
+            "print(c.implementation, k.bucket_keys.__module__, w.walk_records.__module__)")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, check=True,
                          capture_output=True, text=True, timeout=60)
     return out.stdout.strip()
 
 
 def test_selection_native_by_default_and_pure_on_request() -> None:
-    assert _implementation({"LOGMQ_PURE": "0"}) == "native logmq.codec._native"
-    assert _implementation({"LOGMQ_PURE": "1"}) == "python logmq.codec.keys"
+    assert _implementation({"LOGMQ_PURE": "0"}) == \
+        "native logmq.codec._native logmq.codec._native"
+    assert _implementation({"LOGMQ_PURE": "1"}) == "python logmq.codec.keys logmq.codec.walk"

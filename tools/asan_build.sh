@@ -30,13 +30,14 @@ export PYTHONMALLOC=malloc LD_PRELOAD="$libasan" PYTHONPATH="$scratch"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1
 python3 -c "import logmq.codec._native as n, sys; assert n.__file__.startswith('$scratch'), n.__file__"
 # canary: this setup must catch a 1-byte over-read of the exact buffers the corpus uses
-if python3 -c "
+if (ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 python3 -c "
 import ctypes, sys; sys.path.insert(0, 'tools'); from native_mutate import exact
-b = exact(b'x' * 24); ctypes.string_at(b.buffer_info()[0], 25)" 2>/dev/null; then
+b = exact(b'x' * 24); ctypes.string_at(b.buffer_info()[0], 25)") >/dev/null 2>&1; then
   echo "asan_build: ASan did not catch the canary over-read; the run would prove nothing" >&2
   exit 1
 fi
+echo "asan_build: canary over-read caught, ASan is live"
 python3 -m pytest -q -p no:cacheprovider tests/test_native_codec.py tests/test_native_keys.py \
-  tests/test_codec_records.py
+  tests/test_native_validate_walk.py tests/test_codec_records.py
 python3 tools/native_mutate.py --cases "$cases"
 echo "asan_build: no AddressSanitizer report"

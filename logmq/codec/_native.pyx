@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, boundscheck=True, wraparound=False, cdivision=True
 # cython: initializedcheck=False, embedsignature=True
 """Compiled per-record loops of the codec (decode, encode, validator walk, key bucketing).
 
@@ -22,6 +22,9 @@ from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTu
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy
+
+from crc32c import crc32c as _crc32c
+from xxhash import xxh3_64_intdigest as _xxh3
 
 from logmq.errors import CorruptRecordError
 
@@ -432,12 +435,51 @@ cdef inline object _headers_of(object rec, Py_ssize_t rn):
 def encode_payload(records, timestamps, base_ts, offset_deltas):
     """Native ``records._encode_payload``; byte-identical output."""
     try:
-        return _encode(records, timestamps, base_ts, offset_deltas)
+        return _encode(records, timestamps, base_ts, offset_deltas, 0)
     except (TypeError, ValueError, OverflowError, UnicodeError):
         return _pure._py_encode_payload(records, timestamps, base_ts, offset_deltas)
 
 
-cdef object _encode(object records, object timestamps, object base_ts_o, object offset_deltas):
+cdef inline void _be(char *w, uint64_t v, int nbytes) noexcept nogil:
+    cdef int i
+    for i in range(nbytes - 1, -1, -1):
+        w[i] = <char>(v & 0xFF)
+        v >>= 8
+
+
+def encode_whole(records, timestamps, base_ts, offset_deltas, base_offset, leader_epoch,
+                 bytes tail):
+    """Native ``records._encode_whole``: the 61-byte header and the records in one buffer."""
+    cdef int64_t bo, le
+    cdef object out
+    cdef char *w
+    cdef Py_ssize_t size
+    if _c_int64(base_offset, &bo) or _c_int64(leader_epoch, &le) \
+            or not -2**31 <= le < 2**31 or len(tail) != 40:
+        return _pure._py_encode_whole(records, timestamps, base_ts, offset_deltas,
+                                      base_offset, leader_epoch, tail)
+    try:
+        out = _encode(records, timestamps, base_ts, offset_deltas, 61)
+    except (TypeError, ValueError, OverflowError, UnicodeError):
+        return _pure._py_encode_whole(records, timestamps, base_ts, offset_deltas,
+                                      base_offset, leader_epoch, tail)
+    size = len(out)
+    if size - 12 > 2**31 - 1:  # batchLength would not fit: let struct raise as the pure does
+        return _pure._py_encode_whole(records, timestamps, base_ts, offset_deltas,
+                                      base_offset, leader_epoch, tail)
+    w = PyBytes_AS_STRING(out)
+    _be(w, <uint64_t>bo, 8)
+    _be(w + 8, <uint64_t>(size - 12), 4)
+    _be(w + 12, <uint64_t>le, 4)
+    w[16] = 2
+    memcpy(w + 21, PyBytes_AS_STRING(tail), 40)
+    crc = _crc32c(memoryview(out)[21:])  # out is ours alone until returned
+    _be(w + 17, <uint64_t>crc, 4)
+    return out
+
+
+cdef object _encode(object records, object timestamps, object base_ts_o, object offset_deltas,
+                    Py_ssize_t reserve):
     cdef Py_ssize_t n, i, kl, vl, hn, hkl, hvl, body, total = 0, rn, j
     cdef int64_t base_ts = 0, ts, d, od
     cdef object rec, k, v, hs, hkey, hval, out, keyb
@@ -505,8 +547,8 @@ cdef object _encode(object records, object timestamps, object base_ts_o, object 
                     raise TypeError
                 body += _zz_len(hkl) + hkl + (1 if hvl < 0 else _zz_len(hvl) + hvl)
         total += _zz_len(body) + body
-    out = PyBytes_FromStringAndSize(NULL, total)
-    w0 = w = PyBytes_AS_STRING(out)
+    out = PyBytes_FromStringAndSize(NULL, total + reserve)
+    w0 = w = PyBytes_AS_STRING(out) + reserve
     cdef Py_ssize_t hk_i = 0
     # pass 2: the same walk, writing
     for i in range(n):
@@ -531,6 +573,8 @@ cdef object _encode(object records, object timestamps, object base_ts_o, object 
                 hkl = len(<bytes>hkeys[hk_i + j])
                 hval = hs[j][1]
                 body += _zz_len(hkl) + hkl + (1 if hval is None else _zz_len(len(hval)) + len(hval))
+        if _zz_len(body) + body > total - (w - w0):  # only if an object changed under us
+            raise ValueError
         w = _zz_put(w, body)
         w[0] = 0
         w += 1
@@ -553,200 +597,4 @@ cdef object _encode(object records, object timestamps, object base_ts_o, object 
     return out
 
 
-# ------------------------------------------------------------------------ validator walk
-cdef enum:
-    W_OK = 0
-    W_PAST = 1
-    W_LONG = 2
-    W_RANGE = 3
-
-
-cdef inline int _wv(const uint8_t *d, Py_ssize_t end, Py_ssize_t *pp, bint wide,
-                    int64_t *out) noexcept nogil:
-    """records._walk_varint: returns W_OK or the kind of error (at the varint's start)."""
-    cdef Py_ssize_t p = pp[0], start = pp[0]
-    cdef Py_ssize_t most = 10 if wide else 5
-    cdef uint64_t result = 0
-    cdef unsigned int shift = 0
-    cdef bint over = False
-    cdef uint8_t b
-    while True:
-        if p >= end:
-            return W_PAST
-        if p - start >= most:
-            return W_LONG
-        b = d[p]
-        p += 1
-        if shift == 63:
-            if b & 0x7E:
-                over = True
-            result |= (<uint64_t>(b & 1)) << 63
-        else:
-            result |= (<uint64_t>(b & 0x7F)) << shift
-        shift += 7
-        if not (b & 0x80):
-            break
-    if over or (not wide and (result >> 32)):
-        return W_RANGE
-    pp[0] = p
-    out[0] = <int64_t>((result >> 1) ^ (~(result & 1) + 1))
-    return W_OK
-
-
-cdef object _wv_error(int code, int64_t i, str what, Py_ssize_t pos, bint wide):
-    if code == W_PAST:
-        msg = f"record {i}: {what} runs past the end of the record"
-    elif code == W_LONG:
-        msg = f"record {i}: {what} varint is longer than {10 if wide else 5} bytes"
-    else:
-        msg = f"record {i}: {what} is out of range"
-    return CorruptRecordError(msg, position=pos)
-
-
-cdef inline Py_ssize_t _wlen(const uint8_t *d, Py_ssize_t p, Py_ssize_t end, str what,
-                             int64_t i) except -1:
-    """records._walk_length: a null (-1) or in-record length; returns the position after."""
-    cdef Py_ssize_t start = p
-    cdef int64_t ln
-    cdef int r = _wv(d, end, &p, False, &ln)
-    if r:
-        raise _wv_error(r, i, what + " length", start, False)
-    if ln < -1:
-        raise CorruptRecordError(f"record {i}: negative {what} length", position=start)
-    if ln > end - p:
-        raise CorruptRecordError(f"record {i}: {what} runs past the end of the record",
-                                 position=start)
-    return p + (<Py_ssize_t>ln if ln > 0 else 0)
-
-
-def walk_records(data, base_timestamp, record_count):
-    """Native ``records.walk_records`` (the produce validator's per-record pass)."""
-    cdef Py_buffer view
-    cdef int64_t base_ts, count
-    if _c_int64(base_timestamp, &base_ts) or _c_int64(record_count, &count):
-        return _pure._py_walk_records(data, base_timestamp, record_count)
-    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-    try:
-        return _walk(<const uint8_t *>view.buf, view.len, base_ts, count)
-    finally:
-        PyBuffer_Release(&view)
-
-
-cdef object _walk(const uint8_t *d, Py_ssize_t n, int64_t base_ts, int64_t count):
-    cdef Py_ssize_t p = 0, start, end, fld
-    cdef int64_t i, j, length, tsd, ts, od, hc, hkl, lo = -1, hi = -1
-    cdef int r
-    if count < 0:
-        raise CorruptRecordError(f"negative record count {count}", position=0)
-    for i in range(count):
-        start = p
-        r = _wv(d, n, &p, False, &length)
-        if r:
-            raise _wv_error(r, i, "length", start, False)
-        if length < 6 or length > n - p:
-            raise CorruptRecordError(f"record {i}: length {length} does not fit the "
-                                     f"{n - p} bytes left", position=start)
-        end = p + <Py_ssize_t>length
-        p += 1
-        fld = p
-        r = _wv(d, end, &p, True, &tsd)
-        if r:
-            raise _wv_error(r, i, "timestamp delta", fld, True)
-        if lm_add_ovf(base_ts, tsd, &ts):
-            raise CorruptRecordError(f"record {i}: timestamp out of range", position=fld)
-        if i == 0:
-            lo = hi = ts
-        elif ts < lo:
-            lo = ts
-        elif ts > hi:
-            hi = ts
-        fld = p
-        r = _wv(d, end, &p, False, &od)
-        if r:
-            raise _wv_error(r, i, "offset delta", fld, False)
-        if od != i:
-            raise CorruptRecordError(f"record {i}: offset delta {od}, expected {i}",
-                                     position=fld)
-        p = _wlen(d, p, end, "key", i)
-        p = _wlen(d, p, end, "value", i)
-        fld = p
-        r = _wv(d, end, &p, False, &hc)
-        if r:
-            raise _wv_error(r, i, "header count", fld, False)
-        if hc < 0 or hc > end - p:
-            raise CorruptRecordError(f"record {i}: bad header count {hc}", position=fld)
-        for j in range(hc):
-            fld = p
-            r = _wv(d, end, &p, False, &hkl)
-            if r:
-                raise _wv_error(r, i, "header key length", fld, False)
-            if hkl < 0 or hkl > end - p:
-                raise CorruptRecordError(f"record {i}: bad header key length", position=fld)
-            try:
-                PyUnicode_DecodeUTF8(<char *>d + p, <Py_ssize_t>hkl, NULL)
-            except UnicodeDecodeError:
-                raise CorruptRecordError(f"record {i}: header key is not UTF-8",
-                                         position=p) from None
-            p += <Py_ssize_t>hkl
-            p = _wlen(d, p, end, "header value", i)
-        if p != end:
-            raise CorruptRecordError(f"record {i}: fields end before the record does",
-                                     position=p)
-    if p != n:
-        raise CorruptRecordError("trailing bytes after the last record", position=p)
-    return count, lo, hi
-
-
-# ------------------------------------------------------------------------ key bucketing
-from xxhash import xxh3_64_intdigest as _xxh3
-
-
-def bucket_keys(records, num_partitions):
-    """Native ``keys.bucket_keys``: exact ``bytes`` keys and values in tuples/lists; any
-    other shape is answered by the pure function (it decides None or a bucketing)."""
-    cdef Py_ssize_t i
-    cdef uint64_t np
-    cdef dict cache = {}, buckets = {}
-    cdef object rec, k, v, b, pobj, hash_ = _xxh3
-    cdef PyObject *found
-    if type(records) is not list or type(num_partitions) is not int or num_partitions <= 0:
-        return _pure_bucket(records, num_partitions)
-    np = num_partitions
-    for i in range(len(<list>records)):
-        rec = (<list>records)[i]
-        if type(rec) is tuple:
-            if PyTuple_GET_SIZE(rec) != 2:
-                return None
-            k = <object>PyTuple_GET_ITEM(rec, 0)
-            v = <object>PyTuple_GET_ITEM(rec, 1)
-        elif type(rec) is list:
-            if PyList_GET_SIZE(rec) != 2:
-                return None
-            k = <object>PyList_GET_ITEM(rec, 0)
-            v = <object>PyList_GET_ITEM(rec, 1)
-        else:
-            return _pure_bucket(records, num_partitions)
-        if type(v) is not bytes:
-            return None
-        if type(k) is not bytes:
-            return _pure_bucket(records, num_partitions)
-        found = PyDict_GetItem(cache, k)
-        if found is NULL:
-            pobj = PyLong_FromLongLong(<int64_t>((<uint64_t>hash_(k)) % np))
-            found = PyDict_GetItem(buckets, pobj)
-            if found is NULL:
-                b = []
-                PyDict_SetItem(buckets, pobj, b)
-            else:
-                b = <object>found
-            PyDict_SetItem(cache, k, b)
-        else:
-            b = <object>found
-        PyList_Append(b, rec)
-    return buckets
-
-
-def _pure_bucket(records, num_partitions):
-    from logmq.codec.keys_ref import _py_bucket_keys
-
-    return _py_bucket_keys(records, num_partitions)
+include "_native_walk.pxi"

@@ -16,11 +16,17 @@ from logmq.codec.keys_ref import _py_bucket_keys
 __all__ = ["bucket_keys"]
 
 
-bucket_keys: Any = _py_bucket_keys
-if os.environ.get("LOGMQ_PURE", "") in ("", "0"):
-    try:
-        from logmq.codec import _native
+def _select() -> Any:
+    """The native bucketing unless LOGMQ_PURE=1 or the extension is not built."""
+    if os.environ.get("LOGMQ_PURE", "") in ("", "0"):
+        try:
+            from logmq.codec import _native
+        except ImportError:
+            pass
+        else:
+            return _native.bucket_keys
+    return _py_bucket_keys
 
-        bucket_keys = _native.bucket_keys
-    except ImportError:
-        pass
+
+#: ``bucket_keys(records, num_partitions) -> {partition: [records]} | None``, bound once here
+bucket_keys: Any = _select()

@@ -1,4 +1,4 @@
-"""Kafka RecordBatch v2 records: encode and decode whole batches, pure functions, no I/O.
+"""Kafka RecordBatch v2 records: encode and decode whole batches, no I/O.
 
 A record inside a batch is::
 
@@ -12,7 +12,8 @@ how a null key or a tombstone (null value) stays distinct from an empty one.
 Speed is the point of this module (it bounds ``send_batch`` and ``poll`` throughput in pure
 Python): encoding looks small integers up in a precomputed table of varint bytes and joins all
 parts of a batch once; decoding reads one-byte varints inline and only calls a function for
-the rare multi-byte ones.
+the rare multi-byte ones. The compiled core (``_native.pyx``) replaces the per-record loops
+where it is built; these stay the reference it is tested against (``LOGMQ_PURE=1``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from logmq.codec.batch import (
     validate_batch,
 )
 from logmq.codec.compression import codec_id, compress, decompress
+from logmq.codec.walk import walk_records
 from logmq.errors import ConfigError, CorruptRecordError
 
 __all__ = [
@@ -249,10 +251,7 @@ def encode_batch(
         base_ts = max_ts = timestamp
     if offset_deltas is not None and len(offset_deltas) != n:
         raise ConfigError("offset_deltas must have one entry per record")
-    payload = _encode_payload(records, timestamps, base_ts, offset_deltas)
     codec = codec_id(compression)
-    if codec:
-        payload = compress(codec, payload)
     attributes = codec | (TIMESTAMP_TYPE_MASK if timestamp_type else 0)
     if transactional:
         attributes |= TRANSACTIONAL_MASK
@@ -261,10 +260,27 @@ def encode_batch(
     last_delta = (n - 1) if offset_deltas is None else offset_deltas[-1]
     tail = _AFTER_CRC.pack(attributes, last_delta, base_ts, max_ts, producer_id, producer_epoch,
                            base_sequence, n)
+    if not codec:
+        return _encode_whole(records, timestamps, base_ts, offset_deltas, base_offset,
+                             leader_epoch, tail)
+    payload = compress(codec, _encode_payload(records, timestamps, base_ts, offset_deltas))
+    return _frame(payload, base_offset, leader_epoch, tail)
+
+
+def _frame(payload: bytes, base_offset: int, leader_epoch: int, tail: bytes) -> bytes:
     crc = crc32c(payload, crc32c(tail))
     head = _PREFIX.pack(base_offset, HEADER_SIZE - LOG_OVERHEAD + len(payload), leader_epoch,
                         MAGIC)
     return b"".join((head, _CRC.pack(crc), tail, payload))
+
+
+def _encode_whole(records: Sequence[Sequence[Any]], timestamps: Sequence[int] | None,
+                  base_ts: int, offset_deltas: Sequence[int] | None, base_offset: int,
+                  leader_epoch: int, tail: bytes) -> bytes:
+    """An uncompressed batch: header + records. The native one writes both into one buffer
+    (a 1 MiB batch is then allocated and copied once, not twice)."""
+    payload = _encode_payload(records, timestamps, base_ts, offset_deltas)
+    return _frame(payload, base_offset, leader_epoch, tail)
 
 
 def _records_payload(buf: bytes | bytearray | memoryview, pos: int, h: BatchHeader) -> bytes:
@@ -272,14 +288,14 @@ def _records_payload(buf: bytes | bytearray | memoryview, pos: int, h: BatchHead
     raw = buf[pos + HEADER_SIZE : end]
     codec = h.attributes & COMPRESSION_MASK
     if codec:
-        return decompress(codec, raw)
+        return decompress(codec, memoryview(raw))
     return raw if isinstance(raw, bytes) else bytes(raw)
 
 
 def _records_view(buf: bytes | bytearray | memoryview, pos: int, h: BatchHeader) -> Any:
     """Like :func:`_records_payload` without copying an uncompressed section (native decode
     reads any buffer; the pure decoder needs ``bytes`` because it slices keys out of it)."""
-    raw = memoryview(buf)[pos + HEADER_SIZE : pos + h.size]
+    raw: memoryview = memoryview(buf)[pos + HEADER_SIZE : pos + h.size]
     codec = h.attributes & COMPRESSION_MASK
     return decompress(codec, raw) if codec else raw
 
@@ -512,121 +528,21 @@ def record_keys(buf: bytes | bytearray | memoryview, pos: int = 0) -> list[bytes
     return [r[2] for r in recs]
 
 
-def _walk_varint(data: Any, p: int, end: int, wide: bool, what: str, i: int) -> tuple[int, int]:
-    """Strict varint for the validator: at most 5 bytes and 32 bits (10 and 64 if ``wide``)."""
-    start = p
-    most = 10 if wide else 5
-    result = 0
-    shift = 0
-    while True:
-        if p >= end:
-            raise CorruptRecordError(f"record {i}: {what} runs past the end of the record",
-                                     position=start)
-        if p - start >= most:
-            raise CorruptRecordError(f"record {i}: {what} varint is longer than {most} bytes",
-                                     position=start)
-        b = data[p]
-        p += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            break
-    if result >> (64 if wide else 32):
-        raise CorruptRecordError(f"record {i}: {what} is out of range", position=start)
-    return (result >> 1) ^ -(result & 1), p
-
-
-def _walk_length(data: Any, p: int, end: int, what: str, i: int) -> tuple[int, int]:
-    """A key/header value length: -1 (null) or a length within the record; returns new pos."""
-    start = p
-    ln, p = _walk_varint(data, p, end, False, f"{what} length", i)
-    if ln < -1:
-        raise CorruptRecordError(f"record {i}: negative {what} length", position=start)
-    if ln > end - p:
-        raise CorruptRecordError(f"record {i}: {what} runs past the end of the record",
-                                 position=start)
-    return ln, p + max(ln, 0)
-
-
-def _py_walk_records(data: bytes | bytearray | memoryview, base_timestamp: int,
-                     record_count: int) -> tuple[int, int, int]:
-    """Check every record of an uncompressed records section; ``(count, min_ts, max_ts)``.
-
-    The produce validator's per-record pass (Kafka's LogValidator checks the same): framing
-    and varints (no longer than Java's readers accept, in range), lengths inside their record,
-    offset deltas exactly 0..n-1, UTF-8 header keys, no bytes left over. ``position`` in the
-    error is the byte offset in ``data`` of the faulty field. Empty gives ``(0, -1, -1)``.
-    """
-    if record_count < 0:
-        raise CorruptRecordError(f"negative record count {record_count}", position=0)
-    n = len(data)
-    p = 0
-    lo = hi = -1
-    for i in range(record_count):
-        start = p
-        length, p = _walk_varint(data, p, n, False, "length", i)
-        if length < 6 or length > n - p:
-            raise CorruptRecordError(f"record {i}: length {length} does not fit the "
-                                     f"{n - p} bytes left", position=start)
-        end = p + length
-        p += 1  # attributes: unused in v2 records, as Kafka treats them
-        fld = p
-        tsd, p = _walk_varint(data, p, end, True, "timestamp delta", i)
-        ts = base_timestamp + tsd
-        if not -(1 << 63) <= ts < (1 << 63):
-            raise CorruptRecordError(f"record {i}: timestamp out of range", position=fld)
-        if i == 0:
-            lo = hi = ts
-        elif ts < lo:
-            lo = ts
-        elif ts > hi:
-            hi = ts
-        fld = p
-        od, p = _walk_varint(data, p, end, False, "offset delta", i)
-        if od != i:
-            raise CorruptRecordError(f"record {i}: offset delta {od}, expected {i}",
-                                     position=fld)
-        _, p = _walk_length(data, p, end, "key", i)
-        _, p = _walk_length(data, p, end, "value", i)
-        fld = p
-        hc, p = _walk_varint(data, p, end, False, "header count", i)
-        if hc < 0 or hc > end - p:
-            raise CorruptRecordError(f"record {i}: bad header count {hc}", position=fld)
-        for _ in range(hc):
-            fld = p
-            hkl, p = _walk_varint(data, p, end, False, "header key length", i)
-            if hkl < 0 or hkl > end - p:
-                raise CorruptRecordError(f"record {i}: bad header key length", position=fld)
-            try:
-                bytes(data[p : p + hkl]).decode()
-            except UnicodeDecodeError:
-                raise CorruptRecordError(f"record {i}: header key is not UTF-8",
-                                         position=p) from None
-            p += hkl
-            _, p = _walk_length(data, p, end, "header value", i)
-        if p != end:
-            raise CorruptRecordError(f"record {i}: fields end before the record does",
-                                     position=p)
-    if p != n:
-        raise CorruptRecordError("trailing bytes after the last record", position=p)
-    return record_count, lo, hi
-
-
 # ---------------------------------------------------------------- implementation selection
 # The compiled core (logmq/codec/_native.pyx) replaces the per-record loops by rebinding these
 # names once, here, so no call pays for a branch; LOGMQ_PURE=1 keeps the pure reference.
 _py_encode_payload = _encode_payload
+_py_encode_whole = _encode_whole
 _py_decode_payload = _decode_payload
 _py_records_payload = _records_payload
 _py_encode_varint = encode_varint
 _py_decode_varint = decode_varint
-walk_records = _py_walk_records
 implementation = "python"
 
 
 def _select() -> None:
-    global _encode_payload, _decode_payload, _records_payload, encode_varint, decode_varint
-    global walk_records, implementation
+    global _encode_payload, _encode_whole, _decode_payload, _records_payload, encode_varint
+    global decode_varint, implementation
     if os.environ.get("LOGMQ_PURE", "") not in ("", "0"):
         return
     try:
@@ -635,11 +551,11 @@ def _select() -> None:
         return
     _native.bind(sys.modules[__name__])
     _encode_payload = _native.encode_payload
+    _encode_whole = _native.encode_whole
     _decode_payload = _native.decode_payload
     _records_payload = _records_view
     encode_varint = _native.encode_varint
     decode_varint = _native.decode_varint
-    walk_records = _native.walk_records
     implementation = "native"
 
 
