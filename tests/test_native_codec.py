@@ -304,4 +304,4 @@ def _implementation(env: dict[str, str]) -> str:
 def test_selection_native_by_default_and_pure_on_request() -> None:
     assert _implementation({"LOGMQ_PURE": "0"}) == \
         "native logmq.codec._native logmq.codec._native"
-    assert _implementation({"LOGMQ_PURE": "1"}) == "python logmq.codec.keys logmq.codec.walk"
+    assert _implementation({"LOGMQ_PURE": "1"}) == "python logmq.codec.keys_ref logmq.codec.walk"

@@ -6,6 +6,8 @@ from typing import Any
 
 from logmq.codec.batch import BatchHeader
 
+_fallbacks: dict[str, Any]
+
 def bind(module: ModuleType) -> None: ...
 def decode_payload(data: Any, h: BatchHeader, out: list, min_offset: int,
                    max_records: int | None, make: Callable[..., Any] | None,

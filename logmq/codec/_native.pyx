@@ -21,6 +21,11 @@ from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint8_t, uint64_t
+
+#: The pure reference functions the compiled ones hand rare inputs to (ints beyond int64...).
+#: The pure modules register them here when they bind the compiled core, so this module
+#: imports none of them (no import cycle).
+_fallbacks = {}
 from libc.string cimport memcpy
 
 from crc32c import crc32c as _crc32c

@@ -72,9 +72,7 @@ def walk_records(data, base_timestamp, record_count):
     cdef Py_buffer view
     cdef int64_t base_ts, count
     if _c_int64(base_timestamp, &base_ts) or _c_int64(record_count, &count):
-        from logmq.codec.walk import _py_walk_records
-
-        return _py_walk_records(data, base_timestamp, record_count)
+        return _fallbacks["walk_records"](data, base_timestamp, record_count)
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     try:
         return _walk(<const uint8_t *>view.buf, view.len, base_ts, count)
@@ -198,9 +196,7 @@ def bucket_keys(records, num_partitions):
 
 
 def _pure_bucket(records, num_partitions):
-    from logmq.codec.keys_ref import _py_bucket_keys
-
-    return _py_bucket_keys(records, num_partitions)
+    return _fallbacks["bucket_keys"](records, num_partitions)
 
 
 # ------------------------------------------------------------- the produce validator's walk
@@ -282,9 +278,7 @@ def walk_produce(data, count, contiguous, last_delta):
     cdef Py_buffer view
     cdef int64_t c, ld
     if _c_int64(count, &c) or _c_int64(last_delta, &ld):
-        from logmq.codec.validate import walk_records
-
-        return walk_records(data, count, contiguous, last_delta)
+        return _fallbacks["walk_produce"](data, count, contiguous, last_delta)
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     try:
         return _walk_produce(<const uint8_t *>view.buf, view.len, c, bool(contiguous), ld)

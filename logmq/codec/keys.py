@@ -24,6 +24,7 @@ def _select() -> Any:
         except ImportError:
             pass
         else:
+            _native._fallbacks["bucket_keys"] = _py_bucket_keys
             return _native.bucket_keys
     return _py_bucket_keys
 

@@ -41,6 +41,7 @@ from logmq.codec.batch import (
     crc32c,
 )
 from logmq.codec.compression import decompress
+from logmq.codec.walk import _N as _native_walk_module
 from logmq.errors import CorruptRecordError, InvalidRecordError, InvalidTimestampError
 
 __all__ = [
@@ -241,6 +242,9 @@ def walk_records(data: bytes, count: int, contiguous: bool, last_delta: int) -> 
 
 #: The walk the validator calls (a compiled one with the same contract may replace it).
 _walk: Callable[[bytes, int, bool, int], WalkResult] = walk_records
+if _native_walk_module is not None:
+    _native_walk_module._fallbacks["walk_produce"] = walk_records
+    _walk = _native_walk_module.walk_produce
 
 
 # ---------------------------------------------------------------------- batches

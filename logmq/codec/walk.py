@@ -128,6 +128,8 @@ def _native_module() -> Any:
 
 
 _N = _native_module()
+if _N is not None:
+    _N._fallbacks["walk_records"] = _py_walk_records
 #: ``walk_records(data, base_timestamp, record_count) -> (count, min_ts, max_ts)``
 walk_records: Any = _py_walk_records if _N is None else _N.walk_records
 #: The compiled twin of ``logmq.codec.validate.walk_records(data, count, contiguous,
