@@ -120,7 +120,7 @@ def corpus() -> list[tuple[int, int, bytes]]:
     """One valid request frame (size prefix included) per advertised API and version."""
     out = []
     for api, (lo, hi) in sorted(SUPPORTED_VERSIONS.items()):
-        schema = SCHEMAS[API_NAMES[api] + "Request"]
+        schema: dict[str, Any] = SCHEMAS[API_NAMES[api] + "Request"]  # type: ignore[assignment]
         for v in range(lo, hi + 1):
             body = _struct(schema["fields"], v)
             out.append((api, v, encode_request(api, v, 1, "fuzz", body)))
@@ -255,10 +255,12 @@ async def _worker(host: str, port: int, mut: Mutator, cases: Any, rep: FuzzRepor
                 rep.wrong_correlation += 1
         except (asyncio.IncompleteReadError, ConnectionError):
             rep.outcomes["closed"] += 1
-            conn = _drop(conn)
+            _drop(conn)
+            conn = None
         except TimeoutError:
             rep.outcomes["no_answer"] += 1  # acks=0, long polls, a wrong size prefix
-            conn = _drop(conn)
+            _drop(conn)
+            conn = None
         rep.cases += 1
     _drop(conn)
 
@@ -266,7 +268,6 @@ async def _worker(host: str, port: int, mut: Mutator, cases: Any, rep: FuzzRepor
 def _drop(conn: Any) -> None:
     if conn is not None:
         conn[1].transport.abort()
-    return None
 
 
 def _wellbehaved(host: str, port: int, rep: FuzzReport, stop: threading.Event) -> None:

@@ -26,6 +26,7 @@ from logmq.errors import (
 )
 from logmq.server.limits import ServerLimits
 from logmq.storage.log import LogSlice
+from logmq.types import TopicPartition
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -315,7 +316,8 @@ class Handlers:
                     elif ts == -1:
                         pr["offset"] = plog.next_offset
                     else:
-                        hit = self.broker.offsets_for_times({(name, idx): ts})[(name, idx)]
+                        tp = TopicPartition(name, idx)
+                        hit = self.broker.offsets_for_times({tp: ts})[tp]
                         if hit is not None:
                             pr["offset"], pr["timestamp"] = hit.offset, hit.timestamp
                 except LogMQError as e:
