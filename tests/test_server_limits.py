@@ -244,6 +244,8 @@ def test_offset_fetch_with_nul_in_name_gets_an_error_not_a_dropped_connection(ts
     resp = c.call(9, 5, {"group_id": "g", "topics": [{"name": "a\x00b",
                                                       "partition_indexes": [0]}]})
     assert resp["topics"][0]["partitions"][0]["error_code"] == 17
+    resp = c.call(9, 5, {"group_id": "g\x00", "topics": None})
+    assert resp["error_code"] == 24  # INVALID_GROUP_ID
     assert c.call(18, 2, {})["error_code"] == 0  # same connection still served
     c.close()
 

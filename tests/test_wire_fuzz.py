@@ -62,3 +62,5 @@ def test_wire_fuzz_server_survives_and_serves(tmp_path):
                          capture_output=True, text=True, cwd=ROOT, timeout=120,
                          env=dict(os.environ, PYTHONPATH=ROOT))
     assert res.returncode == 0, res.stdout + res.stderr
+    errors = fuzz_wire.server_errors(data)
+    assert errors == [], errors[:20]  # no handler raised: every bad input got a typed answer

@@ -380,14 +380,20 @@ def run_against(host: str, port: int, pid: int | None, *, cases: int, seed: int,
 
 
 def start_server(data: str, *limits: str) -> tuple[subprocess.Popen, str, int]:
-    """``logmq serve`` on a free port; returns (process, host, port)."""
+    """``logmq serve`` on a free port; returns (process, host, port).
+
+    Its log goes to ``server_log(data)``; :func:`server_errors` reads the ERROR lines back.
+    """
     ready = os.path.join(tempfile.mkdtemp(prefix="fuzz-ready-"), "ready")
     args = [sys.executable, "-m", "logmq.cli", "serve", "--data", data, "--listen",
             "127.0.0.1:0", "--ready-file", ready]
     for lim in limits:
         args += ["--limit", lim]
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    os.makedirs(os.path.dirname(os.path.abspath(data)), exist_ok=True)
+    logf = open(server_log(data), "w")  # noqa: SIM115 (the child owns it)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=logf, env=env)
+    logf.close()
     deadline = time.monotonic() + 60
     while not os.path.exists(ready):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -396,6 +402,21 @@ def start_server(data: str, *limits: str) -> tuple[subprocess.Popen, str, int]:
         time.sleep(0.05)
     host, port = open(ready).read().strip().rsplit(":", 1)
     return proc, host, int(port)
+
+
+def server_log(data: str) -> str:
+    return os.path.abspath(data).rstrip("/") + ".server.log"
+
+
+def server_errors(data: str) -> list[str]:
+    """ERROR lines (handler exceptions: bugs) and tracebacks the server logged."""
+    try:
+        with open(server_log(data)) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    return [ln for ln in lines if " ERROR " in ln or ln.startswith("Traceback")
+            or (ln and not ln[0].isdigit() and not ln.startswith(" "))]
 
 
 #: Limits the campaign server runs with: partitions per CreateTopics kept small so mutated
@@ -437,11 +458,13 @@ def main(argv: list[str] | None = None) -> int:
     verify = subprocess.run([sys.executable, "-m", "logmq.cli", "verify", "--data", data, "-q"],
                             capture_output=True, text=True, cwd=ROOT,
                             env=dict(os.environ, PYTHONPATH=ROOT))
-    out = rep.summary() | {"alive_at_end": alive, "sigterm_exit": rc,
+    errors = server_errors(data)
+    out = rep.summary() | {"server_errors": len(errors), "server_error_lines": errors[:10],
+                           "alive_at_end": alive, "sigterm_exit": rc,
                            "sigterm_seconds": round(stop_s, 2), "verify_exit": verify.returncode,
                            "verify_tail": verify.stdout.strip().splitlines()[-3:]}
     print(json.dumps(out, indent=2))
-    ok = alive and rc == 0 and verify.returncode == 0 and not rep.wb_errors
+    ok = alive and rc == 0 and verify.returncode == 0 and not rep.wb_errors and not errors
     return 0 if ok else 1
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from logmq.codec.validate import policy_from_config, validate_produce
 from logmq.errors import (
+    ConfigError,
     CorruptRecordError,
     InvalidTopicError,
     LogMQError,
@@ -40,6 +41,7 @@ UNKNOWN_SERVER_ERROR = -1
 UNKNOWN_TOPIC_OR_PARTITION = 3
 COORDINATOR_NOT_AVAILABLE = 15
 INVALID_TOPIC = 17
+INVALID_GROUP_ID = 24
 UNSUPPORTED_VERSION = 35
 TOPIC_ALREADY_EXISTS = 36
 INVALID_PARTITIONS = 37
@@ -429,6 +431,22 @@ class Handlers:
             for t in body.get("topics", [])]}
 
     def offset_fetch(self, body: dict, v: int, client: Any) -> dict:
+        try:
+            return self._offset_fetch(body)
+        except ConfigError as e:  # a group id that cannot be one (NUL, ...)
+            return self._offset_fetch_error(body, INVALID_GROUP_ID, e)
+        except LogMQError as e:
+            return self._offset_fetch_error(body, e.kafka_code, e)
+
+    @staticmethod
+    def _offset_fetch_error(body: dict, code: int, e: Exception) -> dict:
+        return {"throttle_time_ms": 0, "error_code": code, "topics": [
+            {"name": t["name"], "partitions": [
+                {"partition_index": p, "committed_offset": -1, "committed_leader_epoch": -1,
+                 "metadata": "", "error_code": code} for p in t["partition_indexes"]]}
+            for t in body.get("topics") or []]}
+
+    def _offset_fetch(self, body: dict) -> dict:
         group = body["group_id"]
         req = body.get("topics")
         if req is None:
