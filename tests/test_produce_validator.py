@@ -267,3 +267,27 @@ def test_gzip_stdlib_payload_is_accepted():
     recs = raw_record(0, b"k", b"v")
     b = with_header(with_payload(good_batch(1, ts=NOW), gzip.compress(recs)), attributes=1)
     validate_produce(b, ProducePolicy(), now_ms=NOW)
+
+
+def test_validator_accepts_whatever_the_encoder_makes_and_agrees_with_the_decoder():
+    """No false refusals: random legit batches (keys, nulls, headers, codecs, times) pass."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    blob = st.one_of(st.none(), st.binary(max_size=300))
+    header = st.tuples(st.text(max_size=8), blob)
+    record = st.tuples(blob, blob, st.lists(header, max_size=3))
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(record, min_size=1, max_size=40),
+           st.sampled_from(["none", "gzip", "snappy", "lz4", "zstd"]),
+           st.lists(st.integers(-3_600_000, 3_000_000), min_size=1, max_size=40))
+    def check(records, codec, offsets):
+        ts = [NOW + offsets[i % len(offsets)] for i in range(len(records))]
+        batch = encode_batch(records, timestamps=ts, compression=codec)
+        out, headers = validate_produce(batch, ProducePolicy(), now_ms=NOW)
+        h, recs = decode_batch(out, 0)
+        assert [(r[2], r[3], r[4]) for r in recs] == [(k, v, list(hs)) for k, v, hs in records]
+        assert h.max_timestamp == max(ts) == headers[0][1].max_timestamp
+
+    check()

@@ -296,3 +296,21 @@ def test_limits_reject_nonsense_and_name_kafka_keys():
     with pytest.raises(ConfigError):
         ServerLimits().replace(no_such_limit=1)
     assert ServerLimits().replace(max_request_size=1 << 30).queued_max_request_bytes == 1 << 30
+
+
+def test_serve_limit_flag_reaches_the_server(tmp_path):
+    with ServerProcess(str(tmp_path / "data"), "--limit", "max_connections_per_ip=2") as srv:
+        held = [RawClient(srv.host, srv.port) for _ in range(2)]
+        for c in held:
+            c.call(18, 2, {})
+        extra = socket.create_connection((srv.host, srv.port), timeout=5)
+        try:
+            assert extra.recv(10) == b""
+        except ConnectionResetError:
+            pass
+        extra.close()
+        for c in held:
+            c.close()
+    bad = ServerProcess(str(tmp_path / "data2"), "--limit", "nonsense=1")
+    with pytest.raises(RuntimeError, match="nonsense"):
+        bad.start()
