@@ -314,3 +314,16 @@ def test_serve_limit_flag_reaches_the_server(tmp_path):
     bad = ServerProcess(str(tmp_path / "data2"), "--limit", "nonsense=1")
     with pytest.raises(RuntimeError, match="nonsense"):
         bad.start()
+
+
+def test_large_produce_is_handled_off_the_event_loop_and_lands(tserver, broker):
+    from logmq.codec.records import encode_batch
+
+    broker.create_topic("big", partitions=1)
+    batch = encode_batch([(b"k", b"x" * 1000)] * 300, timestamp=int(time.time() * 1000))
+    assert len(batch) > tserver.server.limits.offload_request_bytes
+    c = RawClient(tserver.host, tserver.port)
+    assert c.produce("big", batch)["base_offset"] == 0
+    assert c.produce("big", batch)["base_offset"] == 300
+    c.close()
+    assert broker.end_offset(("big", 0)) == 600
