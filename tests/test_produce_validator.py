@@ -291,3 +291,14 @@ def test_validator_accepts_whatever_the_encoder_makes_and_agrees_with_the_decode
         assert h.max_timestamp == max(ts) == headers[0][1].max_timestamp
 
     check()
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_decompression_is_bounded_for_every_codec(codec):
+    from logmq.codec.compression import codec_id, compress
+
+    cid = codec_id(codec)
+    bomb = compress(cid, b"\x00" * (3 << 20))
+    b = with_header(with_payload(good_batch(1, ts=NOW), bomb), attributes=cid)
+    with pytest.raises(CorruptRecordError, match="size limit"):
+        validate_produce(b, ProducePolicy(max_uncompressed_bytes=1 << 20), now_ms=NOW)
