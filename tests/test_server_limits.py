@@ -244,6 +244,8 @@ def test_offset_fetch_with_nul_in_name_gets_an_error_not_a_dropped_connection(ts
     resp = c.call(9, 5, {"group_id": "g", "topics": [{"name": "a\x00b",
                                                       "partition_indexes": [0]}]})
     assert resp["topics"][0]["partitions"][0]["error_code"] == 17
+    resp = c.call(9, 5, {"group_id": "g\x00", "topics": None})
+    assert resp["error_code"] == 24  # INVALID_GROUP_ID
     assert c.call(18, 2, {})["error_code"] == 0  # same connection still served
     c.close()
 
@@ -294,3 +296,34 @@ def test_limits_reject_nonsense_and_name_kafka_keys():
     with pytest.raises(ConfigError):
         ServerLimits().replace(no_such_limit=1)
     assert ServerLimits().replace(max_request_size=1 << 30).queued_max_request_bytes == 1 << 30
+
+
+def test_serve_limit_flag_reaches_the_server(tmp_path):
+    with ServerProcess(str(tmp_path / "data"), "--limit", "max_connections_per_ip=2") as srv:
+        held = [RawClient(srv.host, srv.port) for _ in range(2)]
+        for c in held:
+            c.call(18, 2, {})
+        extra = socket.create_connection((srv.host, srv.port), timeout=5)
+        try:
+            assert extra.recv(10) == b""
+        except ConnectionResetError:
+            pass
+        extra.close()
+        for c in held:
+            c.close()
+    bad = ServerProcess(str(tmp_path / "data2"), "--limit", "nonsense=1")
+    with pytest.raises(RuntimeError, match="nonsense"):
+        bad.start()
+
+
+def test_large_produce_is_handled_off_the_event_loop_and_lands(tserver, broker):
+    from logmq.codec.records import encode_batch
+
+    broker.create_topic("big", partitions=1)
+    batch = encode_batch([(b"k", b"x" * 1000)] * 300, timestamp=int(time.time() * 1000))
+    assert len(batch) > tserver.server.limits.offload_request_bytes
+    c = RawClient(tserver.host, tserver.port)
+    assert c.produce("big", batch)["base_offset"] == 0
+    assert c.produce("big", batch)["base_offset"] == 300
+    c.close()
+    assert broker.end_offset(("big", 0)) == 600

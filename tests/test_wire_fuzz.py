@@ -1,6 +1,7 @@
 """A seeded, bounded wire fuzz of ``logmq serve`` (the long campaign is tools/fuzz_wire.py).
 
-30,000 mutated frames of every advertised API and version against a server subprocess, while a
+30,000 mutated frames of every advertised API and version (byte-level damage, and well-encoded
+bodies with odd values that reach the handlers) against a server subprocess, while a
 well-behaved client produces and fetches: the server must not crash or hang, its RSS must
 stay bounded, the good client must be served with bounded latency and see every one of its
 records, the server must stop on SIGTERM promptly, and ``logmq verify`` must find every
@@ -48,7 +49,8 @@ def test_wire_fuzz_server_survives_and_serves(tmp_path):
         assert rep.wrong_correlation == 0, s
         assert rep.wb_errors == [], s
         assert rep.wb_rounds >= 20, s
-        assert s["wellbehaved_ms_max"] < 2000, s
+        assert s["wellbehaved_ms_p99"] < 1000, s
+        assert s["wellbehaved_ms_max"] < 5000, s  # bounded even on a loaded CI machine
         assert s["rss_mb_max"] < s["rss_mb_start"] + 150, s
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -62,3 +64,5 @@ def test_wire_fuzz_server_survives_and_serves(tmp_path):
                          capture_output=True, text=True, cwd=ROOT, timeout=120,
                          env=dict(os.environ, PYTHONPATH=ROOT))
     assert res.returncode == 0, res.stdout + res.stderr
+    errors = fuzz_wire.server_errors(data)
+    assert errors == [], errors[:20]  # no handler raised: every bad input got a typed answer

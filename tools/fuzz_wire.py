@@ -3,7 +3,9 @@
 For each case it takes a valid request (built from the message schemas, one per API and
 version the server advertises), mutates it (bit flips, interesting integers over length
 fields, truncation, insertion, duplication, a wrong size prefix, or record-level damage inside
-a produced batch with its CRC recomputed so the validator, not the CRC, has to catch it),
+a produced batch with its CRC recomputed so the validator, not the CRC, has to catch it; or,
+for 30% of cases, a well-encoded body with odd values: NUL and newline names, extreme
+integers, empty or repeated arrays, batches of odd shapes, so the handlers are reached),
 sends it on one of several connections and reads the answer with a short timeout.
 
 While it runs, a well-behaved client produces and fetches on its own topic and its round trip
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import json
 import os
 import random
@@ -116,15 +119,82 @@ def _struct(fields: list, v: int) -> dict:
     return out
 
 
-def corpus() -> list[tuple[int, int, bytes]]:
-    """One valid request frame (size prefix included) per advertised API and version."""
+def bodies() -> list[tuple[int, int, dict]]:
+    """One valid request body per advertised API and version."""
     out = []
     for api, (lo, hi) in sorted(SUPPORTED_VERSIONS.items()):
-        schema = SCHEMAS[API_NAMES[api] + "Request"]
+        schema: dict[str, Any] = SCHEMAS[API_NAMES[api] + "Request"]  # type: ignore[assignment]
         for v in range(lo, hi + 1):
-            body = _struct(schema["fields"], v)
-            out.append((api, v, encode_request(api, v, 1, "fuzz", body)))
+            out.append((api, v, _struct(schema["fields"], v)))
     return out
+
+
+def corpus() -> list[tuple[int, int, bytes]]:
+    """One valid request frame (size prefix included) per advertised API and version."""
+    return [(api, v, encode_request(api, v, 1, "fuzz", body)) for api, v, body in bodies()]
+
+
+_STRINGS = ("", "\x00", "fz\n", "a\x00b", "x" * 300, "fz", "fzg", ".", "..", "__consumer_offsets",
+            "\u00e9\u4e2d", "fz/../../etc", "g" * 249, "-1")
+_INTS = (-1, 0, 1, 2, -2, 127, 128, 0x7FFF, -0x8000, 0x7FFFFFFF, -0x80000000, 1 << 20,
+         (1 << 63) - 1, -(1 << 63), 100_000)
+
+
+def _leaves(node: Any, path: tuple = ()) -> list[tuple]:
+    out = [path] if path else []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _leaves(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += _leaves(v, path + (i,))
+    return out
+
+
+def _semantic(rng: random.Random, body: dict) -> dict:
+    """A well-encoded body with one value made odd (reaches handlers, not just the decoder)."""
+    body = copy.deepcopy(body)
+    for _ in range(rng.choice((1, 1, 2, 3))):
+        paths = _leaves(body)
+        if not paths:
+            return body
+        path = rng.choice(paths)
+        parent: Any = body
+        for k in path[:-1]:
+            parent = parent[k]
+        key = path[-1]
+        old = parent[key]
+        if isinstance(old, bool):
+            new: Any = not old
+        elif isinstance(old, int):
+            new = rng.choice(_INTS)
+        elif isinstance(old, str) or old is None and rng.random() < 0.5:
+            new = rng.choice(_STRINGS)
+        elif isinstance(old, bytes) and old[:1] != b"" and len(old) > 61:
+            new = _odd_batch(rng)
+        elif isinstance(old, bytes):
+            new = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
+        elif isinstance(old, list):
+            new = [] if rng.random() < 0.3 or not old else old * rng.choice((2, 3, 50))
+        else:
+            new = None
+        parent[key] = new
+    return body
+
+
+def _odd_batch(rng: random.Random) -> bytes:
+    """Valid-looking batches of odd shapes: codecs, null keys, far timestamps, producer ids."""
+    n = rng.randrange(1, 30)
+    now = int(time.time() * 1000)
+    ts = rng.choice((now, now - 10**12, now + 10**10, -1, 0))
+    recs = [(rng.choice((None, b"k%d" % i)), rng.choice((None, b"", b"v" * rng.randrange(500))),
+             [("h", rng.choice((None, b"x")))] * rng.randrange(3)) for i in range(n)]
+    try:
+        return encode_batch(recs, timestamp=ts, compression=rng.choice(
+            ("none", "gzip", "snappy", "lz4", "zstd")), producer_id=rng.choice((-1, 0, 5)),
+            producer_epoch=rng.choice((-1, 0)), base_sequence=rng.choice((-1, 0, 7)))
+    except Exception:  # noqa: BLE001 (an encoder refusal: fall back to a plain batch)
+        return encode_batch([(b"k", b"v")], timestamp=now)
 
 
 # ---------------------------------------------------------------------- mutations
@@ -133,11 +203,20 @@ class Mutator:
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
+        self.bodies = bodies()
         self.frames = corpus()
 
     def case(self, i: int) -> tuple[int, bytes]:
         rng = random.Random(self.seed * 1_000_003 + i)
-        api, _v, frame = self.frames[rng.randrange(len(self.frames))]
+        k = rng.randrange(len(self.frames))
+        api, v, frame = self.frames[k]
+        if rng.random() < 0.3:
+            try:
+                odd = encode_request(api, v, rng.randrange(1 << 31), "fuzz",
+                                     _semantic(rng, self.bodies[k][2]))
+                return api, odd
+            except Exception:  # noqa: BLE001 (a value the encoder cannot write: mutate bytes)
+                pass
         body = bytearray(frame[4:])
         if api == 0 and rng.random() < 0.4:
             self._mutate_batch(rng, body)
@@ -255,10 +334,12 @@ async def _worker(host: str, port: int, mut: Mutator, cases: Any, rep: FuzzRepor
                 rep.wrong_correlation += 1
         except (asyncio.IncompleteReadError, ConnectionError):
             rep.outcomes["closed"] += 1
-            conn = _drop(conn)
+            _drop(conn)
+            conn = None
         except TimeoutError:
             rep.outcomes["no_answer"] += 1  # acks=0, long polls, a wrong size prefix
-            conn = _drop(conn)
+            _drop(conn)
+            conn = None
         rep.cases += 1
     _drop(conn)
 
@@ -266,7 +347,6 @@ async def _worker(host: str, port: int, mut: Mutator, cases: Any, rep: FuzzRepor
 def _drop(conn: Any) -> None:
     if conn is not None:
         conn[1].transport.abort()
-    return None
 
 
 def _wellbehaved(host: str, port: int, rep: FuzzReport, stop: threading.Event) -> None:
@@ -379,14 +459,20 @@ def run_against(host: str, port: int, pid: int | None, *, cases: int, seed: int,
 
 
 def start_server(data: str, *limits: str) -> tuple[subprocess.Popen, str, int]:
-    """``logmq serve`` on a free port; returns (process, host, port)."""
+    """``logmq serve`` on a free port; returns (process, host, port).
+
+    Its log goes to ``server_log(data)``; :func:`server_errors` reads the ERROR lines back.
+    """
     ready = os.path.join(tempfile.mkdtemp(prefix="fuzz-ready-"), "ready")
     args = [sys.executable, "-m", "logmq.cli", "serve", "--data", data, "--listen",
             "127.0.0.1:0", "--ready-file", ready]
     for lim in limits:
         args += ["--limit", lim]
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    os.makedirs(os.path.dirname(os.path.abspath(data)), exist_ok=True)
+    logf = open(server_log(data), "w")  # noqa: SIM115 (the child owns it)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=logf, env=env)
+    logf.close()
     deadline = time.monotonic() + 60
     while not os.path.exists(ready):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -395,6 +481,21 @@ def start_server(data: str, *limits: str) -> tuple[subprocess.Popen, str, int]:
         time.sleep(0.05)
     host, port = open(ready).read().strip().rsplit(":", 1)
     return proc, host, int(port)
+
+
+def server_log(data: str) -> str:
+    return os.path.abspath(data).rstrip("/") + ".server.log"
+
+
+def server_errors(data: str) -> list[str]:
+    """ERROR lines (handler exceptions: bugs) and tracebacks the server logged."""
+    try:
+        with open(server_log(data)) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    return [ln for ln in lines if " ERROR " in ln or ln.startswith("Traceback")
+            or (ln and not ln[0].isdigit() and not ln.startswith(" "))]
 
 
 #: Limits the campaign server runs with: partitions per CreateTopics kept small so mutated
@@ -436,11 +537,13 @@ def main(argv: list[str] | None = None) -> int:
     verify = subprocess.run([sys.executable, "-m", "logmq.cli", "verify", "--data", data, "-q"],
                             capture_output=True, text=True, cwd=ROOT,
                             env=dict(os.environ, PYTHONPATH=ROOT))
-    out = rep.summary() | {"alive_at_end": alive, "sigterm_exit": rc,
+    errors = server_errors(data)
+    out = rep.summary() | {"server_errors": len(errors), "server_error_lines": errors[:10],
+                           "alive_at_end": alive, "sigterm_exit": rc,
                            "sigterm_seconds": round(stop_s, 2), "verify_exit": verify.returncode,
                            "verify_tail": verify.stdout.strip().splitlines()[-3:]}
     print(json.dumps(out, indent=2))
-    ok = alive and rc == 0 and verify.returncode == 0 and not rep.wb_errors
+    ok = alive and rc == 0 and verify.returncode == 0 and not rep.wb_errors and not errors
     return 0 if ok else 1
 
 

@@ -69,7 +69,8 @@ _HEADER = struct.Struct(">qiibIhiqqqhii")
 _ATTR = struct.Struct(">h")
 _MAXTS = struct.Struct(">q")
 _CRC = struct.Struct(">I")
-_ZZ1 = [(z >> 1) ^ -(z & 1) for z in range(128)]
+#: Signed values of one- and two-byte zigzag varints, indexed by their 14 payload bits.
+_ZZ = [(z >> 1) ^ -(z & 1) for z in range(1 << 14)]
 
 #: (records walked, smallest timestamp delta, largest timestamp delta, any null key)
 WalkResult = tuple[int, int, int, bool]
@@ -138,7 +139,7 @@ def walk_records(data: bytes, count: int, contiguous: bool, last_delta: int) -> 
     """
     n = len(data)
     p = 0
-    zz = _ZZ1
+    zz = _ZZ
     vr = _varint
     min_ts = _LONG_MAX
     max_ts = _LONG_MIN
@@ -153,6 +154,9 @@ def walk_records(data: bytes, count: int, contiguous: bool, last_delta: int) -> 
             if b < 0x80:
                 length = zz[b]
                 p += 1
+            elif data[p + 1] < 0x80:
+                length = zz[(b & 0x7F) | (data[p + 1] << 7)]
+                p += 2
             else:
                 length, p = vr(data, p, n, False)
             end = p + length
@@ -163,12 +167,18 @@ def walk_records(data: bytes, count: int, contiguous: bool, last_delta: int) -> 
             if b < 0x80:
                 tsd = zz[b]
                 p += 1
+            elif data[p + 1] < 0x80:
+                tsd = zz[(b & 0x7F) | (data[p + 1] << 7)]
+                p += 2
             else:
                 tsd, p = vr(data, p, end, True)
             b = data[p]
             if b < 0x80:
                 od = zz[b]
                 p += 1
+            elif data[p + 1] < 0x80:
+                od = zz[(b & 0x7F) | (data[p + 1] << 7)]
+                p += 2
             else:
                 od, p = vr(data, p, end, False)
             if contiguous:
@@ -186,6 +196,9 @@ def walk_records(data: bytes, count: int, contiguous: bool, last_delta: int) -> 
             if b < 0x80:
                 kl = zz[b]
                 p += 1
+            elif data[p + 1] < 0x80:
+                kl = zz[(b & 0x7F) | (data[p + 1] << 7)]
+                p += 2
             else:
                 kl, p = vr(data, p, end, False)
             if kl < 0:
@@ -200,6 +213,9 @@ def walk_records(data: bytes, count: int, contiguous: bool, last_delta: int) -> 
             if b < 0x80:
                 vl = zz[b]
                 p += 1
+            elif data[p + 1] < 0x80:
+                vl = zz[(b & 0x7F) | (data[p + 1] << 7)]
+                p += 2
             else:
                 vl, p = vr(data, p, end, False)
             if vl < -1:

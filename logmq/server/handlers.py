@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from logmq.codec.validate import policy_from_config, validate_produce
 from logmq.errors import (
+    ConfigError,
     CorruptRecordError,
     InvalidTopicError,
     LogMQError,
@@ -26,6 +27,7 @@ from logmq.errors import (
 )
 from logmq.kafka_codes import ErrorCode as _E
 from logmq.server.limits import ServerLimits
+from logmq.types import TopicPartition
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -46,6 +48,7 @@ INVALID_PARTITIONS: int = _E.INVALID_PARTITIONS
 INVALID_REPLICATION_FACTOR: int = _E.INVALID_REPLICATION_FACTOR
 INVALID_REQUEST: int = _E.INVALID_REQUEST
 INVALID_RECORD: int = _E.INVALID_RECORD
+INVALID_GROUP_ID: int = _E.INVALID_GROUP_ID
 _SMALL_SLICE = 32 * 1024
 _ALL_OPS = -2147483648
 
@@ -314,7 +317,8 @@ class Handlers:
                     elif ts == -1:
                         pr["offset"] = plog.next_offset
                     else:
-                        hit = next(iter(self.broker.offsets_for_times({(name, idx): ts}).values()))
+                        tp = TopicPartition(name, idx)
+                        hit = self.broker.offsets_for_times({tp: ts})[tp]
                         if hit is not None:
                             pr["offset"], pr["timestamp"] = hit.offset, hit.timestamp
                 except LogMQError as e:
@@ -426,6 +430,22 @@ class Handlers:
             for t in body.get("topics", [])]}
 
     def offset_fetch(self, body: dict, v: int, client: Any) -> dict:
+        try:
+            return self._offset_fetch(body)
+        except ConfigError as e:  # a group id that cannot be one (NUL, ...)
+            return self._offset_fetch_error(body, INVALID_GROUP_ID, e)
+        except LogMQError as e:
+            return self._offset_fetch_error(body, e.kafka_code, e)
+
+    @staticmethod
+    def _offset_fetch_error(body: dict, code: int, e: Exception) -> dict:
+        return {"throttle_time_ms": 0, "error_code": code, "topics": [
+            {"name": t["name"], "partitions": [
+                {"partition_index": p, "committed_offset": -1, "committed_leader_epoch": -1,
+                 "metadata": "", "error_code": code} for p in t["partition_indexes"]]}
+            for t in body.get("topics") or []]}
+
+    def _offset_fetch(self, body: dict) -> dict:
         group = body["group_id"]
         req = body.get("topics")
         if req is None:

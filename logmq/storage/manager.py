@@ -369,7 +369,9 @@ class LogManager:
             raise UnknownTopicError(name)
         parts = []
         for p in range(meta["partitions"]):
-            lg = self._logs[(name, p)]
+            lg = self._logs.get((name, p))
+            if lg is None:  # another thread is creating or deleting it right now
+                raise UnknownTopicError(name)
             segs = lg.segments
             parts.append(PartitionInfo(p, lg.log_start_offset, lg.next_offset,
                                        sum(s.size for s in segs), len(segs)))
