@@ -145,6 +145,9 @@ class PartitionLog:
         self.recovered_bytes_truncated = 0
         #: set once an fsync failed: the partition is offline until reopened
         self.failed: LogDirFailedError | None = None
+        #: the checkpoint file's content, so closing an unchanged partition writes nothing
+        #: (a data directory of many idle partitions closes without an fsync per partition)
+        self._on_disk: tuple[int, int] | None = None
         os.makedirs(directory, exist_ok=True)
         self.recovery_point, self.log_start_offset = self._read_checkpoint()
         self._segments: list[LogSegment] = []
@@ -164,13 +167,15 @@ class PartitionLog:
         try:
             with open(os.path.join(self.directory, CHECKPOINT), "rb") as f:
                 parts = f.read().split()
-            return int(parts[0]), int(parts[1])
+            self._on_disk = int(parts[0]), int(parts[1])
+            return self._on_disk
         except (FileNotFoundError, IndexError, ValueError):
             return 0, 0
 
     def _write_checkpoint(self) -> None:
         data = f"{self.recovery_point} {self.log_start_offset}\n".encode()
         write_file_atomically(os.path.join(self.directory, CHECKPOINT), data)
+        self._on_disk = self.recovery_point, self.log_start_offset
 
     # ------------------------------------------------------------------ open / recovery
     def _finish_swaps(self, names: list[str]) -> None:
@@ -728,8 +733,10 @@ class PartitionLog:
                 return
             try:
                 self.recovery_point = self.next_offset
-                self._write_checkpoint()
-                self._snapshot_producers()
+                if self._on_disk != (self.recovery_point, self.log_start_offset):
+                    self._write_checkpoint()
+                if self.producer_state.snapshot_offset != self.next_offset:
+                    self._snapshot_producers()
             except OSError as e:
                 log.error("partition %s-%d: close could not write its checkpoint (%s); it will "
                           "be recovered on the next open", self.topic, self.partition, e)
