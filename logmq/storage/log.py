@@ -178,7 +178,7 @@ class PartitionLog:
         self._on_disk = self.recovery_point, self.log_start_offset
 
     # ------------------------------------------------------------------ open / recovery
-    def _finish_swaps(self, names: list[str]) -> None:
+    def _finish_swaps(self, names: list[str]) -> bool:
         """Complete or undo a compaction swap interrupted by a crash (before segments load).
 
         The cleaner writes ``X.log.cleaned`` (+ index files), then commits by atomically
@@ -190,12 +190,12 @@ class PartitionLog:
         """
         from logmq.storage.compactor import finish_interrupted_swap
 
-        finish_interrupted_swap(self.directory, names)
+        return finish_interrupted_swap(self.directory, names)
 
     def _load(self, clean: bool) -> None:
         names = os.listdir(self.directory)
-        self._finish_swaps(names)
-        names = os.listdir(self.directory)
+        if self._finish_swaps(names):
+            names = os.listdir(self.directory)
         bases = sorted(int(n[:-4]) for n in names if n.endswith(LOG_SUFFIX) and n[:-4].isdigit())
         iv = self.config.index_interval_bytes
         self._segments = [LogSegment(self.directory, b, iv) for b in bases]
