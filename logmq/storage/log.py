@@ -133,6 +133,9 @@ class PartitionLog:
         self.failed: LogDirFailedError | None = None
         #: since open, for metrics (logmq.ops): appended batch bytes and offsets, bytes read
         self.bytes_appended = self.records_appended = self.bytes_read = 0
+        #: the checkpoint file's content, so closing an unchanged partition writes nothing
+        #: (a data directory of many idle partitions closes without an fsync per partition)
+        self._on_disk: tuple[int, int] | None = None
         os.makedirs(directory, exist_ok=True)
         self.recovery_point, self.log_start_offset = self._read_checkpoint()
         self._segments: list[LogSegment] = []
@@ -152,16 +155,18 @@ class PartitionLog:
         try:
             with open(os.path.join(self.directory, CHECKPOINT), "rb") as f:
                 parts = f.read().split()
-            return int(parts[0]), int(parts[1])
+            self._on_disk = int(parts[0]), int(parts[1])
+            return self._on_disk
         except (FileNotFoundError, IndexError, ValueError):
             return 0, 0
 
     def _write_checkpoint(self) -> None:
         data = f"{self.recovery_point} {self.log_start_offset}\n".encode()
         write_file_atomically(os.path.join(self.directory, CHECKPOINT), data)
+        self._on_disk = self.recovery_point, self.log_start_offset
 
     # ------------------------------------------------------------------ open / recovery
-    def _finish_swaps(self, names: list[str]) -> None:
+    def _finish_swaps(self, names: list[str]) -> bool:
         """Complete or undo a compaction swap interrupted by a crash (before segments load).
 
         The cleaner writes ``X.log.cleaned`` (+ index files), then commits by atomically
@@ -173,12 +178,12 @@ class PartitionLog:
         """
         from logmq.storage.compactor import finish_interrupted_swap
 
-        finish_interrupted_swap(self.directory, names)
+        return finish_interrupted_swap(self.directory, names)
 
     def _load(self, clean: bool) -> None:
         names = os.listdir(self.directory)
-        self._finish_swaps(names)
-        names = os.listdir(self.directory)
+        if self._finish_swaps(names):
+            names = os.listdir(self.directory)
         bases = sorted(int(n[:-4]) for n in names if n.endswith(LOG_SUFFIX) and n[:-4].isdigit())
         iv = self.config.index_interval_bytes
         self._segments = [LogSegment(self.directory, b, iv) for b in bases]
@@ -721,8 +726,10 @@ class PartitionLog:
                 return
             try:
                 self.recovery_point = self.next_offset
-                self._write_checkpoint()
-                self._snapshot_producers()
+                if self._on_disk != (self.recovery_point, self.log_start_offset):
+                    self._write_checkpoint()
+                if self.producer_state.snapshot_offset != self.next_offset:
+                    self._snapshot_producers()
             except OSError as e:
                 log.error("partition %s-%d: close could not write its checkpoint (%s); it will "
                           "be recovered on the next open", self.topic, self.partition, e)
