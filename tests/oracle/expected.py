@@ -8,7 +8,9 @@ lands). Three kinds of reason, by prefix:
 - "not built yet: ..." a Kafka feature logmq does not have today (planned in issue 13);
 - "logmq gap: ..."     behaviour found by this suite that differs from Kafka's, not on
                        purpose (routed to the owner; the text says what differs);
-- "deliberate: ..."    logmq differs on purpose.
+- "deliberate: ..."    logmq differs on purpose;
+- "kafka-side: ..."    the client misbehaves against Apache Kafka 4.4 itself, not always
+                       (these alone are non-strict: a run where Kafka behaved passes).
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ CONFIGS = "logmq gap: DescribeConfigs for a topic omits compression.type and " \
 BROKER_CONFIGS = "logmq gap: DescribeConfigs for the BROKER resource returns no entries " \
                  "(Kafka lists log.retention.hours, num.partitions, ...)"
 
+KJS_START = "kafka-side: KafkaJS 2.2 against Kafka 4.4 sometimes gets the log end offset (3) " \
+            "for its earliest-offset lookup (1 run in 2 here; logmq answered 0 every time), " \
+            "so its group consumer waits at the end and the group steps after it differ"
+
 EXPECTED: dict[tuple[str, str], str] = {
     ("*", "describe_configs"): CONFIGS,
     ("*", "describe_broker_configs"): BROKER_CONFIGS,
@@ -33,7 +39,14 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("*", "incremental_alter_configs"): ADMIN,
     ("*", "delete_group"): ADMIN,
     ("*", "offsets_max_timestamp"): MAX_TS,
+    **{("kafkajs", op): KJS_START for op in (
+        "offsets_earliest", "offsets_by_time", "group_consume_commit", "group_offsets",
+        "group_reset", "delete_records")},
 }
+
+
+def strict(why: str) -> bool:
+    return not why.startswith("kafka-side:")
 
 
 def reason(client: str, op: str) -> str | None:
