@@ -312,7 +312,7 @@ def run_cli(tool: str, args: Sequence[str], timeout: float = 120.0,
     try:
         main = CLI_TOOLS[tool.removesuffix(".sh")]
     except KeyError:
-        raise OracleError(f"unknown tool {tool!r}; known: {', '.join(sorted(CLI_TOOLS))}")
+        raise OracleError(f"unknown tool {tool!r}; known: {', '.join(sorted(CLI_TOOLS))}") from None
     proc = subprocess.run(java_cmd(main, *args, heap="-Xmx256m", short_lived=True),
                           capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)

@@ -7,12 +7,36 @@ import sys
 import time
 from typing import Any
 
-from common import (BY_TIME_TARGET, CONFIG_KEYS, FUTURE_TARGET, N_RECORDS, PARTITIONS,
-                    Recorder, args, poll_until, record)
-from confluent_kafka import (Consumer, ConsumerGroupTopicPartitions, IsolationLevel, KafkaError,
-                             KafkaException, Producer, TopicPartition)
-from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
-                                   NewPartitions, NewTopic, OffsetSpec, ResourceType)
+from common import (
+    BY_TIME_TARGET,
+    CONFIG_KEYS,
+    FUTURE_TARGET,
+    N_RECORDS,
+    PARTITIONS,
+    Recorder,
+    args,
+    poll_until,
+    record,
+)
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    OffsetSpec,
+    ResourceType,
+)
 
 T = 15  # seconds: every blocking call's bound
 

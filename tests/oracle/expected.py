@@ -27,6 +27,9 @@ CONFIGS = "logmq gap: DescribeConfigs for a topic omits compression.type and " \
 BROKER_CONFIGS = "logmq gap: DescribeConfigs for the BROKER resource returns no entries " \
                  "(Kafka lists log.retention.hours, num.partitions, ...)"
 
+CREATE_MSG = "logmq gap: CreateTopics' error_message for TOPIC_ALREADY_EXISTS is " \
+             "\"topic 'x' already exists\", Kafka's \"Topic 'x' already exists.\" " \
+             "(Sarama and kafka-topics print it verbatim)"
 KJS_START = "kafka-side: KafkaJS 2.2 against Kafka 4.4 sometimes gets the log end offset (3) " \
             "for its earliest-offset lookup (1 run in 2 here; logmq answered 0 every time), " \
             "so its group consumer waits at the end and the group steps after it differ"
@@ -39,6 +42,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("*", "incremental_alter_configs"): ADMIN,
     ("*", "delete_group"): ADMIN,
     ("*", "offsets_max_timestamp"): MAX_TS,
+    ("sarama", "create_topic_again"): CREATE_MSG,
     **{("kafkajs", op): KJS_START for op in (
         "offsets_earliest", "offsets_by_time", "group_consume_commit", "group_offsets",
         "group_reset", "delete_records")},

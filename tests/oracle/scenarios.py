@@ -49,6 +49,10 @@ def _ops(*drop: str) -> list[str]:
     return [o for o in CORE_OPS if o not in drop]
 
 
+GO_OPS = ["create_topic", "create_topic_again", "metadata", "produce", "consume",
+          "offsets_earliest", "offsets_latest", "offsets_by_time", "group_consume_commit",
+          "group_describe", "group_offsets", "describe_configs", "delete_records",
+          "unknown_topic_metadata", "create_partitions", "delete_group", "delete_topic"]
 PY = sys.executable
 CLIENTS: dict[str, Client] = {c.name: c for c in [
     Client("confluent-kafka", [PY, "scenario_confluent.py"], _ops()),
@@ -65,6 +69,11 @@ CLIENTS: dict[str, Client] = {c.name: c for c in [
            _ops("offsets_max_timestamp", "offsets_for_times", "incremental_alter_configs",
                 "describe_broker_configs"),
            cwd=INTEROP / "js", needs=["interop/js/node_modules/kafkajs", "node"]),
+    Client("franz-go", ["bin/scenario", "--client", "franz-go"], GO_OPS,
+           cwd=INTEROP / "go", needs=["interop/go/bin/scenario"]),
+    Client("sarama", ["bin/scenario", "--client", "sarama"],
+           [o for o in GO_OPS if not o.startswith("group_") and o != "delete_group"],
+           cwd=INTEROP / "go", needs=["interop/go/bin/scenario"]),
     Client("kcat", [PY, "scenario_kcat.py"],
            ["metadata", "produce", "consume", "offsets_earliest", "offsets_latest",
             "offsets_by_time", "group_consume_commit", "unknown_topic_metadata"],

@@ -16,7 +16,7 @@ import pytest
 from kafka_oracle import run_cli
 
 from .conftest import record_result
-from .expected import ADMIN, CONFIGS, TXN
+from .expected import ADMIN, CONFIGS, CREATE_MSG, TXN
 
 pytestmark = pytest.mark.oracle
 
@@ -54,9 +54,7 @@ STEPS: dict[str, tuple[str, list[str]]] = {
 }
 
 EXPECTED_CLI: dict[str, str] = {
-    "topics_create_again": "logmq gap: CreateTopics' error_message for TOPIC_ALREADY_EXISTS is "
-                           "\"topic 'x' already exists\", Kafka's \"Topic 'x' already exists.\" "
-                           "(the tool prints it verbatim)",
+    "topics_create_again": CREATE_MSG,
     "topics_describe": DTP + "; " + CONFIGS,
     "configs_describe_all": CONFIGS,
     "configs_alter": ADMIN,
