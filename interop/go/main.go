@@ -18,7 +18,7 @@ var tsDeltas = []int64{0, 5000, 9000, 1000, 3000, 2000}
 var byTime = baseTS + 2500
 var configKeys = []string{"cleanup.policy", "retention.ms", "retention.bytes", "segment.bytes",
 	"max.message.bytes", "message.timestamp.type", "compression.type", "min.insync.replicas",
-	"min.compaction.lag.ms", "delete.retention.ms"}
+	"min.compaction.lag.ms", "delete.retention.ms", "flush.messages", "flush.ms"}
 
 const timeout = 15 * time.Second
 

@@ -12,7 +12,7 @@ const BY_TIME = BASE_TS + 2500
 const FUTURE = BASE_TS + 1e9
 const CONFIG_KEYS = ['cleanup.policy', 'retention.ms', 'retention.bytes', 'segment.bytes',
   'max.message.bytes', 'message.timestamp.type', 'compression.type', 'min.insync.replicas',
-  'min.compaction.lag.ms', 'delete.retention.ms']
+  'min.compaction.lag.ms', 'delete.retention.ms', 'flush.messages', 'flush.ms']
 const T = 15000
 
 function arg (name) {

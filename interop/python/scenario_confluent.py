@@ -179,6 +179,15 @@ def main() -> None:
         {TopicPartition(f"{topic}-nope", 0): OffsetSpec.latest()})[
             TopicPartition(f"{topic}-nope", 0)].result(T).offset)
 
+    def commit_unknown_topic() -> Any:
+        c = Consumer({"bootstrap.servers": bs, "group.id": f"{group}-nope"})
+        try:
+            res = c.commit(offsets=[TopicPartition(f"{topic}-nope", 0, 1)], asynchronous=False)
+            return [tp.error.name() if tp.error else "ok" for tp in res or []]
+        finally:
+            c.close()
+    rec.op("commit_unknown_topic", commit_unknown_topic)
+
     rec.op("create_partitions", lambda: admin.create_partitions(
         [NewPartitions(topic, 3)])[topic].result(T) or "ok")
 

@@ -23,7 +23,9 @@ MAX_TS = "not built yet: ListOffsets max-timestamp spec (-3) answers the earlies
          "instead of the offset of the record with the largest timestamp"
 
 CONFIGS = "logmq gap: DescribeConfigs for a topic omits compression.type and " \
-          "min.insync.replicas (Kafka describes every topic config, defaults included)"
+          "min.insync.replicas (Kafka describes every topic config, defaults included), " \
+          "describes flush.messages with a null value and flush.ms as 1000 (Kafka: " \
+          "9223372036854775807 for both)"
 BROKER_CONFIGS = "logmq gap: DescribeConfigs for the BROKER resource returns no entries " \
                  "(Kafka lists log.retention.hours, num.partitions, ...)"
 
@@ -43,6 +45,13 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("*", "delete_group"): ADMIN,
     ("*", "offsets_max_timestamp"): MAX_TS,
     ("sarama", "create_topic_again"): CREATE_MSG,
+    ("java", "create_topic_assignment"): "logmq gap: CreateTopics with an explicit replica "
+                                         "assignment ([0] per partition, valid on one node) is "
+                                         "refused with INVALID_REQUEST",
+    ("java", "commit_unknown_topic"): "logmq gap: OffsetCommit for a topic that does not exist "
+                                      "succeeds; Kafka 4.4 refuses it (the Java client retries "
+                                      "until REQUEST_TIMED_OUT; librdkafka reports success on "
+                                      "both)",
     **{("kafkajs", op): KJS_START for op in (
         "offsets_earliest", "offsets_by_time", "group_consume_commit", "group_offsets",
         "group_reset", "delete_records")},
