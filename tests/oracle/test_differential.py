@@ -17,7 +17,7 @@ pytestmark = pytest.mark.oracle
 
 #: operations whose *Kafka* observation is an error by design of the script
 ERROR_OPS = {"create_topic_again", "unknown_topic_metadata", "unknown_topic_offsets",
-             "delete_topic"}
+             "delete_topic", "commit_unknown_topic"}
 _cache: dict[str, dict[str, dict[str, Any]]] = {}
 
 
