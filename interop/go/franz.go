@@ -82,14 +82,14 @@ func runFranz(rec *recorder, bs, topic string) {
 		}
 		return out, nil
 	})
-	consume := func(opts ...kgo.Opt) ([][]any, *kgo.Client, error) {
+	consume := func(want int, opts ...kgo.Opt) ([][]any, *kgo.Client, error) {
 		c, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(bs)}, opts...)...)
 		if err != nil {
 			return nil, nil, err
 		}
 		var out [][]any
-		deadline := time.Now().Add(2 * timeout)
-		for len(out) < len(tsDeltas) && time.Now().Before(deadline) {
+		deadline := time.Now().Add(timeout)
+		for len(out) < want && time.Now().Before(deadline) {
 			pc, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 			fs := c.PollFetches(pc)
 			cancel()
@@ -113,7 +113,7 @@ func runFranz(rec *recorder, bs, topic string) {
 	}
 	rec.op("consume", func() (any, error) {
 		start := kgo.NewOffset().AtStart()
-		out, c, err := consume(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
+		out, c, err := consume(len(tsDeltas), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
 			topic: {0: start, 1: start}}))
 		if c != nil {
 			c.Close()
@@ -151,7 +151,7 @@ func runFranz(rec *recorder, bs, topic string) {
 	})
 	var member *kgo.Client
 	rec.op("group_consume_commit", func() (any, error) {
-		out, c, err := consume(kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		out, c, err := consume(len(tsDeltas), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
 			kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 		member = c
 		if err != nil {
@@ -263,6 +263,42 @@ func runFranz(rec *recorder, bs, topic string) {
 			return nil, err
 		}
 		return "ok", r.Error()
+	})
+	rec.op("transactions", func() (any, error) {
+		tc, err := kgo.NewClient(kgo.SeedBrokers(bs), kgo.TransactionalID(topic+"-tx"),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(10*time.Second))
+		if err != nil {
+			return nil, err
+		}
+		defer tc.Close()
+		for _, commit := range []bool{true, false} {
+			c, cancel := tctx()
+			if err := tc.BeginTransaction(); err != nil {
+				cancel()
+				return nil, err
+			}
+			v := map[bool]string{true: "committed", false: "aborted"}[commit]
+			if err := tc.ProduceSync(c, &kgo.Record{Topic: topic, Partition: 1, Value: []byte(v)}).FirstErr(); err != nil {
+				cancel()
+				return nil, err
+			}
+			err := tc.EndTransaction(c, kgo.TransactionEndTry(commit))
+			cancel()
+			if err != nil {
+				return nil, err
+			}
+		}
+		out, rc, err := consume(1, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
+			topic: {1: kgo.NewOffset().At(3)}}), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.FetchMaxWait(500*time.Millisecond))
+		if rc != nil {
+			rc.Close()
+		}
+		var seen []string
+		for _, r := range out {
+			seen = append(seen, r[3].(string))
+		}
+		return seen, err
 	})
 	rec.op("delete_topic", func() (any, error) {
 		c, cancel := tctx()

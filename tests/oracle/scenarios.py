@@ -73,7 +73,7 @@ CLIENTS: dict[str, Client] = {c.name: c for c in [
            _ops("offsets_max_timestamp", "offsets_for_times", "incremental_alter_configs",
                 "describe_broker_configs", *CK_JAVA_ONLY),
            cwd=INTEROP / "js", needs=["interop/js/node_modules/kafkajs", "node"]),
-    Client("franz-go", ["bin/scenario", "--client", "franz-go"], GO_OPS,
+    Client("franz-go", ["bin/scenario", "--client", "franz-go"], [*GO_OPS, "transactions"],
            cwd=INTEROP / "go", needs=["interop/go/bin/scenario"]),
     Client("sarama", ["bin/scenario", "--client", "sarama"],
            [o for o in GO_OPS if not o.startswith("group_") and o != "delete_group"],
