@@ -19,7 +19,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq >/dev/null && apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 export PATH="$PATH:/usr/local/go/bin"
-python3 -m pip install -q -e '.[test,compression]'
+# the Python clients (.ci/run installs them before calling this step; alone, install them here)
+python3 -c 'import logmq, confluent_kafka, kafka, aiokafka, pytest' 2>/dev/null \
+  || python3 -m pip install -q -e '.[test,compression]'
 
 # Apache Kafka 4.4.0 broker + tools jars (cached in ~/.m2 and ~/.cache/logmq-oracle)
 python3 tools/kafka_oracle.py fetch

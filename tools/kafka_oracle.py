@@ -138,8 +138,12 @@ def free_port() -> int:
 
 
 def random_cluster_id() -> str:
-    """Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding; like Kafka's
+    Uuid.randomUuid, never one starting with '-' (a command line would read it as an option)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 # --- a minimal Kafka client, only to know when the broker really serves requests ----------
@@ -233,7 +237,8 @@ class KafkaCluster:
             props = ndir / "server.properties"
             props.write_text(self._properties(node))
             fmt = subprocess.run(
-                java_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
+                java_cmd("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                         f"--config={props}",
                          "--ignore-formatted", short_lived=True, heap="-Xmx256m",
                          log_dir=str(ndir)),
                 capture_output=True, text=True, timeout=120)
@@ -312,7 +317,7 @@ def run_cli(tool: str, args: Sequence[str], timeout: float = 120.0,
     try:
         main = CLI_TOOLS[tool.removesuffix(".sh")]
     except KeyError:
-        raise OracleError(f"unknown tool {tool!r}; known: {', '.join(sorted(CLI_TOOLS))}")
+        raise OracleError(f"unknown tool {tool!r}; known: {', '.join(sorted(CLI_TOOLS))}") from None
     proc = subprocess.run(java_cmd(main, *args, heap="-Xmx256m", short_lived=True),
                           capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)

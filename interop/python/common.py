@@ -39,7 +39,8 @@ N_RECORDS = len(TS_DELTAS)
 #: config names whose described values the scenarios compare (topic scope)
 CONFIG_KEYS = ["cleanup.policy", "retention.ms", "retention.bytes", "segment.bytes",
                "max.message.bytes", "message.timestamp.type", "compression.type",
-               "min.insync.replicas", "min.compaction.lag.ms", "delete.retention.ms"]
+               "min.insync.replicas", "min.compaction.lag.ms", "delete.retention.ms", "flush.messages",
+               "flush.ms"]
 
 
 def args() -> argparse.Namespace:

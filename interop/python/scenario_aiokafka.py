@@ -12,8 +12,16 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.structs import OffsetAndMetadata
-from common import (BY_TIME_TARGET, CONFIG_KEYS, N_RECORDS, PARTITIONS, Recorder, args,
-                    error_name, record)
+from common import (
+    BY_TIME_TARGET,
+    CONFIG_KEYS,
+    N_RECORDS,
+    PARTITIONS,
+    Recorder,
+    args,
+    error_name,
+    record,
+)
 
 T = 15.0
 

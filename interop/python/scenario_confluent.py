@@ -7,12 +7,36 @@ import sys
 import time
 from typing import Any
 
-from common import (BY_TIME_TARGET, CONFIG_KEYS, FUTURE_TARGET, N_RECORDS, PARTITIONS,
-                    Recorder, args, poll_until, record)
-from confluent_kafka import (Consumer, ConsumerGroupTopicPartitions, IsolationLevel, KafkaError,
-                             KafkaException, Producer, TopicPartition)
-from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
-                                   NewPartitions, NewTopic, OffsetSpec, ResourceType)
+from common import (
+    BY_TIME_TARGET,
+    CONFIG_KEYS,
+    FUTURE_TARGET,
+    N_RECORDS,
+    PARTITIONS,
+    Recorder,
+    args,
+    poll_until,
+    record,
+)
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    OffsetSpec,
+    ResourceType,
+)
 
 T = 15  # seconds: every blocking call's bound
 
@@ -154,6 +178,15 @@ def main() -> None:
     rec.op("unknown_topic_offsets", lambda: admin.list_offsets(
         {TopicPartition(f"{topic}-nope", 0): OffsetSpec.latest()})[
             TopicPartition(f"{topic}-nope", 0)].result(T).offset)
+
+    def commit_unknown_topic() -> Any:
+        c = Consumer({"bootstrap.servers": bs, "group.id": f"{group}-nope"})
+        try:
+            res = c.commit(offsets=[TopicPartition(f"{topic}-nope", 0, 1)], asynchronous=False)
+            return [tp.error.name() if tp.error else "ok" for tp in res or []]
+        finally:
+            c.close()
+    rec.op("commit_unknown_topic", commit_unknown_topic)
 
     rec.op("create_partitions", lambda: admin.create_partitions(
         [NewPartitions(topic, 3)])[topic].result(T) or "ok")

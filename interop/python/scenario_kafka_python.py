@@ -5,8 +5,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from common import (BY_TIME_TARGET, CONFIG_KEYS, N_RECORDS, PARTITIONS, Recorder, args,
-                    poll_until, record)
+from common import (
+    BY_TIME_TARGET,
+    CONFIG_KEYS,
+    N_RECORDS,
+    PARTITIONS,
+    Recorder,
+    args,
+    poll_until,
+    record,
+)
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, OffsetSpec
 from kafka.structs import OffsetAndMetadata

@@ -28,7 +28,10 @@ def kcat(*argv: str, stdin: str | None = None) -> str:
 
 def _error_code(stderr: str) -> str | None:
     m = re.search(r"(Broker|Local): ([A-Za-z ]+)", stderr)
-    return m.group(2).strip() if m else (stderr.strip().splitlines() or [None])[-1]
+    if m:
+        return m.group(2).strip()
+    lines = stderr.strip().splitlines()
+    return lines[-1] if lines else None
 
 
 def main() -> None:

@@ -27,7 +27,8 @@ public class Scenario {
   static final long BY_TIME = BASE_TS + 2500, FUTURE = BASE_TS + 1_000_000_000L;
   static final String[] CONFIG_KEYS = {"cleanup.policy", "retention.ms", "retention.bytes",
       "segment.bytes", "max.message.bytes", "message.timestamp.type", "compression.type",
-      "min.insync.replicas", "min.compaction.lag.ms", "delete.retention.ms"};
+      "min.insync.replicas", "min.compaction.lag.ms", "delete.retention.ms", "flush.messages",
+      "flush.ms"};
   static final long T = 15;
   static final Map<String, Object> ops = new TreeMap<>();
   static String bs, topic, group;
@@ -267,6 +268,20 @@ public class Scenario {
     op("unknown_topic_offsets", () -> admin.listOffsets(Map.of(
         new TopicPartition(topic + "-nope", 0), OffsetSpec.latest())).all()
         .get(T, TimeUnit.SECONDS).toString());
+    op("create_topic_assignment", () -> {
+      String name = topic + "-assigned"; // replica [0] per partition: node 0 on both brokers
+      admin.createTopics(List.of(new NewTopic(name, Map.of(0, List.of(0), 1, List.of(0)))))
+          .all().get(T, TimeUnit.SECONDS);
+      return Map.of("partitions", admin.describeTopics(List.of(name)).allTopicNames()
+          .get(T, TimeUnit.SECONDS).get(name).partitions().size());
+    });
+    op("commit_unknown_topic", () -> {
+      try (var c = consumer("group.id", group + "-nope")) {
+        c.commitSync(Map.of(new TopicPartition(topic + "-nope", 0), new OffsetAndMetadata(1)),
+            Duration.ofSeconds(T));
+      }
+      return "ok";
+    });
     op("create_partitions", () -> {
       admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(3))).all()
           .get(T, TimeUnit.SECONDS);
