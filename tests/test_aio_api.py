@@ -203,3 +203,18 @@ def test_send_errors_reach_the_awaiter(tmp_path):
                     await p.send("missing", b"x")
 
     run(main())
+
+
+def test_getone_of_given_partitions(tmp_path):
+    async def main():
+        async with logmq.aio.open(tmp_path / "d") as log:
+            await log.create_topic("t", partitions=2)
+            async with log.producer() as p:
+                await p.send("t", b"p0", partition=0)
+                await p.send("t", b"p1", partition=1)
+            c = log.consumer("t", auto_offset_reset="earliest")
+            assert (await c.getone(("t", 1))).value == b"p1"
+            assert (await c.getone()).value == b"p0"
+            await c.close()
+
+    run(main())

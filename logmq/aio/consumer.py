@@ -133,11 +133,15 @@ class AioConsumer:
             return recs
         return await self._poll(timeout, max_records)
 
-    async def getone(self) -> Record:
-        """The next record, waiting as long as it takes."""
-        while not self._buffer:
-            self._buffer = await self._poll(3600.0, None)
-        return self._buffer.pop(0)
+    async def getone(self, *partitions: Any) -> Record:
+        """The next record (of ``partitions``, if given), waiting as long as it takes."""
+        only = {_tp(p) for p in partitions} or None
+        while True:
+            for i, r in enumerate(self._buffer):
+                if only is None or (r.topic, r.partition) in only:
+                    return self._buffer.pop(i)
+            # buffered records of other partitions stay for later calls
+            self._buffer.extend(await self._poll(3600.0, None, only))
 
     def __aiter__(self) -> AsyncIterator[Record]:
         return self._iterate()
