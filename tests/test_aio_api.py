@@ -218,3 +218,39 @@ def test_getone_of_given_partitions(tmp_path):
             await c.close()
 
     run(main())
+
+
+def test_group_members_outnumbering_the_pool_share_partitions(tmp_path):
+    """Joins block until all members rejoin: more members than pool threads must not stall."""
+
+    async def main():
+        async with logmq.aio.open(tmp_path / "d", workers=2) as log:
+            await log.create_topic("t", partitions=4)
+            async with log.producer() as p:
+                await p.send_batch("t", [(f"k{i}".encode(), str(i).encode()) for i in range(400)])
+            members = [log.consumer("t", group="g", auto_offset_reset="earliest",
+                                    heartbeat_interval_ms=50, session_timeout_ms=5000,
+                                    rebalance_timeout_ms=20_000) for _ in range(4)]
+            seen: dict[int, set[bytes]] = {i: set() for i in range(4)}
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 15
+
+            async def run_member(i: int) -> None:
+                c = members[i]
+                while loop.time() < deadline and sum(map(len, seen.values())) < 400:
+                    for recs in (await c.getmany(timeout_ms=100)).values():
+                        seen[i].update(r.value for r in recs)
+
+            started = loop.time()
+            await asyncio.gather(*(run_member(i) for i in range(4)))
+            elapsed = loop.time() - started
+            assignments = [m.assignment() for m in members]
+            for m in members:
+                await m.close()
+            return seen, assignments, elapsed
+
+    seen, assignments, elapsed = run(main())
+    assert set().union(*seen.values()) == {str(i).encode() for i in range(400)}
+    assert elapsed < 15, "members stalled waiting for each other"
+    owned = [tp for a in assignments for tp in a]
+    assert len(owned) == len(set(owned)) == 4 and all(len(a) == 1 for a in assignments)
