@@ -235,9 +235,13 @@ def test_group_members_outnumbering_the_pool_share_partitions(tmp_path):
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 15
 
+            def settled() -> bool:  # everything read, and the group balanced one each
+                return (sum(map(len, seen.values())) >= 400
+                        and all(len(m.assignment()) == 1 for m in members))
+
             async def run_member(i: int) -> None:
                 c = members[i]
-                while loop.time() < deadline and sum(map(len, seen.values())) < 400:
+                while loop.time() < deadline and not settled():
                     for recs in (await c.getmany(timeout_ms=100)).values():
                         seen[i].update(r.value for r in recs)
 
