@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,7 +32,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def logmq_log(tmp_path: Any) -> Iterator[logmq.Broker]:
+def logmq_log(tmp_path: Path) -> Iterator[logmq.Broker]:
     """An open embedded log in a fresh directory (``tmp_path / "logmq"``)."""
     log = logmq.open(os.path.join(tmp_path, "logmq"))
     try:
