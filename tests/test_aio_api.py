@@ -258,3 +258,24 @@ def test_group_members_outnumbering_the_pool_share_partitions(tmp_path):
     assert elapsed < 15, "members stalled waiting for each other"
     owned = [tp for a in assignments for tp in a]
     assert len(owned) == len(set(owned)) == 4 and all(len(a) == 1 for a in assignments)
+
+
+def test_getmany_of_some_partitions_keeps_user_pauses(tmp_path):
+    async def main():
+        async with logmq.aio.open(tmp_path / "d") as log:
+            await log.create_topic("t", partitions=3)
+            async with log.producer() as p:
+                for part in range(3):
+                    await p.send("t", f"p{part}".encode(), partition=part)
+            c = log.consumer("t", auto_offset_reset="earliest")
+            c.pause(("t", 2))
+            got = await c.getmany(("t", 0), timeout_ms=2000)
+            assert [r.value for recs in got.values() for r in recs] == [b"p0"]
+            assert c.paused() == {TopicPartition("t", 2)}
+            rest = await c.getmany(timeout_ms=2000)
+            assert [r.value for recs in rest.values() for r in recs] == [b"p1"]  # 2 paused
+            c.resume(("t", 2))
+            assert (await c.getone()).value == b"p2"
+            await c.close()
+
+    run(main())

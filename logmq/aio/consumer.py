@@ -86,7 +86,7 @@ class AioConsumer:
             c.seek(tp, off)
         if partitions is None:
             return c.poll(0, max_records=limit)
-        others = c.assignment() - partitions
+        others = c.assignment() - partitions - self.paused()  # keep the user's pauses
         c.pause(*others)
         try:
             return c.poll(0, max_records=limit)
