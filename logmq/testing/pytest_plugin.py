@@ -59,6 +59,16 @@ def logmq_server(tmp_path_factory: pytest.TempPathFactory,
         server.stop()
 
 
+@pytest.fixture(autouse=True)
+def _logmq_server_running(request: pytest.FixtureRequest) -> None:
+    """A test that stopped the shared server (and failed before starting it) must not fail
+    every later test: the server is started again before each test that uses it."""
+    if "logmq_server" in request.fixturenames or "kafka_bootstrap" in request.fixturenames:
+        server: LogMQServer = request.getfixturevalue("logmq_server")
+        if not server.running:
+            server.start()
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(logmq_server: LogMQServer) -> str:
     """``"127.0.0.1:PORT"`` of the session's logmq Kafka server."""
