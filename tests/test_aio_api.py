@@ -201,6 +201,13 @@ def test_send_errors_reach_the_awaiter(tmp_path):
             async with log.producer() as p:
                 with pytest.raises(logmq.errors.UnknownTopicError):
                     await p.send("missing", b"x")
+                await log.create_topic("t")
+                # aiokafka's keyword spellings work as they do there
+                md = await p.send_and_wait("t", value=b"v", key=b"k", partition=0,
+                                           timestamp_ms=1_700_000_000_000, headers=[("h", b"")])
+                assert (md.partition, md.timestamp) == (0, 1_700_000_000_000)
+                with pytest.raises(logmq.errors.ConfigError):
+                    p.send_nowait("t", b"v", timestamp=1, timestamp_ms=2)
 
     run(main())
 
