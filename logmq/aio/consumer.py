@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from logmq import Consumer
 from logmq.aio._engine import Engine, LoopEvent
-from logmq.broker.consumer import Consumer
 from logmq.errors import BrokerClosedError
 from logmq.types import OffsetAndTimestamp, Record, TopicPartition
 
 if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
+    from logmq import Broker
 
 __all__ = ["AioConsumer"]
 
@@ -45,7 +45,7 @@ class AioConsumer:
     def __init__(self, broker: Broker, engine: Engine, *topics: str, **config: Any) -> None:
         self._broker = broker
         self._engine = engine
-        self._sync = Consumer(broker, *topics, **config)
+        self._sync: Consumer = broker.consumer(*topics, **config)
         self._own: ThreadPoolExecutor | None = None
         if config.get("group") is not None:
             self._own = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logmq-aio-member")

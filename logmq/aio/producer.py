@@ -14,14 +14,14 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Unpack
 
+from logmq import Producer, RecordFuture
 from logmq.aio._engine import Engine
-from logmq.broker.producer import Producer, RecordFuture
 from logmq.broker.queues.options import SendOptions
 from logmq.errors import BrokerClosedError, BufferFullError, ConfigError
 from logmq.types import RecordMetadata
 
 if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
+    from logmq import Broker
 
 __all__ = ["AioProducer"]
 
