@@ -201,5 +201,88 @@ def test_send_errors_reach_the_awaiter(tmp_path):
             async with log.producer() as p:
                 with pytest.raises(logmq.errors.UnknownTopicError):
                     await p.send("missing", b"x")
+                await log.create_topic("t")
+                # aiokafka's keyword spellings work as they do there
+                md = await p.send_and_wait("t", value=b"v", key=b"k", partition=0,
+                                           timestamp_ms=1_700_000_000_000, headers=[("h", b"")])
+                assert (md.partition, md.timestamp) == (0, 1_700_000_000_000)
+                with pytest.raises(logmq.errors.ConfigError):
+                    p.send_nowait("t", b"v", timestamp=1, timestamp_ms=2)
+
+    run(main())
+
+
+def test_getone_of_given_partitions(tmp_path):
+    async def main():
+        async with logmq.aio.open(tmp_path / "d") as log:
+            await log.create_topic("t", partitions=2)
+            async with log.producer() as p:
+                await p.send("t", b"p0", partition=0)
+                await p.send("t", b"p1", partition=1)
+            c = log.consumer("t", auto_offset_reset="earliest")
+            assert (await c.getone(("t", 1))).value == b"p1"
+            assert (await c.getone()).value == b"p0"
+            await c.close()
+
+    run(main())
+
+
+def test_group_members_outnumbering_the_pool_share_partitions(tmp_path):
+    """Joins block until all members rejoin: more members than pool threads must not stall."""
+
+    async def main():
+        async with logmq.aio.open(tmp_path / "d", workers=2) as log:
+            await log.create_topic("t", partitions=4)
+            async with log.producer() as p:
+                await p.send_batch("t", [(f"k{i}".encode(), str(i).encode()) for i in range(400)])
+            members = [log.consumer("t", group="g", auto_offset_reset="earliest",
+                                    heartbeat_interval_ms=50, session_timeout_ms=5000,
+                                    rebalance_timeout_ms=20_000) for _ in range(4)]
+            seen: dict[int, set[bytes]] = {i: set() for i in range(4)}
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 15
+
+            def settled() -> bool:  # everything read, and the group balanced one each
+                return (sum(map(len, seen.values())) >= 400
+                        and all(len(m.assignment()) == 1 for m in members))
+
+            async def run_member(i: int) -> None:
+                c = members[i]
+                while loop.time() < deadline and not settled():
+                    for recs in (await c.getmany(timeout_ms=100)).values():
+                        seen[i].update(r.value for r in recs)
+
+            started = loop.time()
+            await asyncio.gather(*(run_member(i) for i in range(4)))
+            elapsed = loop.time() - started
+            assignments = [m.assignment() for m in members]
+            for m in members:
+                await m.close()
+            return seen, assignments, elapsed
+
+    seen, assignments, elapsed = run(main())
+    assert set().union(*seen.values()) == {str(i).encode() for i in range(400)}
+    assert elapsed < 15, "members stalled waiting for each other"
+    owned = [tp for a in assignments for tp in a]
+    assert len(owned) == len(set(owned)) == 4 and all(len(a) == 1 for a in assignments)
+
+
+def test_getmany_of_some_partitions_keeps_user_pauses(tmp_path):
+    async def main():
+        async with logmq.aio.open(tmp_path / "d") as log:
+            await log.create_topic("t", partitions=3)
+            async with log.producer() as p:
+                for part in range(3):
+                    await p.send("t", f"p{part}".encode(), partition=part)
+            c = log.consumer("t", auto_offset_reset="earliest")
+            c.pause(("t", 2))
+            got = await c.getmany(("t", 0), timeout_ms=2000)
+            assert [r.value for recs in got.values() for r in recs] == [b"p0"]
+            assert c.paused() == {TopicPartition("t", 2)}
+            rest = await c.getmany(timeout_ms=2000)
+            assert [r.value for recs in rest.values() for r in recs] == [b"p1"]  # 2 paused
+            c.resume(("t", 2))
+            assert (await c.getone()).value == b"p2"
+            await c.close()
 
     run(main())

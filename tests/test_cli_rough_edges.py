@@ -86,6 +86,11 @@ def test_replay_over_bootstrap_does_not_crash(server):
     r = invoke("replay", "orders", "-p", "0", "--from-offset", "1", "--to-offset", "3",
                "-b", server.bootstrap)
     assert [json.loads(x)["offset"] for x in r.stdout.splitlines() if x.startswith("{")] == [1, 2]
+    r = invoke("replay", "orders", "--to", "orders-copy", "-b", server.bootstrap)
+    assert "replayed 20 record(s)" in r.output
+    b = server.broker
+    assert [b.end_offset(("orders-copy", p)) for p in (0, 1)] == [
+        b.end_offset(("orders", p)) for p in (0, 1)]      # same partitions, same counts
 
 
 def test_offline_describe_and_compact_honour_topic_defaults(tmp_path, monkeypatch):

@@ -23,8 +23,22 @@ CASES = [
 
 
 def test_every_example_is_tested() -> None:
-    files = sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".py"))
+    files = sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".py") and f[0] != "_")
     assert files == sorted(c[0] for c in CASES)
+
+
+def test_examples_ship_as_logmq_examples(tmp_path) -> None:
+    """``pip install logmq`` users run them as modules: logmq/examples links to examples/."""
+    assert os.path.realpath(os.path.join(ROOT, "logmq", "examples")) == os.path.realpath(EXAMPLES)
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    listing = subprocess.run([sys.executable, "-m", "logmq.examples"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    assert [ln.split()[2] for ln in listing.stdout.splitlines()] == [
+        f"logmq.examples.{c[0][:-3]}" for c in sorted(CASES)]
+    r = subprocess.run([sys.executable, "-m", "logmq.examples.replay_tool", "--demo"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "replayed 10 records" in r.stdout, r.stdout + r.stderr
 
 
 @pytest.mark.parametrize("name,args,expect", CASES, ids=[c[0] for c in CASES])

@@ -146,6 +146,20 @@ def test_restart_keeps_data_and_address(run) -> None:
     result.assert_outcomes(passed=1)
 
 
+def test_a_stopped_server_is_running_again_for_the_next_test(run) -> None:
+    result = run("""
+        def test_stops_and_fails(logmq_server):
+            logmq_server.stop()
+            assert False, "failed before starting it again"
+
+        def test_next(logmq_server, kafka_topic):
+            assert logmq_server.running
+            with logmq_server.broker.producer() as p:
+                assert p.send(kafka_topic, b"x").result().offset == 0
+    """)
+    result.assert_outcomes(passed=1, failed=1)
+
+
 def test_server_config_fixture_override(run, pytester: pytest.Pytester) -> None:
     pytester.makeconftest("""
         import pytest

@@ -52,7 +52,9 @@ def _run_script(code: str, cwd: str) -> None:
     for attempt in (1, 2):
         r = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True,
                            text=True, timeout=120)
-        assert r.returncode == 0, f"run {attempt} failed:\n{r.stdout}\n{r.stderr}"
+        assert r.returncode == 0, (
+            f"run {attempt} failed:\n{r.stdout}\n{r.stderr}\n(a fragment that cannot run alone "
+            "gets '<!-- readme-test: skip (why) -->' on the line above its fence)")
 
 
 def test_readme_has_snippets_of_every_kind() -> None:

@@ -30,11 +30,12 @@ import os
 from collections.abc import Generator, Mapping
 from typing import Any
 
+import logmq
+from logmq import Broker
 from logmq.aio._engine import Engine
 from logmq.aio.consumer import AioConsumer
 from logmq.aio.producer import AioProducer
 from logmq.aio.queue import AioQueue, AioQueueRecord
-from logmq.broker.broker import Broker
 from logmq.errors import BrokerClosedError, TopicExistsError
 from logmq.types import OffsetAndTimestamp, TopicDescription, TopicPartition
 
@@ -62,7 +63,7 @@ class AioLog:
             return self
         engine = Engine(asyncio.get_running_loop(), self._workers)
         try:
-            self._broker = await engine.run(lambda: Broker(self.path, **self._config))
+            self._broker = await engine.run(lambda: logmq.open(self.path, **self._config))
         except BaseException:
             engine.close()
             raise

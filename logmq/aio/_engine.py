@@ -70,10 +70,11 @@ class Engine:
             self._kick()  # more left: let other callbacks run first
 
     # ------------------------------------------------------------------ work
-    def run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        """Run ``fn(*args)`` on the pool; the returned future resolves on the loop."""
+    def run(self, fn: Callable[..., T], *args: Any,
+            executor: ThreadPoolExecutor | None = None) -> asyncio.Future[T]:
+        """Run ``fn(*args)`` on the pool (or ``executor``); the future resolves on the loop."""
         fut: asyncio.Future[T] = self.loop.create_future()
-        self.pool.submit(self._call, fut, fn, args)
+        (executor or self.pool).submit(self._call, fut, fn, args)
         return fut
 
     def _call(self, fut: asyncio.Future[Any], fn: Callable[..., Any],

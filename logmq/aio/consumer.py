@@ -1,7 +1,9 @@
 """The asyncio consumer: ``async for`` / ``getmany`` over the sync consumer, waiting on appends.
 
 Fetching (segment reads, CRC checks, decoding) runs on the log's pool, one fetch per consumer
-at a time. When a fetch finds nothing, the consumer waits on the event loop, not in a thread:
+at a time. A group member runs its calls on a thread of its own instead: joining a group
+blocks until every member has rejoined, and members blocked in joins must not be able to fill
+the shared pool and starve the member everyone waits for. When a fetch finds nothing, the consumer waits on the event loop, not in a thread:
 the broker's append notifications for the assigned partitions set a loop event (the same
 waiters the sync consumer's ``poll`` sleeps on), bounded by the group's heartbeat timer.
 """
@@ -10,16 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from logmq import Consumer
 from logmq.aio._engine import Engine, LoopEvent
-from logmq.broker.consumer import Consumer
 from logmq.errors import BrokerClosedError
 from logmq.types import OffsetAndTimestamp, Record, TopicPartition
 
 if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
+    from logmq import Broker
 
 __all__ = ["AioConsumer"]
 
@@ -42,7 +45,10 @@ class AioConsumer:
     def __init__(self, broker: Broker, engine: Engine, *topics: str, **config: Any) -> None:
         self._broker = broker
         self._engine = engine
-        self._sync = broker.consumer(*topics, **config)
+        self._sync: Consumer = broker.consumer(*topics, **config)
+        self._own: ThreadPoolExecutor | None = None
+        if config.get("group") is not None:
+            self._own = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logmq-aio-member")
         self._event = LoopEvent(engine.loop)
         self._watched: set[TopicPartition] = set()
         self._lock = asyncio.Lock()
@@ -51,6 +57,9 @@ class AioConsumer:
         self._closed = False
         timeout = config.get("consumer_timeout_ms")
         self._idle = None if timeout is None else timeout / 1000
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        return self._engine.run(fn, *args, executor=self._own)
 
     @property
     def sync(self) -> Consumer:
@@ -77,7 +86,7 @@ class AioConsumer:
             c.seek(tp, off)
         if partitions is None:
             return c.poll(0, max_records=limit)
-        others = c.assignment() - partitions
+        others = c.assignment() - partitions - self.paused()  # keep the user's pauses
         c.pause(*others)
         try:
             return c.poll(0, max_records=limit)
@@ -94,7 +103,7 @@ class AioConsumer:
                 self._watch()
                 self._event.clear()
                 seeks, self._seeks = self._seeks, {}
-                out = await self._engine.run(self._fetch, limit, partitions, seeks)
+                out = await self._run(self._fetch, limit, partitions, seeks)
                 if self._seeks:  # seek() during the fetch: those partitions start over
                     out = [r for r in out if (r.topic, r.partition) not in self._seeks]
                 if out or self._closed:
@@ -133,11 +142,15 @@ class AioConsumer:
             return recs
         return await self._poll(timeout, max_records)
 
-    async def getone(self) -> Record:
-        """The next record, waiting as long as it takes."""
-        while not self._buffer:
-            self._buffer = await self._poll(3600.0, None)
-        return self._buffer.pop(0)
+    async def getone(self, *partitions: Any) -> Record:
+        """The next record (of ``partitions``, if given), waiting as long as it takes."""
+        only = {_tp(p) for p in partitions} or None
+        while True:
+            for i, r in enumerate(self._buffer):
+                if only is None or (r.topic, r.partition) in only:
+                    return self._buffer.pop(i)
+            # buffered records of other partitions stay for later calls
+            self._buffer.extend(await self._poll(3600.0, None, only))
 
     def __aiter__(self) -> AsyncIterator[Record]:
         return self._iterate()
@@ -174,7 +187,7 @@ class AioConsumer:
 
     async def _offsets(self, fn: Any, partitions: tuple[Any, ...]) -> None:
         tps = [_tp(p) for p in partitions] or sorted(self._sync.assignment())
-        offs = await self._engine.run(lambda: {t: fn(t) for t in tps})
+        offs = await self._run(lambda: {t: fn(t) for t in tps})
         for t, off in offs.items():
             self.seek(t, off)
 
@@ -187,7 +200,7 @@ class AioConsumer:
     async def seek_to_committed(self, *partitions: Any) -> None:
         """Back to the group's committed offsets (partitions without one keep their place)."""
         tps = [_tp(p) for p in partitions] or sorted(self._sync.assignment())
-        offs = await self._engine.run(lambda: {t: self._sync.committed(t) for t in tps})
+        offs = await self._run(lambda: {t: self._sync.committed(t) for t in tps})
         for t, off in offs.items():
             if off is not None:
                 self.seek(t, off)
@@ -196,38 +209,38 @@ class AioConsumer:
         """Each partition at its first record with timestamp >= ``timestamp_ms``."""
         tps = [_tp(p) for p in partitions] or sorted(self._sync.assignment())
         found = await self.offsets_for_times({t: timestamp_ms for t in tps})
-        ends = await self._engine.run(lambda: {t: self._broker.end_offset(t) for t in tps})
+        ends = await self._run(lambda: {t: self._broker.end_offset(t) for t in tps})
         for t in tps:
             hit = found[t]
             self.seek(t, hit.offset if hit is not None else ends[t])
 
     async def offsets_for_times(self, timestamps: Mapping[Any, int]
                                 ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
-        return await self._engine.run(self._broker.offsets_for_times, dict(timestamps))
+        return await self._run(self._broker.offsets_for_times, dict(timestamps))
 
     async def position(self, tp: Any) -> int:
         t = _tp(tp)
         if t in self._seeks:
             return self._seeks[t]
         async with self._lock:
-            return await self._engine.run(self._sync.position, t)
+            return await self._run(self._sync.position, t)
 
     async def committed(self, tp: Any) -> int | None:
-        return await self._engine.run(self._sync.committed, _tp(tp))
+        return await self._run(self._sync.committed, _tp(tp))
 
     async def commit(self, offsets: Mapping[Any, int | tuple[int, str | None]] | None = None
                      ) -> None:
         """Commit positions (or ``offsets``) for the group; durable when it returns."""
         async with self._lock:
-            await self._engine.run(self._sync.commit, offsets)
+            await self._run(self._sync.commit, offsets)
 
     async def end_offsets(self, partitions: Iterable[Any]) -> dict[TopicPartition, int]:
         tps = [_tp(p) for p in partitions]
-        return await self._engine.run(lambda: {t: self._broker.end_offset(t) for t in tps})
+        return await self._run(lambda: {t: self._broker.end_offset(t) for t in tps})
 
     async def beginning_offsets(self, partitions: Iterable[Any]) -> dict[TopicPartition, int]:
         tps = [_tp(p) for p in partitions]
-        return await self._engine.run(lambda: {t: self._broker.start_offset(t) for t in tps})
+        return await self._run(lambda: {t: self._broker.start_offset(t) for t in tps})
 
     # ------------------------------------------------------------------ assignment
     def assignment(self) -> set[TopicPartition]:
@@ -265,7 +278,9 @@ class AioConsumer:
             for tp in self._watched:
                 self._broker.remove_waiter(tp, self._event.notify)
             self._watched = set()
-            await self._engine.run(self._sync.close, commit)
+            await self._run(self._sync.close, commit)
+        if self._own is not None:
+            self._own.shutdown(wait=False)
 
     stop = close  # aiokafka's name
 

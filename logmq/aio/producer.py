@@ -14,14 +14,14 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Unpack
 
+from logmq import Producer, RecordFuture
 from logmq.aio._engine import Engine
-from logmq.broker.producer import Producer, RecordFuture
 from logmq.broker.queues.options import SendOptions
 from logmq.errors import BrokerClosedError, BufferFullError, ConfigError
 from logmq.types import RecordMetadata
 
 if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
+    from logmq import Broker
 
 __all__ = ["AioProducer"]
 
@@ -61,13 +61,19 @@ class AioProducer:
 
     # ------------------------------------------------------------------ send
     def send_nowait(self, topic: str, value: Any = None, key: Any = None, headers: Any = None,
-                    partition: int | None = None, timestamp: int | None = None,
+                    partition: int | None = None, timestamp: int | None = None, *,
+                    timestamp_ms: int | None = None,
                     **options: Unpack[SendOptions]) -> asyncio.Future[RecordMetadata]:
         """Queue one record now; the future resolves to its metadata once appended.
 
         The pipelining form (aiokafka's ``send`` returns such a future): queue many, then
-        ``await`` the futures or :meth:`flush`.
+        ``await`` the futures or :meth:`flush`. ``timestamp_ms`` is aiokafka's name for
+        ``timestamp``.
         """
+        if timestamp_ms is not None:
+            if timestamp is not None:
+                raise ConfigError("give timestamp or timestamp_ms, not both")
+            timestamp = timestamp_ms
         if self._closed:
             raise BrokerClosedError("producer is closed")
         if len(self._queue) >= self.max_pending:
@@ -77,7 +83,8 @@ class AioProducer:
         return fut
 
     async def send(self, topic: str, value: Any = None, key: Any = None, headers: Any = None,
-                   partition: int | None = None, timestamp: int | None = None,
+                   partition: int | None = None, timestamp: int | None = None, *,
+                   timestamp_ms: int | None = None,
                    **options: Unpack[SendOptions]) -> RecordMetadata:
         """Send one record and return its :class:`~logmq.RecordMetadata` once appended.
 
@@ -88,7 +95,7 @@ class AioProducer:
             self._room.clear()
             await self._room.wait()
         return await self.send_nowait(topic, value, key, headers, partition, timestamp,
-                                      **options)
+                                      timestamp_ms=timestamp_ms, **options)
 
     send_and_wait = send  # aiokafka's name for the same thing
 

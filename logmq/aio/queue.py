@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from logmq import QueueConsumer, QueueRecord, QueueStats
 from logmq.aio._engine import Engine
-from logmq.broker.queues import QueueConsumer, QueueRecord, QueueStats
 from logmq.errors import BrokerClosedError, ConfigError
 from logmq.types import Header, Record, RecordMetadata, TopicPartition
 
 if TYPE_CHECKING:
-    from logmq.broker.broker import Broker
+    from logmq import Broker
 
 __all__ = ["AioQueue", "AioQueueRecord"]
 

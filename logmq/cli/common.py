@@ -20,7 +20,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -361,7 +361,7 @@ def show_bytes(data: bytes | None, limit: int = 200) -> str:
     return shown if len(shown) <= limit else shown[:limit] + f"...({len(data)} bytes)"
 
 
-def print_table(headers: list[str], rows: list[list[Any]]) -> None:
+def print_table(headers: list[str], rows: Sequence[Sequence[Any]]) -> None:
     """Left-aligned columns, two spaces apart: readable and still ``awk``-friendly."""
     cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]

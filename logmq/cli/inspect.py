@@ -476,13 +476,13 @@ def stats(data: str, as_json: bool) -> None:
     from logmq.broker.membership import coordinator_for
 
     with open_broker(data) as log:
-        per_topic: list[list[Any]] = []
+        per_topic: list[tuple[str, int, int, int, int]] = []
         for name in log.list_topics():
             d = log.describe_topic(name)
-            per_topic.append([name, len(d.partitions),
+            per_topic.append((name, len(d.partitions),
                               sum(p.end_offset - p.start_offset for p in d.partitions),
                               sum(p.size_bytes for p in d.partitions),
-                              sum(p.segments for p in d.partitions)])
+                              sum(p.segments for p in d.partitions)))
         n_groups = len(coordinator_for(log).list_groups())
     totals = {
         "topics": len(per_topic),

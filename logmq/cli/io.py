@@ -93,7 +93,8 @@ def produce(topic: str, key_separator: str | None, headers: tuple[str, ...],
         raise click.UsageError("--partitions is for creating TOPIC; it contradicts --no-create")
     if fmt == "json" and key_separator is not None:
         raise click.UsageError("--key-separator applies to --format raw only")
-    common_headers = [(k, v.encode()) for k, v in parse_kv(headers, "--header").items()]
+    common_headers: list[tuple[str, bytes | None]] = [
+        (k, v.encode()) for k, v in parse_kv(headers, "--header").items()]
     sep = key_separator.encode() if key_separator is not None else None
     null = null_marker.encode() if null_marker is not None else None
     stdin: IO[bytes] = click.get_binary_stream("stdin")

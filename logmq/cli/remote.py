@@ -296,6 +296,18 @@ class RemoteLog:
             out[TopicPartition(*tp)] = None if off < 0 else OffsetAndTimestamp(off, ts)
         return out
 
+    def append_batches(self, tp: Any, data: bytes) -> int:
+        """Produce already-encoded v2 batches as they are (``replay --to``); first offset."""
+        topic, partition = tp[0], int(tp[1])
+        resp = self.client.call(0, {"acks": -1, "timeout_ms": 30_000, "transactional_id": None,
+                                    "topic_data": [{"name": topic, "partition_data": [
+                                        {"index": partition, "records": data}]}]})
+        p = resp["responses"][0]["partition_responses"][0]
+        if p["error_code"]:
+            raise WireError(f"produce to {topic}-{partition}", p["error_code"],
+                            p.get("error_message"))
+        return int(p["base_offset"])
+
     # clients
     def producer(self, **_config: Any) -> _RemoteProducer:
         return _RemoteProducer(self)

@@ -46,7 +46,7 @@ class _DestWriter:
         self.n = log.partitions_for(topic)
         self.same = same_partition
         self.batch_records = batch_records
-        limit = log.partition_log(topic, 0).config.max_message_bytes
+        limit = int(log.topic_config(topic)["max.message.bytes"])  # also over --bootstrap
         self.batch_bytes = max(1, min(_MAX_BATCH_BYTES, limit // 2))
         self.buf: dict[int, list[tuple[Any, ...]]] = {}
         self.ts: dict[int, list[int]] = {}

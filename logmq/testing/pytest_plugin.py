@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,7 +32,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def logmq_log(tmp_path: Any) -> Iterator[logmq.Broker]:
+def logmq_log(tmp_path: Path) -> Iterator[logmq.Broker]:
     """An open embedded log in a fresh directory (``tmp_path / "logmq"``)."""
     log = logmq.open(os.path.join(tmp_path, "logmq"))
     try:
@@ -56,6 +57,16 @@ def logmq_server(tmp_path_factory: pytest.TempPathFactory,
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _logmq_server_running(request: pytest.FixtureRequest) -> None:
+    """A test that stopped the shared server (and failed before starting it) must not fail
+    every later test: the server is started again before each test that uses it."""
+    if "logmq_server" in request.fixturenames or "kafka_bootstrap" in request.fixturenames:
+        server: LogMQServer = request.getfixturevalue("logmq_server")
+        if not server.running:
+            server.start()
 
 
 @pytest.fixture(scope="session")

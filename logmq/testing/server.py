@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from logmq.errors import LogMQError, TopicExistsError
+from logmq.errors import LogMQError
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -153,13 +153,12 @@ class LogMQServer:
 
     def create_topic(self, name: str | None = None, partitions: int = 1,
                      config: Mapping[str, Any] | None = None) -> str:
-        """Create a topic (a unique name when ``name`` is None) and return its name."""
+        """Create a topic (a unique name when ``name`` is None) and return its name.
+
+        An existing ``name`` is left as it is, so a module-level helper can call this freely.
+        """
         topic = self.unique_topic() if name is None else name
-        try:
-            self.broker.create_topic(topic, partitions=partitions, config=config)
-        except TopicExistsError:
-            if name is None:
-                raise
+        self.broker.create_topic(topic, partitions=partitions, config=config, exist_ok=True)
         return topic
 
     def __enter__(self) -> LogMQServer:
