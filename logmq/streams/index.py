@@ -37,7 +37,7 @@ from xxhash import xxh3_128_digest
 
 from logmq.codec.batch import LOG_OVERHEAD, parse_header
 from logmq.codec.records import decode_batch
-from logmq.errors import OffsetOutOfRangeError
+from logmq.errors import CorruptRecordError, OffsetOutOfRangeError
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -53,8 +53,11 @@ _Q = struct.Struct(">q")
 _I = struct.Struct(">I")
 _H = struct.Struct(">H")
 _PART = struct.Struct(">qqI")  # indexed_next, last batch base offset, its CRC
+_LOC = struct.Struct(">qI")  # where the record's batch was: segment base offset, position
+_ENTRY = struct.Struct(">qqI")  # offset + _LOC
 _META = struct.Struct(">qqqqqB")  # version, first offset, last offset, count, truncate_before, flags
 _TOMBSTONED = 1
+_FORMAT = b"1"  # bumped when the layout changes: an index of another layout is rebuilt
 _LONG_KEY = 400
 _READ_CHUNK = 1 << 20
 
@@ -94,7 +97,8 @@ def _header(headers: Sequence[tuple[str, bytes | None]], name: str) -> bytes | N
 class _Part:
     """In-memory state of one indexed partition; the lock serializes catch-up and appends."""
 
-    __slots__ = ("tpid", "prefix", "next", "last_base", "last_crc", "lock", "verified")
+    __slots__ = ("tpid", "prefix", "next", "last_base", "last_crc", "lock", "verified",
+                 "queue", "qlock")
 
     def __init__(self, tpid: int) -> None:
         self.tpid = tpid
@@ -104,6 +108,8 @@ class _Part:
         self.last_crc = 0
         self.lock = threading.RLock()
         self.verified = False
+        self.queue: list[Any] = []  # stream appends waiting for the next group commit
+        self.qlock = threading.Lock()
 
 
 class StreamIndex:
@@ -122,6 +128,11 @@ class StreamIndex:
         self._ver = self.env.open_db(b"versions")
         self._meta = self.env.open_db(b"streams")
         self._trk = self.env.open_db(b"tracking")
+        with self.env.begin(write=True) as txn:
+            if txn.get(b"\xffformat", db=self._tps) != _FORMAT:  # another layout: rebuild
+                for db in (self._tps, self._parts_db, self._ver, self._meta, self._trk):
+                    txn.drop(db, delete=False)
+                txn.put(b"\xffformat", _FORMAT, db=self._tps)
         self._parts: dict[tuple[str, int], _Part] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -216,13 +227,20 @@ class StreamIndex:
                 return end
             start = max(st.next, plog.log_start_offset)
             try:
-                data = plog.read_bytes(start, _READ_CHUNK)
+                sl = plog.read(start, _READ_CHUNK, whole_batches=True)
             except OffsetOutOfRangeError:  # retention moved the start meanwhile
                 st.next = max(st.next, plog.log_start_offset)
                 continue
-            if not data:
+            if sl is None:
                 return end
-            self._index_buffer(st, data, start)
+            if sl.length == 0:  # a compaction gap up to sl.end: nothing to index there
+                st.next = max(st.next, sl.end)
+                continue
+            data = sl.read()
+            if len(data) != sl.length:
+                raise CorruptRecordError("segment shorter than expected",
+                                         path=sl.segment.log_path, position=sl.position)
+            self._index_buffer(st, data, start, sl.segment.base_offset, sl.position)
 
     def _verify(self, plog: PartitionLog, st: _Part) -> None:
         """Check the last indexed batch is still in the log; else rebuild this partition."""
@@ -244,7 +262,8 @@ class StreamIndex:
             st.next, st.last_base, st.last_crc = plog.log_start_offset, -1, 0
         st.verified = True
 
-    def _index_buffer(self, st: _Part, data: bytes, start: int) -> None:
+    def _index_buffer(self, st: _Part, data: bytes, start: int, seg_base: int,
+                      seg_pos: int) -> None:
         pos = 0
         n = len(data)
         with self.env.begin(write=True) as txn:
@@ -254,29 +273,19 @@ class StreamIndex:
                     break
                 if h.next_offset > start:
                     _, recs = decode_batch(data, pos, validate=False)
-                    self._index_records(txn, st, [r for r in recs if r[0] >= start])
+                    loc = _LOC.pack(seg_base, seg_pos + pos)
+                    self._index_records(txn, st, [r for r in recs if r[0] >= start], loc)
                     st.last_base, st.last_crc = h.base_offset, h.crc
                     st.next = max(st.next, h.next_offset)
                 pos += h.size
             txn.put(st.prefix, _PART.pack(st.next, st.last_base, st.last_crc), db=self._parts_db)
 
-    def record_append(self, st: _Part, records: Sequence[tuple[int, bytes | None, list[Any]]],
-                      base: int, next_offset: int, crc: int) -> None:
-        """Index a batch the caller just appended at ``st.next`` (it holds ``st.lock``)."""
-        with self.env.begin(write=True) as txn:
-            self._index_records(txn, st, records)
-            st.next, st.last_base, st.last_crc = next_offset, base, crc
-            txn.put(st.prefix, _PART.pack(st.next, st.last_base, st.last_crc), db=self._parts_db)
-
-    def _index_records(self, txn: lmdb.Transaction, st: _Part, records: Sequence[Any]) -> None:
+    def _index_records(self, txn: lmdb.Transaction, st: _Part, records: Sequence[Any],
+                       loc: bytes) -> None:
+        """Index decoded records of one batch stored at ``loc`` (segment base, position)."""
         metas: dict[bytes, list[int]] = {}
         prefix = st.prefix
-        for rec in records:
-            off = rec[0]
-            if len(rec) == 5:
-                key, headers = rec[2], rec[4]
-            else:
-                key, headers = rec[1], rec[2]
+        for off, _ts, key, _value, headers in records:
             if headers:
                 trk = _header(headers, TRACKING_HEADER)
                 if trk is not None:
@@ -308,7 +317,7 @@ class StreamIndex:
                     v = -1
                 if v > m[0]:
                     version = v
-            txn.put(sk + _Q.pack(version), _Q.pack(off), db=self._ver)
+            txn.put(sk + _Q.pack(version), _Q.pack(off) + loc, db=self._ver)
             m[0] = version
             if m[1] < 0:
                 m[1] = off
@@ -344,8 +353,8 @@ class StreamIndex:
         return None if raw is None else _Q.unpack(raw)[0]
 
     def versions(self, topic: str, partition: int, key: bytes, lo: int, hi: int | None,
-                 backwards: bool, limit: int | None) -> Iterator[tuple[int, int]]:
-        """(version, offset) of versions ``lo <= v <= hi`` in the asked direction."""
+                 backwards: bool, limit: int | None) -> Iterator[tuple[int, int, int, int]]:
+        """(version, offset, segment base, batch position) of versions ``lo <= v <= hi``."""
         st = self.part(topic, partition)
         base = st.prefix + stream_key(key)
         plen = len(base)
@@ -361,7 +370,7 @@ class StreamIndex:
                     v = _Q.unpack_from(k, plen)[0]
                     if hi is not None and v > hi:
                         return
-                    yield v, _Q.unpack(cur.value())[0]
+                    yield (v, *_ENTRY.unpack(cur.value()))
                     got += 1
                     if limit is not None and got >= limit:
                         return
@@ -377,7 +386,7 @@ class StreamIndex:
                     v = _Q.unpack_from(k, plen)[0]
                     if v < lo:
                         return
-                    yield v, _Q.unpack(cur.value())[0]
+                    yield (v, *_ENTRY.unpack(cur.value()))
                     got += 1
                     if limit is not None and got >= limit:
                         return
