@@ -64,6 +64,7 @@ def run_threads(n_threads: int, work: Callable[[int], int]) -> tuple[int, float]
 def bench_logmq_appends(tmp: str, n_streams: int, n_threads: int, rounds: int,
                         fsync: str) -> dict[str, Any]:
     path = os.path.join(tmp, f"appends-{fsync}")
+    shutil.rmtree(path, ignore_errors=True)
     with logmq.open(path, cleaner=False) as log:
         log.create_topic("bank", partitions=1, config={"fsync": fsync})
         s = log.streams
@@ -209,6 +210,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=1, help="events appended per stream")
     ap.add_argument("--reads", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each append variant")
     ap.add_argument("--batch", type=int, default=10,
                     help="records per batch of the other streams in the read benchmark")
     ap.add_argument("--json", help="write the results here too")
@@ -223,8 +225,7 @@ def main() -> None:
     try:
         print(f"appends with expected_version: {a.streams} streams x {a.rounds}, "
               f"{a.threads} threads")
-        res = {}
-        for name, fn in [
+        variants = [
             ("logmq fsync=always", lambda: bench_logmq_appends(tmp, a.streams, a.threads,
                                                                 a.rounds, "always")),
             ("logmq fsync=interval", lambda: bench_logmq_appends(tmp, a.streams, a.threads,
@@ -233,11 +234,22 @@ def main() -> None:
                                                                     a.threads, a.rounds)),
             ("eventsourcing SQLite recorder", lambda: bench_recorder(tmp, "sqlite", a.streams,
                                                                      a.threads, a.rounds)),
-        ]:
-            r = fn()
+        ]
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
+        for _rep in range(a.repeat):  # interleaved, so a busy moment hits every variant
+            for name, fn in variants:
+                runs[name].append(fn())
+                shutil.rmtree(os.path.join(tmp, "es"), ignore_errors=True)
+                for f in os.listdir(tmp):
+                    if f.startswith("bench.sqlite"):
+                        os.unlink(os.path.join(tmp, f))
+        res = {}
+        for name, _ in variants:
+            rates = sorted(r["events_per_s"] for r in runs[name])
+            r = dict(runs[name][0], events_per_s=statistics.median(rates), all=rates)
             res[name] = r
-            print(f"  {name:<32} {r['events_per_s']:>10,.0f} events/s  ({r['events']} events, "
-                  f"{r['seconds']:.2f} s)")
+            print(f"  {name:<32} {r['events_per_s']:>10,.0f} events/s median of {a.repeat} "
+                  f"({', '.join(f'{x:,.0f}' for x in rates)}; {r['events']} events each)")
         sq = res["eventsourcing SQLite recorder"]["events_per_s"]
         for name in ("logmq fsync=always", "logmq.eventsourcing recorder"):
             print(f"  ratio {name} / SQLite recorder: {res[name]['events_per_s'] / sq:.2f}")

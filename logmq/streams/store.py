@@ -194,7 +194,13 @@ class Streams:
                     break
                 with st.qlock:
                     group, st.queue = st.queue, []
-                self._commit_group(topic, partition, plog, st, group)
+                try:
+                    self._commit_group(topic, partition, plog, st, group)
+                except BaseException as e:  # the log closed, damage...: fail the whole group
+                    for r in group:
+                        if not r.done:
+                            r.error, r.done = e, True
+                    raise
         if req.error is not None:
             raise req.error
         assert req.result is not None
