@@ -57,7 +57,7 @@ _LOC = struct.Struct(">qI")  # where the record's batch was: segment base offset
 _ENTRY = struct.Struct(">qqI")  # offset + _LOC
 _META = struct.Struct(">qqqqqB")  # version, first offset, last offset, count, truncate_before, flags
 _TOMBSTONED = 1
-_FORMAT = b"1"  # bumped when the layout changes: an index of another layout is rebuilt
+_FORMAT = b"2"  # bumped when the layout changes: an index of another layout is rebuilt
 _LONG_KEY = 400
 _READ_CHUNK = 1 << 20
 
@@ -128,9 +128,11 @@ class StreamIndex:
         self._ver = self.env.open_db(b"versions")
         self._meta = self.env.open_db(b"streams")
         self._trk = self.env.open_db(b"tracking")
+        self._counted = self.env.open_db(b"counted")  # offset -> version, headerless records
         with self.env.begin(write=True) as txn:
             if txn.get(b"\xffformat", db=self._tps) != _FORMAT:  # another layout: rebuild
-                for db in (self._tps, self._parts_db, self._ver, self._meta, self._trk):
+                for db in (self._tps, self._parts_db, self._ver, self._meta, self._trk,
+                           self._counted):
                     txn.drop(db, delete=False)
                 txn.put(b"\xffformat", _FORMAT, db=self._tps)
         self._parts: dict[tuple[str, int], _Part] = {}
@@ -182,7 +184,7 @@ class StreamIndex:
 
     def _drop(self, txn: lmdb.Transaction, prefix: bytes) -> None:
         """Delete every entry of one partition (a prefix range in each db)."""
-        for db in (self._ver, self._meta, self._trk, self._parts_db):
+        for db in (self._ver, self._meta, self._trk, self._counted, self._parts_db):
             cur = txn.cursor(db=db)
             if cur.set_range(prefix):
                 while cur.key()[:4] == prefix:
@@ -308,15 +310,17 @@ class StreamIndex:
                     except ValueError:
                         pass
                 continue
-            version = m[0] + 1
+            version = -1
             hv = _header(headers, VERSION_HEADER) if headers else None
             if hv is not None:
                 try:
-                    v = int(hv)
+                    version = int(hv)
                 except ValueError:
-                    v = -1
-                if v > m[0]:
-                    version = v
+                    pass
+            if version <= m[0]:  # no usable header: counted, and remembered for readers
+                version = m[0] + 1
+                if hv is None:
+                    txn.put(prefix + _Q.pack(off), _Q.pack(version), db=self._counted)
             txn.put(sk + _Q.pack(version), _Q.pack(off) + loc, db=self._ver)
             m[0] = version
             if m[1] < 0:
@@ -345,6 +349,13 @@ class StreamIndex:
         m = _META.unpack(raw) if raw is not None else (-1, -1, -1, 0, 0, 0)
         return StreamMetadata(topic, partition, key, m[0], m[1], m[2], m[3], m[4],
                               bool(m[5] & _TOMBSTONED))
+
+    def counted_version(self, topic: str, partition: int, offset: int) -> int | None:
+        """The version the index gave the header-less record at ``offset``, if any."""
+        st = self.part(topic, partition)
+        with self.env.begin(db=self._counted) as txn:
+            raw = txn.get(st.prefix + _Q.pack(offset))
+        return None if raw is None else _Q.unpack(raw)[0]
 
     def tracking(self, topic: str, partition: int, name: str) -> int | None:
         st = self.part(topic, partition)
