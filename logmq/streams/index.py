@@ -268,6 +268,7 @@ class StreamIndex:
                       seg_pos: int) -> None:
         pos = 0
         n = len(data)
+        metas: dict[bytes, list[int]] = {}  # stream metadata, written once per chunk
         with self.env.begin(write=True) as txn:
             while n - pos >= LOG_OVERHEAD:
                 h = parse_header(data, pos)
@@ -276,16 +277,19 @@ class StreamIndex:
                 if h.next_offset > start:
                     _, recs = decode_batch(data, pos, validate=False)
                     loc = _LOC.pack(seg_base, seg_pos + pos)
-                    self._index_records(txn, st, [r for r in recs if r[0] >= start], loc)
+                    self._index_records(txn, st, [r for r in recs if r[0] >= start], loc,
+                                        metas)
                     st.last_base, st.last_crc = h.base_offset, h.crc
                     st.next = max(st.next, h.next_offset)
                 pos += h.size
+            for sk, m in metas.items():
+                txn.put(sk, _META.pack(*m), db=self._meta)
             txn.put(st.prefix, _PART.pack(st.next, st.last_base, st.last_crc), db=self._parts_db)
 
     def _index_records(self, txn: lmdb.Transaction, st: _Part, records: Sequence[Any],
-                       loc: bytes) -> None:
-        """Index decoded records of one batch stored at ``loc`` (segment base, position)."""
-        metas: dict[bytes, list[int]] = {}
+                       loc: bytes, metas: dict[bytes, list[int]]) -> None:
+        """Index decoded records of one batch stored at ``loc`` (segment base, position);
+        ``metas`` caches stream metadata for the caller to write."""
         prefix = st.prefix
         for off, _ts, key, _value, headers in records:
             if headers:
@@ -327,8 +331,6 @@ class StreamIndex:
                 m[1] = off
             m[2] = off
             m[3] += 1
-        for sk, m in metas.items():
-            txn.put(sk, _META.pack(*m), db=self._meta)
 
     def _track(self, txn: lmdb.Transaction, prefix: bytes, value: bytes) -> None:
         name, _, raw = value.partition(b"\x00")
