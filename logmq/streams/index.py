@@ -352,12 +352,24 @@ class StreamIndex:
         return StreamMetadata(topic, partition, key, m[0], m[1], m[2], m[3], m[4],
                               bool(m[5] & _TOMBSTONED))
 
-    def counted_version(self, topic: str, partition: int, offset: int) -> int | None:
-        """The version the index gave the header-less record at ``offset``, if any."""
+    def counted_versions(self, topic: str, partition: int, lo: int, hi: int) -> dict[int, int]:
+        """{offset: version} the index counted for header-less records, ``lo <= off < hi``."""
         st = self.part(topic, partition)
+        out: dict[int, int] = {}
+        prefix = st.prefix
         with self.env.begin(db=self._counted) as txn:
-            raw = txn.get(st.prefix + _Q.pack(offset))
-        return None if raw is None else _Q.unpack(raw)[0]
+            cur = txn.cursor()
+            ok = cur.set_range(prefix + _Q.pack(lo))
+            while ok:
+                k = cur.key()
+                if k[:4] != prefix:
+                    break
+                off = _Q.unpack_from(k, 4)[0]
+                if off >= hi:
+                    break
+                out[off] = _Q.unpack(cur.value())[0]
+                ok = cur.next()
+        return out
 
     def tracking(self, topic: str, partition: int, name: str) -> int | None:
         st = self.part(topic, partition)

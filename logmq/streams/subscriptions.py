@@ -56,6 +56,19 @@ def _version(headers: list[tuple[str, bytes | None]]) -> int | None:
     return None
 
 
+def _chunk_end(data: bytes, at: int) -> int:
+    """The offset after the last whole batch of ``data`` from position ``at``."""
+    end = 0
+    n = len(data)
+    while n - at >= LOG_OVERHEAD:
+        h = parse_header(data, at)
+        if at + h.size > n:
+            break
+        end = h.next_offset
+        at += h.size
+    return end
+
+
 class _Base:
     """The shared loop: ``_pull`` reads what is there, ``_wake`` is set by every append."""
 
@@ -207,8 +220,7 @@ class AllSubscription(_Base):
         at = 0
         n = len(data)
         topic = self.topic
-        index = self.streams.index
-        indexed = index.catch_up(topic, p) if self.index_versions else 0
+        counted: dict[int, int] | None = None
         while n - at >= LOG_OVERHEAD and len(out) < self.batch_size:
             h = parse_header(data, at)
             if at + h.size > n:
@@ -221,8 +233,12 @@ class AllSubscription(_Base):
                 if not self.include_ops and any(k == OP_HEADER for k, _ in headers):
                     continue
                 v = _version(headers)
-                if v is None and key is not None and off < indexed:
-                    v = index.counted_version(topic, p, off)  # a plain producer's record
+                if v is None and key is not None and self.index_versions:
+                    if counted is None:  # a plain producer's records: what the index counted
+                        self.streams.index.catch_up(topic, p)
+                        counted = self.streams.index.counted_versions(
+                            topic, p, off, _chunk_end(data, at))
+                    v = counted.get(off)
                 out.append(StreamEvent(topic, p, off, ts, key, value, headers, v))
             pos = max(pos, h.next_offset)  # whole batches are handed out
             at += h.size
