@@ -6,8 +6,11 @@ stream is at version N" and the append are atomic with respect to every other wr
 anybody appended to the partition meanwhile (another stream, a plain producer, a Kafka
 client), the append is refused, the index catches up and the check is made again; only a
 real change of *this* stream raises :class:`~logmq.errors.WrongExpectedVersionError`.
-Appends of one partition are serialized by its lock, as the log serializes them anyway;
-different partitions never wait for each other.
+
+Group commit: callers appending to streams of one partition queue their requests; whoever
+holds the partition's lock checks every queued request and appends all that pass as ONE
+batch (one write, one fsync). Unrelated keys of a partition thus share the append instead
+of waiting for each other's, and different partitions never wait for each other.
 """
 
 from __future__ import annotations
