@@ -269,3 +269,23 @@ def test_group_commit_fails_only_the_conflicting_request(log):
     assert (h.base_offset, h.last_offset) == (1, 4)  # one batch for the three requests
     assert versions(log.read_stream("t", "a")) == [(0, b"a0"), (1, b"a1"), (2, b"a2")]
     assert versions(log.read_stream("t", "c")) == [(0, b"c0"), (1, b"c1")]
+
+
+def test_indexed_positions_are_exact_across_segment_rolls(log):
+    """read_stream goes straight to the stored batch position (no offset-index lookup)."""
+    from logmq.streams.store import _read_batch_at
+
+    log.create_topic("t", partitions=1, config={"segment.bytes": 2048})
+    for i in range(60):
+        log.append_to_stream("t", f"k{i % 3}", [b"x" * 40, b"y" * 40])
+        if i % 7 == 0:
+            with log.producer() as p:
+                p.send("t", b"plain", key=b"k0").result()
+    plog = log.partition_log("t", 0)
+    segs = plog.segments
+    assert len(segs) > 3
+    bases = [s.base_offset for s in segs]
+    for k in ("k0", "k1", "k2"):
+        for _v, off, seg_base, pos in log.streams.index.versions("t", 0, k.encode(), 0, None,
+                                                                  False, None):
+            assert _read_batch_at(segs, bases, seg_base, pos, off) is not None, (k, off)

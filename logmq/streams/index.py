@@ -286,6 +286,28 @@ class StreamIndex:
                 txn.put(sk, _META.pack(*m), db=self._meta)
             txn.put(st.prefix, _PART.pack(st.next, st.last_base, st.last_crc), db=self._parts_db)
 
+    def index_appended(self, plog: PartitionLog, st: _Part,
+                       records: Sequence[tuple[bytes | None, bytes | None, Any]], first: int,
+                       data: bytes, seg: Any, pos: int) -> None:
+        """Index a batch the caller (holding ``st.lock``) just appended at ``first``, from
+        its records in memory; a stored position that turns out wrong (the caller guessed
+        it) only makes readers fall back to the log's own offset lookup."""
+        if st.next != first:
+            self._catch_up_locked(plog, st)
+            return
+        active = plog.active_segment
+        if active is not seg:
+            seg, pos = active, 0  # the append rolled a new segment for this batch
+        h = parse_header(data, 0)
+        recs = [(first + i, 0, r[0], r[1], r[2]) for i, r in enumerate(records)]
+        metas: dict[bytes, list[int]] = {}
+        with self.env.begin(write=True) as txn:
+            self._index_records(txn, st, recs, _LOC.pack(seg.base_offset, pos), metas)
+            for sk, m in metas.items():
+                txn.put(sk, _META.pack(*m), db=self._meta)
+            st.next, st.last_base, st.last_crc = first + len(records), first, h.crc
+            txn.put(st.prefix, _PART.pack(st.next, st.last_base, st.last_crc), db=self._parts_db)
+
     def _index_records(self, txn: lmdb.Transaction, st: _Part, records: Sequence[Any],
                        loc: bytes, metas: dict[bytes, list[int]]) -> None:
         """Index decoded records of one batch stored at ``loc`` (segment base, position);

@@ -256,13 +256,16 @@ class Streams:
                 leftover += [r for r, _ in plans[1:]]
                 group = [plans[0][0]]
                 continue
+            # Read after ``end``: if the conditional append succeeds nobody appended since,
+            # so the batch lands at this position (or at 0 of a segment rolled for it).
+            seg = plog.active_segment
+            pos = seg.size
             try:
                 plog.append(data, validate=False, expected_offset=end)
             except ConcurrencyError:
                 group = [r for r, _ in plans]  # another writer appended: check again
                 continue
-            # index it now (read back from the page cache, so its position is known)
-            self.index._catch_up_locked(plog, st)
+            self.index.index_appended(plog, st, records, end, data, seg, pos)
             for req, res in plans:
                 req.result = [AppendResult(topic, partition, f, last, v) for f, last, v in res]
                 req.done = True
