@@ -374,10 +374,10 @@ class StreamIndex:
         return StreamMetadata(topic, partition, key, m[0], m[1], m[2], m[3], m[4],
                               bool(m[5] & _TOMBSTONED))
 
-    def counted_versions(self, topic: str, partition: int, lo: int, hi: int) -> dict[int, int]:
-        """{offset: version} the index counted for header-less records, ``lo <= off < hi``."""
+    def iter_counted(self, topic: str, partition: int, lo: int) -> Iterator[tuple[int, int]]:
+        """(offset, version) the index counted for header-less records, from ``lo`` on, in
+        offset order (lazily: close the iterator to end its read transaction)."""
         st = self.part(topic, partition)
-        out: dict[int, int] = {}
         prefix = st.prefix
         with self.env.begin(db=self._counted) as txn:
             cur = txn.cursor()
@@ -385,13 +385,9 @@ class StreamIndex:
             while ok:
                 k = cur.key()
                 if k[:4] != prefix:
-                    break
-                off = _Q.unpack_from(k, 4)[0]
-                if off >= hi:
-                    break
-                out[off] = _Q.unpack(cur.value())[0]
+                    return
+                yield _Q.unpack_from(k, 4)[0], _Q.unpack(cur.value())[0]
                 ok = cur.next()
-        return out
 
     def tracking(self, topic: str, partition: int, name: str) -> int | None:
         st = self.part(topic, partition)

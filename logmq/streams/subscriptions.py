@@ -56,19 +56,6 @@ def _version(headers: list[tuple[str, bytes | None]]) -> int | None:
     return None
 
 
-def _chunk_end(data: bytes, at: int) -> int:
-    """The offset after the last whole batch of ``data`` from position ``at``."""
-    end = 0
-    n = len(data)
-    while n - at >= LOG_OVERHEAD:
-        h = parse_header(data, at)
-        if at + h.size > n:
-            break
-        end = h.next_offset
-        at += h.size
-    return end
-
-
 class _Base:
     """The shared loop: ``_pull`` reads what is there, ``_wake`` is set by every append."""
 
@@ -220,7 +207,8 @@ class AllSubscription(_Base):
         at = 0
         n = len(data)
         topic = self.topic
-        counted: dict[int, int] | None = None
+        counted: Iterator[tuple[int, int]] | None = None
+        c_off, c_ver = -1, -1
         while n - at >= LOG_OVERHEAD and len(out) < self.batch_size:
             h = parse_header(data, at)
             if at + h.size > n:
@@ -236,12 +224,15 @@ class AllSubscription(_Base):
                 if v is None and key is not None and self.index_versions:
                     if counted is None:  # a plain producer's records: what the index counted
                         self.streams.index.catch_up(topic, p)
-                        counted = self.streams.index.counted_versions(
-                            topic, p, off, _chunk_end(data, at))
-                    v = counted.get(off)
+                        counted = self.streams.index.iter_counted(topic, p, off)
+                    while c_off < off:
+                        c_off, c_ver = next(counted, (1 << 62, -1))
+                    v = c_ver if c_off == off else None
                 out.append(StreamEvent(topic, p, off, ts, key, value, headers, v))
             pos = max(pos, h.next_offset)  # whole batches are handed out
             at += h.size
+        if counted is not None:
+            counted.close()  # type: ignore[attr-defined]
         self.position[p] = pos
 
 
