@@ -177,14 +177,16 @@ class LogMQAggregateRecorder(AggregateRecorder):
         if not groups and trk is None:
             return []
         try:
-            with self.datastore.lock(self.topic):
-                if trk is not None:
+            if trk is None:  # concurrent inserts are group-committed by the stream layer
+                res = self.streams.append_multi(self.topic, 0, groups, versions=versions)
+            else:  # the position check spans two topics: one tracked insert at a time
+                with self.datastore.lock(self.topic):
                     self._check_tracking(tracking)  # type: ignore[arg-type]
                     if not groups:  # a position alone goes to the tracking topic
                         self.streams.append_multi(self.tracking_topic, 0, [], tracking=trk)
                         return []
-                res = self.streams.append_multi(self.topic, 0, groups, versions=versions,
-                                                tracking=trk)
+                    res = self.streams.append_multi(self.topic, 0, groups, versions=versions,
+                                                    tracking=trk)
         except WrongExpectedVersionError as e:
             raise IntegrityError(str(e)) from e
         except LogMQError as e:

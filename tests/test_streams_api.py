@@ -10,6 +10,7 @@ import threading
 import pytest
 
 import logmq
+from logmq.codec.batch import parse_header
 from logmq.codec.records import encode_batch
 from logmq.errors import (
     ConcurrencyError,
@@ -242,3 +243,49 @@ def test_deleted_and_recreated_topic_starts_empty(log):
     log.create_topic("t", partitions=1)
     assert log.read_stream("t", "k") == []
     assert log.append_to_stream("t", "k", [b"c"], expected_version=NO_STREAM).version == 0
+
+
+def test_group_commit_fails_only_the_conflicting_request(log):
+    """Queued appends of several callers go out as one batch; a failed check fails only its
+    own request (what the partition lock holder does for the callers waiting on it)."""
+    from logmq.streams.store import _Request
+
+    s = log.streams
+    log.append_to_stream("t", "a", [b"a0"])
+    plog = log.partition_log("t", 0)
+    st = s.index.part("t", 0)
+    reqs = [_Request([(b"a", [(b"a1", [])], 0)], None, None),
+            _Request([(b"b", [(b"b0", [])], 3)], None, None),  # b is at -1: conflict
+            _Request([(b"a", [(b"a2", [])], 1)], None, None),  # sees a1 of the same group
+            _Request([(b"c", [(b"c0", []), (b"c1", [])], NO_STREAM)], None, None)]
+    with st.lock:
+        s._commit_group("t", 0, plog, st, reqs)
+    assert all(r.done for r in reqs)
+    assert isinstance(reqs[1].error, WrongExpectedVersionError)
+    assert reqs[1].error.actual_version == -1
+    assert [r.result[0][2:] for r in (reqs[0], reqs[2], reqs[3])] == [(1, 1, 1), (2, 2, 2),
+                                                                       (3, 4, 1)]
+    h = parse_header(log.read_batches(("t", 0), 1, 1))
+    assert (h.base_offset, h.last_offset) == (1, 4)  # one batch for the three requests
+    assert versions(log.read_stream("t", "a")) == [(0, b"a0"), (1, b"a1"), (2, b"a2")]
+    assert versions(log.read_stream("t", "c")) == [(0, b"c0"), (1, b"c1")]
+
+
+def test_indexed_positions_are_exact_across_segment_rolls(log):
+    """read_stream goes straight to the stored batch position (no offset-index lookup)."""
+    from logmq.streams.store import _read_batch_at
+
+    log.create_topic("t", partitions=1, config={"segment.bytes": 2048})
+    for i in range(60):
+        log.append_to_stream("t", f"k{i % 3}", [b"x" * 40, b"y" * 40])
+        if i % 7 == 0:
+            with log.producer() as p:
+                p.send("t", b"plain", key=b"k0").result()
+    plog = log.partition_log("t", 0)
+    segs = plog.segments
+    assert len(segs) > 3
+    bases = [s.base_offset for s in segs]
+    for k in ("k0", "k1", "k2"):
+        for _v, off, seg_base, pos in log.streams.index.versions("t", 0, k.encode(), 0, None,
+                                                                  False, None):
+            assert _read_batch_at(segs, bases, seg_base, pos, off) is not None, (k, off)

@@ -195,3 +195,13 @@ def test_snapshots_load_latest_plus_events_after(log):
     assert log.topic_config("acc.snapshots")["cleanup.policy"] == "compact"
     with pytest.raises(ConfigError):
         snaps.save("a", 99, b"future")
+
+
+def test_subscribe_all_gives_plain_producer_records_their_index_version(log):
+    log.append_to_stream("t", "k", [b"s0"])
+    with log.producer() as p:
+        p.send("t", b"p1", key=b"k").result()
+        p.send("t", b"n", key=None).result()
+    sub = log.subscribe_all("t")
+    assert [(e.value, e.version) for e in sub.poll(1)] == [(b"s0", 0), (b"p1", 1), (b"n", None)]
+    sub.stop()

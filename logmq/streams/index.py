@@ -37,7 +37,7 @@ from xxhash import xxh3_128_digest
 
 from logmq.codec.batch import LOG_OVERHEAD, parse_header
 from logmq.codec.records import decode_batch
-from logmq.errors import OffsetOutOfRangeError
+from logmq.errors import CorruptRecordError, OffsetOutOfRangeError
 
 if TYPE_CHECKING:
     from logmq.storage.log import PartitionLog
@@ -52,8 +52,11 @@ _Q = struct.Struct(">q")
 _I = struct.Struct(">I")
 _H = struct.Struct(">H")
 _PART = struct.Struct(">qqI")  # indexed_next, last batch base offset, its CRC
+_LOC = struct.Struct(">qI")  # where the record's batch was: segment base offset, position
+_ENTRY = struct.Struct(">qqI")  # offset + _LOC
 _META = struct.Struct(">qqqqqB")  # version, first offset, last offset, count, truncate_before, flags
 _TOMBSTONED = 1
+_FORMAT = b"2"  # bumped when the layout changes: an index of another layout is rebuilt
 _LONG_KEY = 400
 _READ_CHUNK = 1 << 20
 
@@ -93,7 +96,8 @@ def _header(headers: Sequence[tuple[str, bytes | None]], name: str) -> bytes | N
 class _Part:
     """In-memory state of one indexed partition; the lock serializes catch-up and appends."""
 
-    __slots__ = ("tpid", "prefix", "next", "last_base", "last_crc", "lock", "verified")
+    __slots__ = ("tpid", "prefix", "next", "last_base", "last_crc", "lock", "verified",
+                 "queue", "qlock")
 
     def __init__(self, tpid: int) -> None:
         self.tpid = tpid
@@ -103,6 +107,8 @@ class _Part:
         self.last_crc = 0
         self.lock = threading.RLock()
         self.verified = False
+        self.queue: list[Any] = []  # stream appends waiting for the next group commit
+        self.qlock = threading.Lock()
 
 
 class StreamIndex:
@@ -121,6 +127,13 @@ class StreamIndex:
         self._ver = self.env.open_db(b"versions")
         self._meta = self.env.open_db(b"streams")
         self._trk = self.env.open_db(b"tracking")
+        self._counted = self.env.open_db(b"counted")  # offset -> version, headerless records
+        with self.env.begin(write=True) as txn:
+            if txn.get(b"\xffformat", db=self._tps) != _FORMAT:  # another layout: rebuild
+                for db in (self._tps, self._parts_db, self._ver, self._meta, self._trk,
+                           self._counted):
+                    txn.drop(db, delete=False)
+                txn.put(b"\xffformat", _FORMAT, db=self._tps)
         self._parts: dict[tuple[str, int], _Part] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -169,7 +182,7 @@ class StreamIndex:
 
     def _drop(self, txn: lmdb.Transaction, prefix: bytes) -> None:
         """Delete every entry of one partition (a prefix range in each db)."""
-        for db in (self._ver, self._meta, self._trk, self._parts_db):
+        for db in (self._ver, self._meta, self._trk, self._counted, self._parts_db):
             cur = txn.cursor(db=db)
             if cur.set_range(prefix):
                 while cur.key()[:4] == prefix:
@@ -214,13 +227,20 @@ class StreamIndex:
                 return end
             start = max(st.next, plog.log_start_offset)
             try:
-                data = plog.read_bytes(start, _READ_CHUNK)
+                sl = plog.read(start, _READ_CHUNK, whole_batches=True)
             except OffsetOutOfRangeError:  # retention moved the start meanwhile
                 st.next = max(st.next, plog.log_start_offset)
                 continue
-            if not data:
+            if sl is None:
                 return end
-            self._index_buffer(st, data, start)
+            if sl.length == 0:  # a compaction gap up to sl.end: nothing to index there
+                st.next = max(st.next, sl.end)
+                continue
+            data = sl.read()
+            if len(data) != sl.length:
+                raise CorruptRecordError("segment shorter than expected",
+                                         path=sl.segment.log_path, position=sl.position)
+            self._index_buffer(st, data, start, sl.segment.base_offset, sl.position)
 
     def _verify(self, plog: PartitionLog, st: _Part) -> None:
         """Check the last indexed batch is still in the log; else rebuild this partition."""
@@ -242,9 +262,11 @@ class StreamIndex:
             st.next, st.last_base, st.last_crc = plog.log_start_offset, -1, 0
         st.verified = True
 
-    def _index_buffer(self, st: _Part, data: bytes, start: int) -> None:
+    def _index_buffer(self, st: _Part, data: bytes, start: int, seg_base: int,
+                      seg_pos: int) -> None:
         pos = 0
         n = len(data)
+        metas: dict[bytes, list[int]] = {}  # stream metadata, written once per chunk
         with self.env.begin(write=True) as txn:
             while n - pos >= LOG_OVERHEAD:
                 h = parse_header(data, pos)
@@ -252,29 +274,44 @@ class StreamIndex:
                     break
                 if h.next_offset > start:
                     _, recs = decode_batch(data, pos, validate=False)
-                    self._index_records(txn, st, [r for r in recs if r[0] >= start])
+                    loc = _LOC.pack(seg_base, seg_pos + pos)
+                    self._index_records(txn, st, [r for r in recs if r[0] >= start], loc,
+                                        metas)
                     st.last_base, st.last_crc = h.base_offset, h.crc
                     st.next = max(st.next, h.next_offset)
                 pos += h.size
+            for sk, m in metas.items():
+                txn.put(sk, _META.pack(*m), db=self._meta)
             txn.put(st.prefix, _PART.pack(st.next, st.last_base, st.last_crc), db=self._parts_db)
 
-    def record_append(self, st: _Part, records: Sequence[tuple[int, bytes | None, list[Any]]],
-                      base: int, next_offset: int, crc: int) -> None:
-        """Index a batch the caller just appended at ``st.next`` (it holds ``st.lock``)."""
-        with self.env.begin(write=True) as txn:
-            self._index_records(txn, st, records)
-            st.next, st.last_base, st.last_crc = next_offset, base, crc
-            txn.put(st.prefix, _PART.pack(st.next, st.last_base, st.last_crc), db=self._parts_db)
-
-    def _index_records(self, txn: lmdb.Transaction, st: _Part, records: Sequence[Any]) -> None:
+    def index_appended(self, plog: PartitionLog, st: _Part,
+                       records: Sequence[tuple[bytes | None, bytes | None, Any]], first: int,
+                       data: bytes, seg: Any, pos: int) -> None:
+        """Index a batch the caller (holding ``st.lock``) just appended at ``first``, from
+        its records in memory; a stored position that turns out wrong (the caller guessed
+        it) only makes readers fall back to the log's own offset lookup."""
+        if st.next != first:
+            self._catch_up_locked(plog, st)
+            return
+        active = plog.active_segment
+        if active is not seg:
+            seg, pos = active, 0  # the append rolled a new segment for this batch
+        h = parse_header(data, 0)
+        recs = [(first + i, 0, r[0], r[1], r[2]) for i, r in enumerate(records)]
         metas: dict[bytes, list[int]] = {}
+        with self.env.begin(write=True) as txn:
+            self._index_records(txn, st, recs, _LOC.pack(seg.base_offset, pos), metas)
+            for sk, m in metas.items():
+                txn.put(sk, _META.pack(*m), db=self._meta)
+            st.next, st.last_base, st.last_crc = first + len(records), first, h.crc
+            txn.put(st.prefix, _PART.pack(st.next, st.last_base, st.last_crc), db=self._parts_db)
+
+    def _index_records(self, txn: lmdb.Transaction, st: _Part, records: Sequence[Any],
+                       loc: bytes, metas: dict[bytes, list[int]]) -> None:
+        """Index decoded records of one batch stored at ``loc`` (segment base, position);
+        ``metas`` caches stream metadata for the caller to write."""
         prefix = st.prefix
-        for rec in records:
-            off = rec[0]
-            if len(rec) == 5:
-                key, headers = rec[2], rec[4]
-            else:
-                key, headers = rec[1], rec[2]
+        for off, _ts, key, _value, headers in records:
             if headers:
                 trk = _header(headers, TRACKING_HEADER)
                 if trk is not None:
@@ -297,23 +334,23 @@ class StreamIndex:
                     except ValueError:
                         pass
                 continue
-            version = m[0] + 1
+            version = -1
             hv = _header(headers, VERSION_HEADER) if headers else None
             if hv is not None:
                 try:
-                    v = int(hv)
+                    version = int(hv)
                 except ValueError:
-                    v = -1
-                if v > m[0]:
-                    version = v
-            txn.put(sk + _Q.pack(version), _Q.pack(off), db=self._ver)
+                    pass
+            if version <= m[0]:  # no usable header: counted, and remembered for readers
+                version = m[0] + 1
+                if hv is None:
+                    txn.put(prefix + _Q.pack(off), _Q.pack(version), db=self._counted)
+            txn.put(sk + _Q.pack(version), _Q.pack(off) + loc, db=self._ver)
             m[0] = version
             if m[1] < 0:
                 m[1] = off
             m[2] = off
             m[3] += 1
-        for sk, m in metas.items():
-            txn.put(sk, _META.pack(*m), db=self._meta)
 
     def _track(self, txn: lmdb.Transaction, prefix: bytes, value: bytes) -> None:
         name, _, raw = value.partition(b"\x00")
@@ -335,6 +372,21 @@ class StreamIndex:
         return StreamMetadata(topic, partition, key, m[0], m[1], m[2], m[3], m[4],
                               bool(m[5] & _TOMBSTONED))
 
+    def iter_counted(self, topic: str, partition: int, lo: int) -> Iterator[tuple[int, int]]:
+        """(offset, version) the index counted for header-less records, from ``lo`` on, in
+        offset order (lazily: close the iterator to end its read transaction)."""
+        st = self.part(topic, partition)
+        prefix = st.prefix
+        with self.env.begin(db=self._counted) as txn:
+            cur = txn.cursor()
+            ok = cur.set_range(prefix + _Q.pack(lo))
+            while ok:
+                k = cur.key()
+                if k[:4] != prefix:
+                    return
+                yield _Q.unpack_from(k, 4)[0], _Q.unpack(cur.value())[0]
+                ok = cur.next()
+
     def tracking(self, topic: str, partition: int, name: str) -> int | None:
         st = self.part(topic, partition)
         with self.env.begin(db=self._trk) as txn:
@@ -342,8 +394,8 @@ class StreamIndex:
         return None if raw is None else _Q.unpack(raw)[0]
 
     def versions(self, topic: str, partition: int, key: bytes, lo: int, hi: int | None,
-                 backwards: bool, limit: int | None) -> Iterator[tuple[int, int]]:
-        """(version, offset) of versions ``lo <= v <= hi`` in the asked direction."""
+                 backwards: bool, limit: int | None) -> Iterator[tuple[int, int, int, int]]:
+        """(version, offset, segment base, batch position) of versions ``lo <= v <= hi``."""
         st = self.part(topic, partition)
         base = st.prefix + stream_key(key)
         plen = len(base)
@@ -359,7 +411,7 @@ class StreamIndex:
                     v = _Q.unpack_from(k, plen)[0]
                     if hi is not None and v > hi:
                         return
-                    yield v, _Q.unpack(cur.value())[0]
+                    yield (v, *_ENTRY.unpack(cur.value()))
                     got += 1
                     if limit is not None and got >= limit:
                         return
@@ -375,7 +427,7 @@ class StreamIndex:
                     v = _Q.unpack_from(k, plen)[0]
                     if v < lo:
                         return
-                    yield v, _Q.unpack(cur.value())[0]
+                    yield (v, *_ENTRY.unpack(cur.value()))
                     got += 1
                     if limit is not None and got >= limit:
                         return

@@ -6,21 +6,26 @@ stream is at version N" and the append are atomic with respect to every other wr
 anybody appended to the partition meanwhile (another stream, a plain producer, a Kafka
 client), the append is refused, the index catches up and the check is made again; only a
 real change of *this* stream raises :class:`~logmq.errors.WrongExpectedVersionError`.
-Appends of one partition are serialized by its lock, as the log serializes them anyway;
-different partitions never wait for each other.
+
+Group commit: callers appending to streams of one partition queue their requests; whoever
+holds the partition's lock checks every queued request and appends all that pass as ONE
+batch (one write, one fsync). Unrelated keys of a partition thus share the append instead
+of waiting for each other's, and different partitions never wait for each other.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from logmq.broker.partitioner import key_partition
-from logmq.codec.batch import parse_header
+from logmq.codec.batch import HEADER_SIZE, parse_header
 from logmq.codec.records import decode_batch, encode_batch
 from logmq.errors import (
     ConcurrencyError,
     ConfigError,
+    LogMQError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
     StreamDeletedError,
@@ -44,6 +49,7 @@ STREAM_EXISTS = "stream_exists"
 Headers = list[tuple[str, bytes | None]]
 #: limit on the number of conflict retries caused by *other* streams' appends
 MAX_RETRIES = 1000
+_FIRST_READ = 4096  # one pread covers a typical event batch
 
 
 class StreamEvent(NamedTuple):
@@ -57,6 +63,22 @@ class StreamEvent(NamedTuple):
     value: bytes | None
     headers: Headers
     version: int | None
+
+
+class _Request:
+    """One caller's append, waiting for (or done by) a group commit."""
+
+    __slots__ = ("streams", "versions", "tracking", "done", "result", "error")
+
+    def __init__(self, streams: Sequence[tuple[bytes, list[tuple[bytes | None, Headers]], Any]],
+                 versions: Sequence[Sequence[int] | None] | None,
+                 tracking: tuple[str, int] | None) -> None:
+        self.streams = streams
+        self.versions = versions
+        self.tracking = tracking
+        self.done = False
+        self.result: list[AppendResult] | None = None
+        self.error: BaseException | None = None
 
 
 class AppendResult(NamedTuple):
@@ -163,63 +185,147 @@ class Streams:
         """
         plog = self.broker.partition_log(topic, partition)
         st = self.index.part(topic, partition)
-        max_bytes = plog.config.max_message_bytes
-        for _ in range(MAX_RETRIES):
-            with st.lock:
-                end = self.index._catch_up_locked(plog, st)
-                records: list[tuple[bytes | None, bytes | None, Headers]] = []
-                results: list[tuple[bytes, int, int, int]] = []
-                if tracking is not None:
-                    cur_t = self.index.tracking(topic, partition, tracking[0])
-                    if cur_t is not None and cur_t >= tracking[1]:
-                        raise WrongExpectedVersionError(f"tracking:{tracking[0]}",
-                                                        f"> {cur_t}", cur_t)
-                cur: dict[bytes, int] = {}
-                for i, (k, evs, expected) in enumerate(streams):
-                    if not evs:
-                        continue
-                    now = cur.get(k)
-                    if now is None:
-                        meta = self.index.metadata(topic, partition, k)
-                        _check(k, meta, expected)
-                        now = meta.version
-                    explicit = versions[i] if versions is not None else None
-                    if explicit is not None:
-                        vs = list(explicit)
-                        if len(vs) != len(evs):
-                            raise ConfigError("one explicit version per event")
-                        if vs[0] <= now or any(a >= b for a, b in zip(vs, vs[1:], strict=False)):
-                            raise WrongExpectedVersionError(k, f"< {vs[0]}", now)
-                    else:
-                        vs = list(range(now + 1, now + 1 + len(evs)))
-                    cur[k] = vs[-1]
-                    first = end + len(records)
-                    for (value, hs), v in zip(evs, vs, strict=True):
-                        records.append((k, value, [(VERSION_HEADER, b"%d" % v), *hs]))
-                    results.append((k, first, end + len(records) - 1, vs[-1]))
-                if tracking is not None:
-                    trk = (TRACKING_HEADER, tracking[0].encode() + b"\x00%d" % tracking[1])
-                    if records:
-                        k0, v0, h0 = records[0]
-                        records[0] = (k0, v0, [*h0, trk])
-                    else:  # a position alone: one record outside every stream
-                        records.append((None, None, [trk]))
-                if not records:
-                    raise ConfigError("nothing to append")
-                data = encode_batch(records)
-                if len(data) > max_bytes:
-                    raise RecordTooLargeError(f"the batch of {len(records)} events is "
-                                              f"{len(data)} bytes > max.message.bytes")
+        req = _Request(streams, versions, tracking)
+        with st.qlock:
+            st.queue.append(req)
+        while True:
+            with st.lock:  # the holder commits every request queued so far, in one batch
+                if req.done:
+                    break
+                with st.qlock:
+                    group, st.queue = st.queue, []
                 try:
-                    first_off, last_off = plog.append(data, validate=False, expected_offset=end)
-                except ConcurrencyError:
-                    continue  # a writer that does not take our lock appended: catch up
-                crc = parse_header(data, 0).crc
-                self.index.record_append(
-                    st, [(first_off + i, r[0], r[2]) for i, r in enumerate(records)],
-                    first_off, last_off + 1, crc)
-            return [AppendResult(topic, partition, f, last, v) for _, f, last, v in results]
-        raise ConcurrencyError(end, plog.next_offset)
+                    self._commit_group(topic, partition, plog, st, group)
+                except BaseException as e:  # the log closed, damage...: fail the whole group
+                    for r in group:
+                        if not r.done:
+                            r.error, r.done = e, True
+                    raise
+        if req.error is not None:
+            raise req.error
+        assert req.result is not None
+        return req.result
+
+    def _commit_group(self, topic: str, partition: int, plog: Any, st: Any,
+                      group: list[_Request]) -> None:
+        """Check each request against the caught-up index and append all that pass as ONE
+        batch (group commit: one write, one fsync). A failed check fails only its request;
+        each request's events stay contiguous and the batch is all-or-nothing."""
+        max_bytes = plog.config.max_message_bytes
+        leftover: list[_Request] = []
+        for _ in range(MAX_RETRIES):
+            group = [r for r in group if not r.done]
+            if not group:
+                break
+            end = self.index._catch_up_locked(plog, st)
+            records: list[tuple[bytes | None, bytes | None, Headers]] = []
+            plans: list[tuple[_Request, list[tuple[int, int, int]]]] = []
+            cur: dict[bytes, int] = {}
+            trk: dict[str, int] = {}
+            size = 0
+            for req in group:
+                try:
+                    recs, res, cur2, trk2 = self._plan(topic, partition, req, cur, trk,
+                                                       end + len(records))
+                except LogMQError as e:
+                    req.error, req.done = e, True
+                    continue
+                est = sum(len(r[1] or b"") + len(r[0] or b"") + 32 for r in recs)
+                if records and size + est > max_bytes // 2:
+                    leftover.append(req)
+                    continue
+                records += recs
+                size += est
+                cur.update(cur2)
+                trk.update(trk2)
+                plans.append((req, res))
+            if not records:
+                break
+            data = encode_batch(records)
+            if len(data) > max_bytes:
+                if len(plans) == 1:
+                    req = plans[0][0]
+                    req.error = RecordTooLargeError(
+                        f"the batch of {len(records)} events is {len(data)} bytes > "
+                        "max.message.bytes")
+                    req.done = True
+                    continue
+                leftover += [r for r, _ in plans[1:]]
+                group = [plans[0][0]]
+                continue
+            # Read after ``end``: if the conditional append succeeds nobody appended since,
+            # so the batch lands at this position (or at 0 of a segment rolled for it).
+            seg = plog.active_segment
+            pos = seg.size
+            try:
+                plog.append(data, validate=False, expected_offset=end)
+            except ConcurrencyError:
+                group = [r for r, _ in plans]  # another writer appended: check again
+                continue
+            self.index.index_appended(plog, st, records, end, data, seg, pos)
+            for req, res in plans:
+                req.result = [AppendResult(topic, partition, f, last, v) for f, last, v in res]
+                req.done = True
+            break
+        for req in group:
+            if not req.done and req not in leftover:
+                req.error, req.done = ConcurrencyError(-1, plog.next_offset), True
+        if leftover:
+            with st.qlock:
+                st.queue[:0] = leftover
+
+    def _plan(self, topic: str, partition: int, req: _Request, cur: dict[bytes, int],
+              trk: dict[str, int], first_offset: int
+              ) -> tuple[list[tuple[bytes | None, bytes | None, Headers]],
+                         list[tuple[int, int, int]], dict[bytes, int], dict[str, int]]:
+        """Records and results of one request, given the versions the group reached so far."""
+        records: list[tuple[bytes | None, bytes | None, Headers]] = []
+        results: list[tuple[int, int, int]] = []
+        mine: dict[bytes, int] = {}
+        tracking = req.tracking
+        trk2: dict[str, int] = {}
+        if tracking is not None:
+            name, nid = tracking
+            cur_t = trk[name] if name in trk else self.index.tracking(topic, partition, name)
+            if cur_t is not None and cur_t >= nid:
+                raise WrongExpectedVersionError(f"tracking:{name}", f"> {cur_t}", cur_t)
+            trk2[name] = nid
+        for i, (k, evs, expected) in enumerate(req.streams):
+            if not evs:
+                continue
+            now = mine.get(k)
+            if now is None:
+                now = cur.get(k)
+                meta = self.index.metadata(topic, partition, k)
+                if now is None:
+                    _check(k, meta, expected)
+                    now = meta.version
+                else:
+                    _check(k, meta._replace(version=now), expected)
+            explicit = req.versions[i] if req.versions is not None else None
+            if explicit is not None:
+                vs = list(explicit)
+                if len(vs) != len(evs):
+                    raise ConfigError("one explicit version per event")
+                if vs[0] <= now or any(a >= b for a, b in zip(vs, vs[1:], strict=False)):
+                    raise WrongExpectedVersionError(k, f"< {vs[0]}", now)
+            else:
+                vs = list(range(now + 1, now + 1 + len(evs)))
+            mine[k] = vs[-1]
+            first = first_offset + len(records)
+            for (value, hs), v in zip(evs, vs, strict=True):
+                records.append((k, value, [(VERSION_HEADER, b"%d" % v), *hs]))
+            results.append((first, first_offset + len(records) - 1, vs[-1]))
+        if tracking is not None:
+            th = (TRACKING_HEADER, tracking[0].encode() + b"\x00%d" % tracking[1])
+            if records:
+                k0, v0, h0 = records[0]
+                records[0] = (k0, v0, [*h0, th])
+            else:  # a position alone: one record outside every stream
+                records.append((None, None, [th]))
+        if not records:
+            raise ConfigError("nothing to append")
+        return records, results, mine, trk2
 
     def append_op(self, topic: str, key: Any, op: bytes, value: bytes | None = b"") -> int:
         """Append a stream operation record (no version); returns its offset."""
@@ -239,8 +345,7 @@ class Streams:
                     first, _ = plog.append(data, validate=False, expected_offset=end)
                 except ConcurrencyError:
                     continue
-                self.index.record_append(st, [(first, k, rec[0][2])], first, first + 1,
-                                         parse_header(data, 0).crc)
+                self.index._catch_up_locked(plog, st)
                 return first
 
     def truncate_before(self, topic: str, key: Any, version: int) -> None:
@@ -299,21 +404,25 @@ class Streams:
         lo, hi = max(min_version, meta.truncate_before), max_version
         plog = self.broker.partition_log(topic, p)
         start = plog.log_start_offset
+        segs = plog.segments
+        bases = [sg.base_offset for sg in segs]
         out: list[StreamEvent] = []
         batch: dict[int, Any] = {}
         b_lo = b_hi = -1
-        for v, off in self.index.versions(topic, p, k, lo, hi, backwards, None):
+        for v, off, seg_base, pos in self.index.versions(topic, p, k, lo, hi, backwards, None):
             if off < start:
                 if backwards:
                     break
                 continue
             if not b_lo <= off < b_hi:
-                try:
-                    data = plog.read_bytes(off, 1)
-                except OffsetOutOfRangeError:
-                    continue
-                if not data:
-                    continue
+                data = _read_batch_at(segs, bases, seg_base, pos, off)
+                if data is None:  # moved by compaction: ask the log where it is now
+                    try:
+                        data = plog.read_bytes(off, 1)
+                    except OffsetOutOfRangeError:
+                        continue
+                    if not data:
+                        continue
                 h, recs = decode_batch(data, 0, validate=False)
                 b_lo, b_hi = h.base_offset, h.next_offset
                 batch = {r[0]: r for r in recs}
@@ -364,6 +473,27 @@ class Streams:
 
     def close(self) -> None:
         self.index.close()
+
+
+def _read_batch_at(segs: list[Any], bases: list[int], seg_base: int, pos: int, off: int
+                   ) -> bytes | None:
+    """The batch holding ``off`` at its indexed place, or None if it is not there any more."""
+    i = bisect_right(bases, seg_base) - 1
+    if i < 0 or bases[i] != seg_base:
+        return None
+    seg = segs[i]
+    try:
+        data = seg.read(pos, _FIRST_READ)
+        if len(data) < HEADER_SIZE:
+            return None
+        h = parse_header(data, 0)
+        if not h.base_offset <= off < h.next_offset:
+            return None
+        if h.size > len(data):
+            data = seg.read(pos, h.size)
+        return data[:h.size] if len(data) >= h.size else None
+    except (OSError, ValueError, LogMQError):
+        return None  # the segment was deleted or replaced meanwhile
 
 
 def streams_of(broker: Any) -> Streams:

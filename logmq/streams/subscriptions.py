@@ -13,6 +13,10 @@ transaction, and passes back as ``from_position`` / ``from_version`` to restart 
 there. ``subscribe_all(..., group="name")`` instead keeps the checkpoint as the committed
 offsets of a consumer group (``commit()``), visible to Kafka tools like any group's.
 
+Versions: from the ``logmq.version`` header; a keyed record without it (a plain producer's)
+gets the version the index counted for it (``index_versions=False`` skips that lookup and
+the index catch-up it needs, leaving None).
+
 The asyncio flavours never block the loop: reads run in a worker thread
 (``asyncio.to_thread``) and the append notification is passed with
 ``loop.call_soon_threadsafe``.
@@ -131,8 +135,9 @@ class AllSubscription(_Base):
 
     def __init__(self, streams: Streams, topic: str, from_position: Any = None, *,
                  group: str | None = None, include_ops: bool = False,
-                 batch_size: int = 500) -> None:
+                 batch_size: int = 500, index_versions: bool = True) -> None:
         super().__init__(streams, topic, batch_size)
+        self.index_versions = index_versions
         n = self.broker.ensure_topic(topic)
         self.group = group
         self.include_ops = include_ops
@@ -202,6 +207,8 @@ class AllSubscription(_Base):
         at = 0
         n = len(data)
         topic = self.topic
+        counted: Iterator[tuple[int, int]] | None = None
+        c_off, c_ver = -1, -1
         while n - at >= LOG_OVERHEAD and len(out) < self.batch_size:
             h = parse_header(data, at)
             if at + h.size > n:
@@ -213,10 +220,19 @@ class AllSubscription(_Base):
                 pos = off + 1
                 if not self.include_ops and any(k == OP_HEADER for k, _ in headers):
                     continue
-                out.append(StreamEvent(topic, p, off, ts, key, value, headers,
-                                       _version(headers)))
+                v = _version(headers)
+                if v is None and key is not None and self.index_versions:
+                    if counted is None:  # a plain producer's records: what the index counted
+                        self.streams.index.catch_up(topic, p)
+                        counted = self.streams.index.iter_counted(topic, p, off)
+                    while c_off < off:
+                        c_off, c_ver = next(counted, (1 << 62, -1))
+                    v = c_ver if c_off == off else None
+                out.append(StreamEvent(topic, p, off, ts, key, value, headers, v))
             pos = max(pos, h.next_offset)  # whole batches are handed out
             at += h.size
+        if counted is not None:
+            counted.close()  # type: ignore[attr-defined]
         self.position[p] = pos
 
 
