@@ -9,13 +9,10 @@ stay in the stream, and a lost or stale snapshot just means replaying more of th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from logmq.errors import ConfigError, TopicExistsError
-from logmq.streams.store import ANY, StreamEvent
-
-if TYPE_CHECKING:
-    from logmq.streams.store import Streams
+from logmq.streams.model import ANY, StreamEvent
 
 __all__ = ["Snapshots", "Snapshot", "Loaded", "SNAPSHOT_OF_HEADER"]
 
@@ -45,7 +42,7 @@ class Loaded(NamedTuple):
 
 
 class Snapshots:
-    def __init__(self, streams: Streams, topic: str, *, snapshot_topic: str | None = None
+    def __init__(self, streams: Any, topic: str, *, snapshot_topic: str | None = None
                  ) -> None:
         self.streams = streams
         self.topic = topic

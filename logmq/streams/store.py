@@ -38,31 +38,14 @@ from logmq.streams.index import (
     StreamIndex,
     StreamMetadata,
 )
+from logmq.streams.model import ANY, NO_STREAM, STREAM_EXISTS, Headers, StreamEvent
 
 __all__ = ["Streams", "StreamEvent", "AppendResult", "ANY", "NO_STREAM", "STREAM_EXISTS",
            "streams_of"]
 
-ANY = "any"
-NO_STREAM = "no_stream"
-STREAM_EXISTS = "stream_exists"
-
-Headers = list[tuple[str, bytes | None]]
 #: limit on the number of conflict retries caused by *other* streams' appends
 MAX_RETRIES = 1000
 _FIRST_READ = 4096  # one pread covers a typical event batch
-
-
-class StreamEvent(NamedTuple):
-    """One event of a stream: a record plus its stream version."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
-    version: int | None
 
 
 class _Request:

@@ -29,16 +29,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from logmq.codec.batch import LOG_OVERHEAD, parse_header
 from logmq.codec.records import decode_batch
 from logmq.errors import ConfigError, OffsetOutOfRangeError
 from logmq.streams.index import OP_HEADER, VERSION_HEADER
-from logmq.streams.store import StreamEvent
-
-if TYPE_CHECKING:
-    from logmq.streams.store import Streams
+from logmq.streams.model import StreamEvent
 
 __all__ = ["AllSubscription", "StreamSubscription", "AsyncAllSubscription",
            "AsyncStreamSubscription"]
@@ -59,7 +56,7 @@ def _version(headers: list[tuple[str, bytes | None]]) -> int | None:
 class _Base:
     """The shared loop: ``_pull`` reads what is there, ``_wake`` is set by every append."""
 
-    def __init__(self, streams: Streams, topic: str, batch_size: int) -> None:
+    def __init__(self, streams: Any, topic: str, batch_size: int) -> None:
         if batch_size < 1:
             raise ConfigError("batch_size must be >= 1")
         self.streams = streams
@@ -133,7 +130,7 @@ class _Base:
 class AllSubscription(_Base):
     """Every record of a topic in log order per partition (partitions interleave)."""
 
-    def __init__(self, streams: Streams, topic: str, from_position: Any = None, *,
+    def __init__(self, streams: Any, topic: str, from_position: Any = None, *,
                  group: str | None = None, include_ops: bool = False,
                  batch_size: int = 500, index_versions: bool = True) -> None:
         super().__init__(streams, topic, batch_size)
@@ -239,7 +236,7 @@ class AllSubscription(_Base):
 class StreamSubscription(_Base):
     """The events of one stream, from a version on, via the key index."""
 
-    def __init__(self, streams: Streams, topic: str, key: bytes,
+    def __init__(self, streams: Any, topic: str, key: bytes,
                  from_version: int | None = None, *, batch_size: int = 500) -> None:
         super().__init__(streams, topic, batch_size)
         self.key = key
@@ -328,7 +325,7 @@ class _Async:
 
 
 class AsyncAllSubscription(_Async):
-    def __init__(self, streams: Streams, topic: str, from_position: Any = None,
+    def __init__(self, streams: Any, topic: str, from_position: Any = None,
                  **kw: Any) -> None:
         super().__init__(AllSubscription(streams, topic, from_position, **kw))
 
@@ -338,6 +335,6 @@ class AsyncAllSubscription(_Async):
 
 
 class AsyncStreamSubscription(_Async):
-    def __init__(self, streams: Streams, topic: str, key: bytes,
+    def __init__(self, streams: Any, topic: str, key: bytes,
                  from_version: int | None = None, **kw: Any) -> None:
         super().__init__(StreamSubscription(streams, topic, key, from_version, **kw))
