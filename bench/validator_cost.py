@@ -38,14 +38,14 @@ def main() -> None:
         batch = encode_batch([(b"key-%d" % i, b"v" * 100, [("h", b"x")]) for i in range(n)],
                              timestamp=now, compression=codec)
         policy = ProducePolicy()
-        crc = per_record(lambda: iter_batches(batch, validate=True), n, 50)
-        full = per_record(lambda: validate_produce(batch, policy), n, 50)
+        crc = per_record(lambda batch=batch: iter_batches(batch, validate=True), n, 50)
+        full = per_record(lambda batch=batch, policy=policy: validate_produce(batch, policy), n, 50)
         with logmq.open(tempfile.mkdtemp(prefix="vcost-"), fsync="never") as b:
             b.create_topic("t", partitions=1)
             h = Handlers(b, "127.0.0.1", 0)
             plog = b.partition_log("t", 0)
-            old = per_record(lambda: plog.append(batch, validate=True), n, 50)
-            new = per_record(lambda: h._produce_partition("t", 0, batch), n, 50)
+            old = per_record(lambda batch=batch, plog=plog: plog.append(batch, validate=True), n, 50)
+            new = per_record(lambda batch=batch, h=h: h._produce_partition("t", 0, batch), n, 50)
         rows.append((codec, crc, full, old, new))
     print(f"{n} records of ~110 bytes per batch; µs per record (best of 5)")
     print(f"{'codec':6} {'crc-only':>9} {'validator':>10} {'append(crc)':>12} "

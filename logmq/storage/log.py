@@ -1,8 +1,8 @@
 """A partition's log: an ordered directory of segments, with appends, reads and crash recovery.
 
 Directory ``<topic>-<partition>/`` holds ``<20-digit base>.log/.index/.timeindex`` files and a
-``checkpoint`` file (recovery point and log start offset). Recovery lives here, next to the
-format it repairs:
+``checkpoint`` file (recovery point and log start offset). Recovery (in
+:mod:`logmq.storage.loader`, the open half of this class) follows these rules:
 
 * A cleanly closed data directory (the broker's clean-shutdown marker) is trusted: closed
   segments are not read at all, and only the last index interval of the active segment is
@@ -53,12 +53,12 @@ from logmq.errors import (
     OutOfOrderSequenceError,
     RecordTooLargeError,
 )
-from logmq.storage.files import CHECKPOINT
 from logmq.storage.fsutil import fsync_path as _fsync_dir
-from logmq.storage.fsutil import write_error, write_file_atomically
+from logmq.storage.fsutil import write_error
 from logmq.storage.handles import FileHandle
+from logmq.storage.loader import LogLoader
 from logmq.storage.producer_state import ProducerStateTable
-from logmq.storage.segment import LOG_SUFFIX, WHOLE, LogSegment
+from logmq.storage.segment import LogSegment
 
 _log = logging.getLogger("logmq.storage")
 
@@ -105,7 +105,7 @@ class LogSlice(NamedTuple):
         return self.length
 
 
-class PartitionLog:
+class PartitionLog(LogLoader):
     """Appends and reads of one partition; thread-safe (one lock, held only for metadata)."""
 
     def __init__(
@@ -149,163 +149,6 @@ class PartitionLog:
                 seg.close(sync=False, force=True)
             self._closed = True
             raise
-
-    # ------------------------------------------------------------------ checkpoint
-    def _read_checkpoint(self) -> tuple[int, int]:
-        try:
-            with open(os.path.join(self.directory, CHECKPOINT), "rb") as f:
-                parts = f.read().split()
-            self._on_disk = int(parts[0]), int(parts[1])
-            return self._on_disk
-        except (FileNotFoundError, IndexError, ValueError):
-            return 0, 0
-
-    def _write_checkpoint(self) -> None:
-        data = f"{self.recovery_point} {self.log_start_offset}\n".encode()
-        write_file_atomically(os.path.join(self.directory, CHECKPOINT), data)
-        self._on_disk = self.recovery_point, self.log_start_offset
-
-    # ------------------------------------------------------------------ open / recovery
-    def _finish_swaps(self, names: list[str]) -> bool:
-        """Complete or undo a compaction swap interrupted by a crash (before segments load).
-
-        The cleaner writes ``X.log.cleaned`` (+ index files), then commits by atomically
-        writing ``swap-replaces`` (old and new base offsets), then renames the ``.cleaned``
-        files over their final names and unlinks the replaced segments. So: a ``swap-replaces``
-        file means a committed swap, whose install is re-run (it is idempotent); without it,
-        ``.cleaned`` files are an unfinished pass and are deleted. See
-        :mod:`logmq.storage.compactor` for the full protocol.
-        """
-        from logmq.storage.compactor import finish_interrupted_swap
-
-        return finish_interrupted_swap(self.directory, names)
-
-    def _load(self, clean: bool) -> None:
-        names = os.listdir(self.directory)
-        if self._finish_swaps(names):
-            names = os.listdir(self.directory)
-        bases = sorted(int(n[:-4]) for n in names if n.endswith(LOG_SUFFIX) and n[:-4].isdigit())
-        iv = self.config.index_interval_bytes
-        self._segments = [LogSegment(self.directory, b, iv) for b in bases]
-        if not self._segments:
-            self._segments = [LogSegment(self.directory, self.log_start_offset, iv)]
-            self._segments[0].next_offset = self.log_start_offset
-            _fsync_dir(self.directory)
-        self._bases = [s.base_offset for s in self._segments]
-        if clean:
-            try:
-                self._segments[-1].load_clean()
-                for s in self._segments[:-1]:
-                    if not os.path.exists(s.index.path) and s.size:
-                        s.recover(intact_below=WHOLE)
-                if self.recovery_point == self.next_offset:
-                    self._after_load()
-                    return
-                log.warning("partition %s-%d: checkpoint at offset %d but log ends at %d "
-                            "although closed cleanly (its close failed?): recovering",
-                            self.topic, self.partition, self.recovery_point, self.next_offset)
-            except CorruptRecordError as e:
-                if not self.repair:
-                    # After a clean close nothing can be torn: this is damage. Say so rather
-                    # than truncating data that may be good beyond the damaged bytes.
-                    err = CorruptRecordError(
-                        f"{e.args[0]} (partition {self.topic}-{self.partition} was closed "
-                        "cleanly, so this is damage, not a torn write; run `logmq verify`, "
-                        "or open with repair=True to cut the partition at the damage)")
-                    err.path, err.position = e.path, e.position
-                    raise err from None
-        self._recover()
-        self._after_load()
-
-    def _recover(self) -> None:
-        start = max(0, bisect_right(self._bases, self.recovery_point) - 1)
-        for s in self._segments[:start]:
-            if s.size and not os.path.exists(s.index.path):
-                # a missing index is rebuilt even below the recovery point; the log must be whole
-                self._recover_segment(s, WHOLE)
-        truncated_at: int | None = None
-        for i in range(start, len(self._segments)):
-            seg = self._segments[i]
-            cut = self._recover_segment(seg, self.recovery_point if i == start else 0)
-            self.recovered_bytes_truncated += cut
-            if cut:
-                truncated_at = i
-                break
-        if truncated_at is not None:
-            for seg in self._segments[truncated_at + 1 :]:
-                self.recovered_bytes_truncated += seg.size
-                log.warning("partition %s-%d: recovery deleted segment %s (bytes 0-%d, %d "
-                            "records) behind the cut", self.topic, self.partition,
-                            seg.log_path, seg.size, self._records_in(seg))
-                seg.delete()
-            del self._segments[truncated_at + 1 :]
-            self._bases = [s.base_offset for s in self._segments]
-            _log.warning("recovery of %s-%d cut %d bytes of torn or damaged tail",
-                         self.topic, self.partition, self.recovered_bytes_truncated)
-        active = self._segments[-1]
-        if active.size == 0 and active.next_offset < active.base_offset:
-            active.next_offset = active.base_offset
-
-    def _recover_segment(self, seg: LogSegment, intact_below: int) -> int:
-        """Recover one segment; damage below ``intact_below`` raises unless ``repair``."""
-        try:
-            cut = seg.recover(intact_below=0 if self.repair else intact_below)
-        except CorruptRecordError as e:
-            err = CorruptRecordError(
-                f"{e.args[0]}: partition {self.topic}-{self.partition} was checkpointed at "
-                f"offset {self.recovery_point}; run `logmq verify`, or open with repair=True "
-                "to cut the partition at the damage", path=e.path, position=e.position)
-            raise err from None
-        if cut and seg.last_cut is not None:
-            first, end, records = seg.last_cut
-            log.warning("partition %s-%d: recovery cut bytes %d-%d of %s (%d bytes, about %d "
-                        "records by their batch headers)%s", self.topic, self.partition,
-                        first, end, seg.log_path, end - first, records,
-                        " below the recovery point (repair=True)"
-                        if seg.next_offset < intact_below else "")
-        return cut
-
-    @staticmethod
-    def _records_in(seg: LogSegment) -> int:
-        try:
-            return LogSegment._count_records(seg.handle(), 0, seg.size)
-        except OSError:  # only for a log line
-            return -1
-
-    def _after_load(self) -> None:
-        active = self._segments[-1]
-        if active.size == 0:
-            active.next_offset = max(active.base_offset, active.next_offset)
-        if self.log_start_offset < self._segments[0].base_offset:
-            self.log_start_offset = self._segments[0].base_offset
-        if self.log_start_offset > self.next_offset:
-            self.log_start_offset = self.next_offset
-        self.recovery_point = min(self.recovery_point, self.next_offset)
-
-    def _load_producer_state(self) -> None:
-        """Snapshot, then the headers of every batch after it (none after a clean close)."""
-        ps = self.producer_state
-        ps.load()
-        end = self.next_offset
-        if ps.snapshot_offset > end:  # the log lost its tail in recovery
-            ps.truncate(end)
-            ps.snapshot_offset = end
-        start = max(ps.snapshot_offset, self.log_start_offset)
-        if start >= end:
-            return
-        i = max(0, bisect_right(self._bases, start) - 1)
-        for seg in self._segments[i:]:
-            found = seg.translate(start)
-            if found is None:
-                continue
-            for _, h in seg.iter_headers(found[0]):
-                if h.producer_id >= 0:
-                    ps.update(h, h.base_offset)
-
-    def _snapshot_producers(self) -> None:
-        ps = self.producer_state
-        if ps.producers or ps.snapshot_offset:
-            ps.snapshot(self.next_offset)
 
     # ------------------------------------------------------------------ properties
     @property
