@@ -72,7 +72,9 @@ class LogMQDatastore:
     """One open log per data directory, shared by every factory of the process."""
 
     _open: dict[str, list[Any]] = {}
-    _registry_lock = threading.Lock()
+    # re-entrant: release() also runs from a weakref finalizer, which the garbage collector
+    # may call inside acquire() on the same thread (a plain Lock deadlocked there)
+    _registry_lock = threading.RLock()
 
     def __init__(self, broker: Broker, path: str) -> None:
         self.broker = broker
