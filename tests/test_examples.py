@@ -19,6 +19,8 @@ CASES = [
     ("work_queue.py", [], "dead letter: poison-1 (max-attempts after 3 attempts)"),
     ("kafka_client.py", [], "each key stayed on one partition: True"),
     ("asyncio_service.py", ["--demo"], "enriched 500 orders"),
+    # its second run and the projection's checkpoint: tests/test_streams_example.py
+    ("eventsourced_bank.py", [], "alice: balance 90 at version 22"),
 ]
 
 

@@ -92,7 +92,8 @@ def test_recovery_cut_is_a_warning(tmp_path, caplog):
         assert log.metrics()["storage"]["recovery_bytes_truncated"] == 48
     msgs = [r for r in caplog.records if r.name == "logmq.storage"]
     assert len(msgs) == 1 and msgs[0].levelno == logging.WARNING
-    assert "t-0 cut 48 bytes" in msgs[0].getMessage()
+    assert "partition t-0: recovery cut bytes" in msgs[0].getMessage()
+    assert "(48 bytes" in msgs[0].getMessage()
 
 
 def test_worker_failures_dead_letters_and_callbacks_are_logged(tmp_path, caplog):

@@ -201,7 +201,7 @@ def snapshot(broker: Any, *, server: ServerStats | None = None,
 def topic_totals(broker: Any) -> dict[str, dict[str, int]]:
     """Per topic: records and bytes appended, end offsets summed (cheap: no locks, no I/O)."""
     out: dict[str, dict[str, int]] = {}
-    for (t, _p), lg in list(getattr(broker, "_logs", {}).items()):
+    for (t, _p), lg in broker.partition_logs():
         d = out.get(t)
         if d is None:
             d = out[t] = {"records": 0, "bytes_in": 0, "bytes_out": 0, "end_offset": 0}

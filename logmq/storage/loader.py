@@ -135,8 +135,6 @@ class LogLoader:
                 seg.delete()
             del self._segments[truncated_at + 1 :]
             self._bases = [s.base_offset for s in self._segments]
-            _log.warning("recovery of %s-%d cut %d bytes of torn or damaged tail",
-                         self.topic, self.partition, self.recovered_bytes_truncated)
         active = self._segments[-1]
         if active.size == 0 and active.next_offset < active.base_offset:
             active.next_offset = active.base_offset
