@@ -111,6 +111,15 @@ def bind(module):
     _pure = module
 
 
+cdef object _ref():
+    """The pure reference module, imported on first need if bind() was not called."""
+    if _pure is None:
+        import logmq.codec.records as records
+
+        bind(records)
+    return _pure
+
+
 cdef inline int _dv(const uint8_t *d, Py_ssize_t n, Py_ssize_t *pp, int64_t *out) noexcept nogil:
     """decode_varint of the pure module, for values that fit 64 bits."""
     cdef Py_ssize_t p = pp[0]
@@ -315,12 +324,12 @@ def decode_payload(data, h, out, min_offset, max_records, make, cls=None, topic=
     base_ts = h.base_timestamp
     count = h.record_count
     if _c_int64(min_offset, &mino):
-        return _pure._py_decode_payload(bytes(data), h, out, min_offset, max_records, make,
+        return _ref()._py_decode_payload(bytes(data), h, out, min_offset, max_records, make,
                                         cls, topic, partition)
     if max_records is None:
         limit = count
     elif _c_int64(max_records, &limit):
-        return _pure._py_decode_payload(bytes(data), h, out, min_offset, max_records, make,
+        return _ref()._py_decode_payload(bytes(data), h, out, min_offset, max_records, make,
                                         cls, topic, partition)
     start = len(out)
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
@@ -333,7 +342,7 @@ def decode_payload(data, h, out, min_offset, max_records, make, cls=None, topic=
         return added
     if r == E_PURE:
         del out[start:]
-        return _pure._py_decode_payload(bytes(data), h, out, min_offset, max_records, make,
+        return _ref()._py_decode_payload(bytes(data), h, out, min_offset, max_records, make,
                                         cls, topic, partition)
     raise CorruptRecordError(_MESSAGES[r])
 
@@ -345,7 +354,7 @@ def decode_varint(buf, pos):
     cdef int64_t v
     cdef int r
     if type(pos) is not int or pos < 0:
-        return _pure._py_decode_varint(buf, pos)
+        return _ref()._py_decode_varint(buf, pos)
     PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
     try:
         if pos > view.len:
@@ -358,7 +367,7 @@ def decode_varint(buf, pos):
     if r == OK:
         return v, p
     if r == E_PURE:
-        return _pure._py_decode_varint(buf, pos)
+        return _ref()._py_decode_varint(buf, pos)
     raise CorruptRecordError(_MESSAGES[r])
 
 
@@ -388,7 +397,7 @@ def encode_varint(n):
     cdef char buf[10]
     cdef char *w
     if _c_int64(n, &v):
-        return _pure._py_encode_varint(n)
+        return _ref()._py_encode_varint(n)
     w = _zz_put(buf, v)
     return PyBytes_FromStringAndSize(buf, w - buf)
 
@@ -437,7 +446,7 @@ def encode_payload(records, timestamps, base_ts, offset_deltas):
     try:
         return _encode(records, timestamps, base_ts, offset_deltas, 0)
     except (TypeError, ValueError, OverflowError, UnicodeError):
-        return _pure._py_encode_payload(records, timestamps, base_ts, offset_deltas)
+        return _ref()._py_encode_payload(records, timestamps, base_ts, offset_deltas)
 
 
 cdef inline void _be(char *w, uint64_t v, int nbytes) noexcept nogil:
@@ -456,16 +465,16 @@ def encode_whole(records, timestamps, base_ts, offset_deltas, base_offset, leade
     cdef Py_ssize_t size
     if _c_int64(base_offset, &bo) or _c_int64(leader_epoch, &le) \
             or not -2**31 <= le < 2**31 or len(tail) != 40:
-        return _pure._py_encode_whole(records, timestamps, base_ts, offset_deltas,
+        return _ref()._py_encode_whole(records, timestamps, base_ts, offset_deltas,
                                       base_offset, leader_epoch, tail)
     try:
         out = _encode(records, timestamps, base_ts, offset_deltas, 61)
     except (TypeError, ValueError, OverflowError, UnicodeError):
-        return _pure._py_encode_whole(records, timestamps, base_ts, offset_deltas,
+        return _ref()._py_encode_whole(records, timestamps, base_ts, offset_deltas,
                                       base_offset, leader_epoch, tail)
     size = len(out)
     if size - 12 > 2**31 - 1:  # batchLength would not fit: let struct raise as the pure does
-        return _pure._py_encode_whole(records, timestamps, base_ts, offset_deltas,
+        return _ref()._py_encode_whole(records, timestamps, base_ts, offset_deltas,
                                       base_offset, leader_epoch, tail)
     w = PyBytes_AS_STRING(out)
     _be(w, <uint64_t>bo, 8)
