@@ -20,7 +20,7 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint8_t, uint64_t
 
 #: The pure reference functions the compiled ones hand rare inputs to (ints beyond int64...).
 #: The pure modules register them here when they bind the compiled core, so this module
@@ -114,6 +114,15 @@ def bind(module):
     """Remember the pure reference module (``logmq.codec.records``) for fallbacks."""
     global _pure
     _pure = module
+
+
+cdef object _ref():
+    """The pure reference module. Importing this extension imports the ``logmq.codec``
+    package first, whose ``records`` module binds itself here, so it is always set; not
+    importing it back keeps the compiled core free of an import cycle."""
+    if _pure is None:
+        raise RuntimeError("logmq.codec.records did not bind the compiled core")
+    return _pure
 
 
 cdef inline int _dv(const uint8_t *d, Py_ssize_t n, Py_ssize_t *pp, int64_t *out) noexcept nogil:
@@ -320,12 +329,12 @@ def decode_payload(data, h, out, min_offset, max_records, make, cls=None, topic=
     base_ts = h.base_timestamp
     count = h.record_count
     if _c_int64(min_offset, &mino):
-        return _pure._py_decode_payload(bytes(data), h, out, min_offset, max_records, make,
+        return _ref()._py_decode_payload(bytes(data), h, out, min_offset, max_records, make,
                                         cls, topic, partition)
     if max_records is None:
         limit = count
     elif _c_int64(max_records, &limit):
-        return _pure._py_decode_payload(bytes(data), h, out, min_offset, max_records, make,
+        return _ref()._py_decode_payload(bytes(data), h, out, min_offset, max_records, make,
                                         cls, topic, partition)
     start = len(out)
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
@@ -338,7 +347,7 @@ def decode_payload(data, h, out, min_offset, max_records, make, cls=None, topic=
         return added
     if r == E_PURE:
         del out[start:]
-        return _pure._py_decode_payload(bytes(data), h, out, min_offset, max_records, make,
+        return _ref()._py_decode_payload(bytes(data), h, out, min_offset, max_records, make,
                                         cls, topic, partition)
     raise CorruptRecordError(_MESSAGES[r])
 
@@ -350,7 +359,7 @@ def decode_varint(buf, pos):
     cdef int64_t v
     cdef int r
     if type(pos) is not int or pos < 0:
-        return _pure._py_decode_varint(buf, pos)
+        return _ref()._py_decode_varint(buf, pos)
     PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
     try:
         if pos > view.len:
@@ -363,7 +372,7 @@ def decode_varint(buf, pos):
     if r == OK:
         return v, p
     if r == E_PURE:
-        return _pure._py_decode_varint(buf, pos)
+        return _ref()._py_decode_varint(buf, pos)
     raise CorruptRecordError(_MESSAGES[r])
 
 
@@ -393,7 +402,7 @@ def encode_varint(n):
     cdef char buf[10]
     cdef char *w
     if _c_int64(n, &v):
-        return _pure._py_encode_varint(n)
+        return _ref()._py_encode_varint(n)
     w = _zz_put(buf, v)
     return PyBytes_FromStringAndSize(buf, w - buf)
 
@@ -442,7 +451,7 @@ def encode_payload(records, timestamps, base_ts, offset_deltas):
     try:
         return _encode(records, timestamps, base_ts, offset_deltas, 0)
     except (TypeError, ValueError, OverflowError, UnicodeError):
-        return _pure._py_encode_payload(records, timestamps, base_ts, offset_deltas)
+        return _ref()._py_encode_payload(records, timestamps, base_ts, offset_deltas)
 
 
 cdef inline void _be(char *w, uint64_t v, int nbytes) noexcept nogil:
@@ -461,16 +470,16 @@ def encode_whole(records, timestamps, base_ts, offset_deltas, base_offset, leade
     cdef Py_ssize_t size
     if _c_int64(base_offset, &bo) or _c_int64(leader_epoch, &le) \
             or not -2**31 <= le < 2**31 or len(tail) != 40:
-        return _pure._py_encode_whole(records, timestamps, base_ts, offset_deltas,
+        return _ref()._py_encode_whole(records, timestamps, base_ts, offset_deltas,
                                       base_offset, leader_epoch, tail)
     try:
         out = _encode(records, timestamps, base_ts, offset_deltas, 61)
     except (TypeError, ValueError, OverflowError, UnicodeError):
-        return _pure._py_encode_whole(records, timestamps, base_ts, offset_deltas,
+        return _ref()._py_encode_whole(records, timestamps, base_ts, offset_deltas,
                                       base_offset, leader_epoch, tail)
     size = len(out)
     if size - 12 > 2**31 - 1:  # batchLength would not fit: let struct raise as the pure does
-        return _pure._py_encode_whole(records, timestamps, base_ts, offset_deltas,
+        return _ref()._py_encode_whole(records, timestamps, base_ts, offset_deltas,
                                       base_offset, leader_epoch, tail)
     w = PyBytes_AS_STRING(out)
     _be(w, <uint64_t>bo, 8)

@@ -296,7 +296,7 @@ cdef object _walk_produce(const uint8_t *d, Py_ssize_t n, int64_t count, bint co
                           int64_t last_delta):
     cdef Py_ssize_t p = 0, end
     cdef int64_t i, j, length, tsd, od, kl, vl, hc, hkl, hvl, prev = -1, walked = 0
-    cdef int64_t min_ts = 0x7FFFFFFFFFFFFFFF, max_ts = -0x7FFFFFFFFFFFFFFF - 1
+    cdef int64_t min_ts = INT64_MAX, max_ts = INT64_MIN
     cdef bint null_key = False
     cdef int r = P_OK
     i = 0
