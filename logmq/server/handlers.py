@@ -353,6 +353,7 @@ class Handlers:
         rebalance = body.get("rebalance_timeout_ms", -1)
         if rebalance is None or rebalance < 0:
             rebalance = session
+        rebalance = min(rebalance, self.limits.max_rebalance_timeout_ms)
         fut = self.coordinator.join_group(
             body["group_id"], body.get("member_id", ""), body["protocol_type"],
             [(p["name"], p["metadata"]) for p in body.get("protocols", [])],
