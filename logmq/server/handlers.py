@@ -56,6 +56,11 @@ class ServerStopping(Exception):
     """A long poll was cut short because the server is shutting down (closes the connection)."""
 
 
+def _consume(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 def cluster_id_of(broker: Broker) -> str:
     """The data directory's cluster id: made once (Kafka's 22-character form), then kept.
 
@@ -125,8 +130,10 @@ class Handlers:
         finally:
             self._polls.discard(ev)
             stop.cancel()
-        if not fut.done():
-            fut.cancel()
+            if not fut.done():  # stopping, or our connection was closed under us
+                fut.cancel()
+                fut.add_done_callback(_consume)  # an error landing later is nobody's
+        if not fut.done() or fut.cancelled():
             raise ServerStopping()
         return fut.result()
 
