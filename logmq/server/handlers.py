@@ -124,6 +124,7 @@ class Handlers:
         ev = asyncio.Event()
         self._polls.add(ev)
         fut = asyncio.ensure_future(aw)
+        fut.add_done_callback(_consume)  # an error landing after we stopped waiting is nobody's
         stop = asyncio.ensure_future(ev.wait())
         try:
             await asyncio.wait({fut, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -132,7 +133,6 @@ class Handlers:
             stop.cancel()
             if not fut.done():  # stopping, or our connection was closed under us
                 fut.cancel()
-                fut.add_done_callback(_consume)  # an error landing later is nobody's
         if not fut.done() or fut.cancelled():
             raise ServerStopping()
         return fut.result()
