@@ -327,3 +327,27 @@ def test_large_produce_is_handled_off_the_event_loop_and_lands(tserver, broker):
     assert c.produce("big", batch)["base_offset"] == 300
     c.close()
     assert broker.end_offset(("big", 0)) == 600
+
+
+def _join(c: RawClient, rebalance_ms: int) -> None:
+    c.corr += 1
+    c.sock.sendall(encode_request(11, 3, c.corr, "j", {
+        "group_id": "g", "session_timeout_ms": 30_000, "rebalance_timeout_ms": rebalance_ms,
+        "member_id": "", "protocol_type": "consumer",
+        "protocols": [{"name": "range", "metadata": b""}]}))
+
+
+def test_long_poll_of_a_client_that_went_away_frees_its_connection(tserver):
+    """A join left waiting (24 days asked) by a vanished client must not hold its slot."""
+    a = RawClient(tserver.host, tserver.port)
+    _join(a, 2**31 - 1)
+    a.read_frame()  # member A is in the group (generation 1) and will never rejoin
+    b = RawClient(tserver.host, tserver.port)
+    _join(b, 2**31 - 1)  # waits for A to rejoin
+    wait_until(lambda: tserver.state(lambda: sum(c.busy for c in tserver.server._conns.values()))
+               == 1, 10, "B's join to be waiting")
+    b.close()  # a plain FIN: the server sees EOF while it is not reading
+    wait_until(lambda: tserver.state(lambda: tserver.server.connection_count) == 1, 5,
+               "B's connection to be released")
+    assert tserver.state(lambda: tserver.server.stats["client_gone"]) == 1
+    a.close()

@@ -488,13 +488,16 @@ def server_log(data: str) -> str:
 
 
 def server_errors(data: str) -> list[str]:
-    """ERROR lines (handler exceptions: bugs) and tracebacks the server logged."""
+    """ERROR lines (handler exceptions: bugs), tracebacks and refused connections (leaks)."""
     try:
         with open(server_log(data)) as f:
             lines = f.read().splitlines()
     except OSError:
         return []
+    # the fuzzer never holds more than --concurrency + 1 connections, so a refused one means
+    # the server kept connections its clients had closed
     return [ln for ln in lines if " ERROR " in ln or ln.startswith("Traceback")
+            or "refusing connection" in ln
             or (ln and not ln[0].isdigit() and not ln.startswith(" "))]
 
 

@@ -68,11 +68,15 @@ class ClientInfo:
 class _Conn(ClientInfo):
     """A connection's state as the sweeper sees it (all times from ``time.monotonic``)."""
 
-    __slots__ = ("task", "idle_since", "frame_started", "busy", "writing_since", "closed_by")
+    __slots__ = ("task", "reader", "transport", "idle_since", "frame_started", "busy",
+                 "writing_since", "closed_by")
 
-    def __init__(self, host: str, port: int, task: asyncio.Task[Any]) -> None:
+    def __init__(self, host: str, port: int, task: asyncio.Task[Any],
+                 reader: asyncio.StreamReader, transport: asyncio.BaseTransport) -> None:
         super().__init__(host, port)
         self.task = task
+        self.reader = reader
+        self.transport = transport
         self.idle_since: float = time.monotonic()
         self.frame_started: float | None = None
         self.busy = False
@@ -193,6 +197,11 @@ class KafkaServer:
                         task.cancel()
                     continue
                 if c.busy:
+                    # a long poll whose client went away: end it, or it holds a connection
+                    # slot (and its group wait) for as long as the client asked to wait
+                    if c.reader.at_eof() or c.transport.is_closing():
+                        c.closed_by = "client_gone"
+                        task.cancel()
                     continue
                 if c.frame_started is not None:
                     if slow and now - c.frame_started > slow:
@@ -208,7 +217,8 @@ class KafkaServer:
         task = asyncio.current_task()
         assert task is not None
         peer = writer.get_extra_info("peername") or ("?", 0)
-        conn = _Conn(str(peer[0]), int(peer[1]) if len(peer) > 1 else 0, task)
+        conn = _Conn(str(peer[0]), int(peer[1]) if len(peer) > 1 else 0, task, reader,
+                     writer.transport)
         if (len(self._conns) >= self._max_conns
                 or self._per_ip[conn.host] >= self.limits.max_connections_per_ip):
             self.stats["refused_connections"] += 1

@@ -100,6 +100,7 @@ class ServerStats(Counter[str]):
     """Counters of refused and closed connections and malformed input (names are stable).
 
     ``malformed_frames``: undecodable frames; ``refused_connections``: over max.connections;
-    ``idle_closed`` / ``slow_closed``: idle or request-arrival timeouts; ``handler_errors``:
+    ``idle_closed`` / ``slow_closed``: idle or request-arrival timeouts; ``client_gone``: long
+    polls ended because their client disconnected; ``handler_errors``:
     unexpected exceptions in a handler (bugs: the connection is closed).
     """

@@ -57,6 +57,11 @@ class ServerStopping(Exception):
     """A long poll was cut short because the server is shutting down (closes the connection)."""
 
 
+def _consume(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 def cluster_id_of(broker: Broker) -> str:
     """The data directory's cluster id: made once (Kafka's 22-character form), then kept.
 
@@ -118,14 +123,16 @@ class Handlers:
         ev = asyncio.Event()
         self._polls.add(ev)
         fut = asyncio.ensure_future(aw)
+        fut.add_done_callback(_consume)  # an error landing after we stopped waiting is nobody's
         stop = asyncio.ensure_future(ev.wait())
         try:
             await asyncio.wait({fut, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._polls.discard(ev)
             stop.cancel()
-        if not fut.done():
-            fut.cancel()
+            if not fut.done():  # stopping, or our connection was closed under us
+                fut.cancel()
+        if not fut.done() or fut.cancelled():
             raise ServerStopping()
         return fut.result()
 
@@ -352,6 +359,7 @@ class Handlers:
         rebalance = body.get("rebalance_timeout_ms", -1)
         if rebalance is None or rebalance < 0:
             rebalance = session
+        rebalance = min(rebalance, self.limits.max_rebalance_timeout_ms)
         fut = self.coordinator.join_group(
             body["group_id"], body.get("member_id", ""), body["protocol_type"],
             [(p["name"], p["metadata"]) for p in body.get("protocols", [])],

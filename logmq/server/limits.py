@@ -70,6 +70,9 @@ class ServerLimits:
     max_connections_per_ip: int = 1_024
     #: Longest a Fetch may wait for data (its max_wait_ms is cut to this).
     max_fetch_wait_ms: int = 30_000
+    #: Longest a JoinGroup's rebalance may wait for members (its rebalance_timeout_ms is cut
+    #: to this; Kafka Streams asks for 2^31-1 ms).
+    max_rebalance_timeout_ms: int = 1_800_000
     #: Total array elements of one request; per-API values in ``api_elements`` win.
     max_request_elements: int = 100_000
     api_elements: Mapping[int, int] = field(default_factory=lambda: dict(DEFAULT_API_ELEMENTS))
