@@ -173,9 +173,12 @@ class PartitionLog:
             return 0, 0
 
     def _write_checkpoint(self) -> None:
-        data = f"{self.recovery_point} {self.log_start_offset}\n".encode()
+        self._write_checkpoint_at(self.recovery_point)
+
+    def _write_checkpoint_at(self, recovery_point: int) -> None:
+        data = f"{recovery_point} {self.log_start_offset}\n".encode()
         write_file_atomically(os.path.join(self.directory, CHECKPOINT), data)
-        self._on_disk = self.recovery_point, self.log_start_offset
+        self._on_disk = recovery_point, self.log_start_offset
 
     # ------------------------------------------------------------------ open / recovery
     def _finish_swaps(self, names: list[str]) -> bool:
@@ -507,15 +510,16 @@ class PartitionLog:
     def _flush_locked(self, checkpoint: bool = False) -> None:
         try:
             self._segments[-1].flush(fsync=True)
+            self._unflushed_messages = 0
+            self._last_flush = time.monotonic()
+            if checkpoint and self.recovery_point != self.next_offset:
+                nxt = self.next_offset
+                self._write_checkpoint_at(nxt)
+                self.recovery_point = nxt
+                self._snapshot_producers()
         except LogDirFailedError as e:
             self._fail(e)
             raise
-        self._unflushed_messages = 0
-        self._last_flush = time.monotonic()
-        if checkpoint and self.recovery_point != self.next_offset:
-            self.recovery_point = self.next_offset
-            self._write_checkpoint()
-            self._snapshot_producers()
 
     def flush_if_due(self, now: float | None = None) -> None:
         """Called by the broker's flusher thread for fsync='interval'."""
