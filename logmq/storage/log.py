@@ -148,6 +148,7 @@ class PartitionLog:
         #: the checkpoint file's content, so closing an unchanged partition writes nothing
         #: (a data directory of many idle partitions closes without an fsync per partition)
         self._on_disk: tuple[int, int] | None = None
+        self._no_producers_below = 0
         os.makedirs(directory, exist_ok=True)
         self.recovery_point, self.log_start_offset = self._read_checkpoint()
         self._segments: list[LogSegment] = []
@@ -168,6 +169,8 @@ class PartitionLog:
             with open(os.path.join(self.directory, CHECKPOINT), "rb") as f:
                 parts = f.read().split()
             self._on_disk = int(parts[0]), int(parts[1])
+            if len(parts) > 2:
+                self._no_producers_below = int(parts[2])
             return self._on_disk
         except (FileNotFoundError, IndexError, ValueError):
             return 0, 0
@@ -176,7 +179,12 @@ class PartitionLog:
         self._write_checkpoint_at(self.recovery_point)
 
     def _write_checkpoint_at(self, recovery_point: int) -> None:
-        data = f"{recovery_point} {self.log_start_offset}\n".encode()
+        # third field: below this offset no batch carries a producer id (-1: unknown), so
+        # opening a log that never saw an idempotent producer reads no batch headers at all
+        # (there is no producer snapshot to start from in that case)
+        ps = getattr(self, "producer_state", None)
+        clean_below = recovery_point if ps is not None and not ps.producers else -1
+        data = f"{recovery_point} {self.log_start_offset} {clean_below}\n".encode()
         write_file_atomically(os.path.join(self.directory, CHECKPOINT), data)
         self._on_disk = recovery_point, self.log_start_offset
 
@@ -304,6 +312,8 @@ class PartitionLog:
             ps.truncate(end)
             ps.snapshot_offset = end
         start = max(ps.snapshot_offset, self.log_start_offset)
+        if not ps.producers and self._no_producers_below > start:
+            start = min(self._no_producers_below, end)
         if start >= end:
             return
         i = max(0, bisect_right(self._bases, start) - 1)
