@@ -187,3 +187,23 @@ def test_clean_close_then_damage_in_the_active_segment_is_not_cut(tmp_path):
     with pytest.raises(CorruptRecordError):
         PartitionLog(d, "t", 0, _config(), clean=True)
     assert os.path.getsize(active) == size
+
+
+def test_reopening_reads_no_batch_headers_when_no_producer_ids_were_used(tmp_path, monkeypatch):
+    """Producer state is rebuilt from batch headers after its snapshot; a log that never saw
+    an idempotent producer has no snapshot, and used to walk every header on every open."""
+    from logmq.storage.segment import LogSegment
+
+    d = str(tmp_path / "t-0")
+    plog = PartitionLog(d, "t", 0, _config())
+    for i in range(BATCHES):
+        plog.append(encode_batch([(b"k", b"v%d" % i)] * RECORDS, timestamp=T0 + i * 1000))
+    plog.close()
+
+    def no_walk(*a, **k):
+        raise AssertionError("walked the batch headers of the whole log")
+
+    monkeypatch.setattr(LogSegment, "iter_headers", no_walk)
+    again = PartitionLog(d, "t", 0, _config(), clean=True)
+    assert again.next_offset == BATCHES * RECORDS
+    again.close()

@@ -43,8 +43,9 @@ import time
 import zlib
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-TOPICS = {
+TOPICS: dict[str, tuple[int, dict[str, Any]]] = {
     "ledger": (2, {"fsync": "always", "segment.bytes": 256 * 1024}),
     "events": (3, {"segment.bytes": 32 * 1024, "retention.bytes": 128 * 1024,
                    "retention.ms": 60_000, "segment.ms": 5_000}),
@@ -248,7 +249,7 @@ def verify(data: str, st: State, rep: Report, final: bool = False) -> None:
             rep.recovery_truncated_bytes += plog.recovered_bytes_truncated
             start, end = plog.log_start_offset, plog.next_offset
             lo = max(start, min(acked))
-            seen: dict[int, bytes] = {}
+            seen: dict[int, bytes | None] = {}
             off = lo
             while off < end:
                 raw = plog.read_bytes(off, 1 << 20)
@@ -262,10 +263,10 @@ def verify(data: str, st: State, rep: Report, final: bool = False) -> None:
                 off = h.next_offset
             ids: set[bytes] = set()
             for v in seen.values():
-                rid = v.split(b"|")[0]
-                if rid in ids:
+                stored = (v or b"").split(b"|")[0]
+                if stored in ids:
                     rep.duplicated += 1
-                ids.add(rid)
+                ids.add(stored)
             for off, rid in acked.items():
                 if off < start:
                     continue  # removed by retention
@@ -290,14 +291,15 @@ def verify(data: str, st: State, rep: Report, final: bool = False) -> None:
                 while pos < len(raw):
                     h, recs = decode_batch(raw, pos)
                     for r in recs:
-                        latest[r[2].decode()] = (p, r[0])
+                        if r[2] is not None:
+                            latest[r[2].decode()] = (p, r[0])
                     pos += h.size
                 off = h.next_offset
-        for key, (p, off, rid) in st.kv_latest.items():
+        for key, (p, off, kv_rid) in st.kv_latest.items():
             got = latest.get(key)
             if got is None or got[0] != p or got[1] < off:
                 rep.kv_latest_lost += 1
-                rep.problems.append(f"kv key {key}: latest acked {rid}@{off} gone")
+                rep.problems.append(f"kv key {key}: latest acked {kv_rid}@{off} gone")
         st.pending["kv", 0].clear()
         st.pending["kv", 1].clear()
         if final:

@@ -38,6 +38,7 @@ class LogLoader:
     recovered_bytes_truncated: int
     producer_state: ProducerStateTable
     _on_disk: tuple[int, int] | None
+    _no_producers_below: int
     _segments: list[LogSegment]
     _bases: list[int]
 
@@ -51,14 +52,24 @@ class LogLoader:
             with open(os.path.join(self.directory, CHECKPOINT), "rb") as f:
                 parts = f.read().split()
             self._on_disk = int(parts[0]), int(parts[1])
+            if len(parts) > 2:
+                self._no_producers_below = int(parts[2])
             return self._on_disk
         except (FileNotFoundError, IndexError, ValueError):
             return 0, 0
 
     def _write_checkpoint(self) -> None:
-        data = f"{self.recovery_point} {self.log_start_offset}\n".encode()
+        self._write_checkpoint_at(self.recovery_point)
+
+    def _write_checkpoint_at(self, recovery_point: int) -> None:
+        # third field: below this offset no batch carries a producer id (-1: unknown), so
+        # opening a log that never saw an idempotent producer reads no batch headers at all
+        # (there is no producer snapshot to start from in that case)
+        ps = getattr(self, "producer_state", None)
+        clean_below = recovery_point if ps is not None and not ps.producers else -1
+        data = f"{recovery_point} {self.log_start_offset} {clean_below}\n".encode()
         write_file_atomically(os.path.join(self.directory, CHECKPOINT), data)
-        self._on_disk = self.recovery_point, self.log_start_offset
+        self._on_disk = recovery_point, self.log_start_offset
 
     # ------------------------------------------------------------------ open / recovery
     def _finish_swaps(self, names: list[str]) -> bool:
@@ -184,6 +195,8 @@ class LogLoader:
             ps.truncate(end)
             ps.snapshot_offset = end
         start = max(ps.snapshot_offset, self.log_start_offset)
+        if not ps.producers and self._no_producers_below > start:
+            start = min(self._no_producers_below, end)
         if start >= end:
             return
         i = max(0, bisect_right(self._bases, start) - 1)
@@ -199,4 +212,3 @@ class LogLoader:
         ps = self.producer_state
         if ps.producers or ps.snapshot_offset:
             ps.snapshot(self.next_offset)
-

@@ -136,6 +136,7 @@ class PartitionLog(LogLoader):
         #: the checkpoint file's content, so closing an unchanged partition writes nothing
         #: (a data directory of many idle partitions closes without an fsync per partition)
         self._on_disk: tuple[int, int] | None = None
+        self._no_producers_below = 0
         os.makedirs(directory, exist_ok=True)
         self.recovery_point, self.log_start_offset = self._read_checkpoint()
         self._segments: list[LogSegment] = []
@@ -342,15 +343,16 @@ class PartitionLog(LogLoader):
     def _flush_locked(self, checkpoint: bool = False) -> None:
         try:
             self._segments[-1].flush(fsync=True)
+            self._unflushed_messages = 0
+            self._last_flush = time.monotonic()
+            if checkpoint and self.recovery_point != self.next_offset:
+                nxt = self.next_offset
+                self._write_checkpoint_at(nxt)
+                self.recovery_point = nxt
+                self._snapshot_producers()
         except LogDirFailedError as e:
             self._fail(e)
             raise
-        self._unflushed_messages = 0
-        self._last_flush = time.monotonic()
-        if checkpoint and self.recovery_point != self.next_offset:
-            self.recovery_point = self.next_offset
-            self._write_checkpoint()
-            self._snapshot_producers()
 
     def flush_if_due(self, now: float | None = None) -> None:
         """Called by the broker's flusher thread for fsync='interval'."""
