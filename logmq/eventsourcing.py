@@ -21,7 +21,9 @@ garbage-collected.
 
 from __future__ import annotations
 
+import atexit
 import os
+import queue
 import re
 import threading
 import weakref
@@ -72,9 +74,12 @@ class LogMQDatastore:
     """One open log per data directory, shared by every factory of the process."""
 
     _open: dict[str, list[Any]] = {}
-    # re-entrant: release() also runs from a weakref finalizer, which the garbage collector
-    # may call inside acquire() on the same thread (a plain Lock deadlocked there)
     _registry_lock = threading.RLock()
+    # Factories that were garbage-collected without close(): their finalizer only queues
+    # the release (a finalizer may run inside any thread holding any lock, so it must not
+    # take locks or do I/O); a daemon thread does the release.
+    _pending: queue.SimpleQueue[LogMQDatastore] = queue.SimpleQueue()
+    _closer: threading.Thread | None = None
 
     def __init__(self, broker: Broker, path: str) -> None:
         self.broker = broker
@@ -87,6 +92,11 @@ class LogMQDatastore:
     def acquire(cls, path: str, **config: Any) -> LogMQDatastore:
         real = os.path.realpath(path)
         with cls._registry_lock:
+            if cls._closer is None:
+                cls._closer = threading.Thread(target=cls._close_pending,
+                                               name="logmq-es-closer", daemon=True)
+                cls._closer.start()
+                atexit.register(cls.close_all)
             entry = cls._open.get(real)
             if entry is None or entry[0].broker.closed:
                 entry = [cls(logmq.open(real, **config), real), 0]
@@ -94,6 +104,19 @@ class LogMQDatastore:
             entry[1] += 1
             ds: LogMQDatastore = entry[0]
             return ds
+
+    @classmethod
+    def release_later(cls, ds: LogMQDatastore) -> None:
+        cls._pending.put(ds)  # SimpleQueue.put is reentrant: safe in a finalizer
+
+    @classmethod
+    def _close_pending(cls) -> None:
+        while True:
+            ds = cls._pending.get()
+            try:
+                cls.release(ds)
+            except Exception:  # noqa: BLE001 - a close that fails must not stop the thread
+                pass
 
     @classmethod
     def release(cls, ds: LogMQDatastore) -> None:
@@ -362,7 +385,7 @@ class LogMQFactory(InfrastructureFactory[LogMQTrackingRecorder]):
         prefix = self.env.get(self.LOGMQ_TOPIC_PREFIX) or self.env.name or "eventsourcing"
         self.prefix = _SAFE.sub("_", prefix)[:200]
         self.datastore = LogMQDatastore.acquire(path)
-        self._finalizer = weakref.finalize(self, LogMQDatastore.release, self.datastore)
+        self._finalizer = weakref.finalize(self, LogMQDatastore.release_later, self.datastore)
 
     def _topic(self, suffix: str) -> str:
         return f"{self.prefix}.{_SAFE.sub('_', suffix)}"
@@ -393,7 +416,8 @@ class LogMQFactory(InfrastructureFactory[LogMQTrackingRecorder]):
         return cls(self.datastore, self._topic("events"), self._topic("tracking"), self.fsync)
 
     def close(self) -> None:
-        self._finalizer()
+        if self._finalizer.detach() is not None:
+            LogMQDatastore.release(self.datastore)
         super().close()
 
 

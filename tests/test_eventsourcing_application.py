@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
+import time
 from unittest import TestCase
 from uuid import UUID
 
@@ -66,6 +68,17 @@ class TestSharedLog(WithLogMQ):
         app2.close()
         self.assertTrue(broker.closed)
         self.assertNotIn(os.path.realpath(self._dir), LogMQDatastore._open)
+
+    def test_unclosed_application_releases_the_log_when_collected(self) -> None:
+        app = Application[UUID]()
+        app.save(Aggregate())
+        broker = app.factory.datastore.broker  # type: ignore[attr-defined]
+        del app
+        deadline = time.monotonic() + 10
+        while not broker.closed and time.monotonic() < deadline:
+            gc.collect()
+            time.sleep(0.01)  # polling the condition, bounded by the deadline
+        self.assertTrue(broker.closed)
 
     def test_events_survive_reopen(self) -> None:
         app = Application[UUID]()

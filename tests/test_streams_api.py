@@ -289,3 +289,9 @@ def test_indexed_positions_are_exact_across_segment_rolls(log):
         for _v, off, seg_base, pos in log.streams.index.versions("t", 0, k.encode(), 0, None,
                                                                   False, None):
             assert _read_batch_at(segs, bases, seg_base, pos, off) is not None, (k, off)
+
+
+def test_reads_of_an_unknown_topic_create_nothing(log):
+    assert log.read_stream("nowhere", "k") == []
+    assert log.streams.version("nowhere", "k") == -1
+    assert "nowhere" not in log.list_topics()

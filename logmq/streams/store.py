@@ -29,6 +29,7 @@ from logmq.errors import (
     OffsetOutOfRangeError,
     RecordTooLargeError,
     StreamDeletedError,
+    UnknownTopicError,
     WrongExpectedVersionError,
 )
 from logmq.streams.index import (
@@ -120,9 +121,19 @@ class Streams:
         self.index = StreamIndex(broker)
 
     # ------------------------------------------------------------------ placement
-    def partition_for(self, topic: str, key: Any) -> int:
-        """The partition of ``key``: the embedded producer's default key placement."""
-        n = self.broker.ensure_topic(topic)
+    def partition_for(self, topic: str, key: Any, *, create: bool = True) -> int:
+        """The partition of ``key``: the embedded producer's default key placement.
+
+        ``create`` auto-creates the topic (when the broker allows it); without it an unknown
+        topic is -1, so reads of a topic nobody wrote to create nothing.
+        """
+        if create:
+            n = self.broker.ensure_topic(topic)
+        else:
+            try:
+                n = self.broker.partitions_for(topic)
+            except UnknownTopicError:
+                return -1
         return key_partition(_bytes(key, "key"), n) if n > 1 else 0
 
     # ------------------------------------------------------------------ appends
@@ -348,7 +359,9 @@ class Streams:
     # ------------------------------------------------------------------ reads
     def metadata(self, topic: str, key: Any) -> StreamMetadata:
         k = _bytes(key, "key")
-        p = self.partition_for(topic, k)
+        p = self.partition_for(topic, k, create=False)
+        if p < 0:
+            return StreamMetadata(topic, 0, k, -1, -1, -1, 0, 0, False)
         self.index.catch_up(topic, p)
         return self.index.metadata(topic, p, k)
 
@@ -379,7 +392,9 @@ class Streams:
                    limit: int | None = None) -> list[StreamEvent]:
         """Events with ``min_version <= version <= max_version``, oldest or newest first."""
         k = _bytes(key, "key")
-        p = self.partition_for(topic, k)
+        p = self.partition_for(topic, k, create=False)
+        if p < 0:
+            return []
         self.index.catch_up(topic, p)
         meta = self.index.metadata(topic, p, k)
         if meta.tombstoned or meta.version < 0 or limit == 0:
