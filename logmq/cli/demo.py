@@ -7,11 +7,11 @@ import time
 import click
 
 import logmq
+from logmq.cli.common import data_option
 
 
 @click.command()
-@click.option("--data", default="logmq-data", show_default=True, envvar="LOGMQ_DATA",
-              help="data directory (env LOGMQ_DATA)")
+@data_option
 @click.option("--records", default=100_000, show_default=True, help="records to produce")
 @click.option("--partitions", default=4, show_default=True)
 def demo(data: str, records: int, partitions: int) -> None:
