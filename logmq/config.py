@@ -412,7 +412,7 @@ def _hint(name: str, prefix: str = "") -> str:
     if not prefix:
         known += [k.replace(".", "_") for k in TOPIC_CONFIGS]
     close = difflib.get_close_matches(name, known, n=1)
-    return f" (did you mean {prefix}{close[0]!r}?)" if close else ""
+    return f" (did you mean {prefix + close[0]!r}?)" if close else ""
 
 
 def _strict_type(d: ConfigKey, value: Any) -> bool:
