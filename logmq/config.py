@@ -428,10 +428,14 @@ def _strict_type(d: ConfigKey, value: Any) -> bool:
     return isinstance(value, d.type)
 
 
+class _WrongType(TypeError):
+    pass
+
+
 def _parse_value(d: ConfigKey, value: Any, *, strict: bool) -> Any:
     if strict and not _strict_type(d, value):
-        raise TypeError(f"{d.name} must be {_TYPE_NAMES.get(d.type, d.type.__name__)}, "
-                        f"got {value!r}")
+        raise _WrongType(f"{d.name} must be {_TYPE_NAMES.get(d.type, d.type.__name__)}, "
+                         f"got {value!r}")
     return d.parse(value)
 
 
@@ -450,11 +454,9 @@ class _Loader:
     def _typed(self, d: ConfigKey, key: str, value: Any, source: str, strict: bool) -> Any:
         try:
             return _parse_value(d, value, strict=strict)
-        except ConfigKeyError as e:
-            raise self.fail(e.key, source, str(e)) from None
-        except TypeError as e:
+        except _WrongType as e:
             raise self.fail(key, source, str(e)) from None
-        except ValueError as e:
+        except (TypeError, ValueError) as e:
             raise self.fail(key, source, f"invalid value {value!r} for {key}: {e}") from None
 
     def topic(self, key: str, value: Any, source: str, strict: bool = False) -> None:

@@ -53,7 +53,7 @@ arguments) can be given four ways. The first one found wins:
 key, a value of the wrong type (in the file: `num_partitions = "4"` is a string, not a
 number) or out of range stops the command with one line naming the key and the file,
 variable or option, and exit code 2. `LOGMQ_*` variables that are not settings (`LOGMQ_PURE`,
-`LOGMQ_BOOTSTRAP`, `LOGMQ_CONFIG`, `LOGMQ_HTTP`) are left alone. Every other command
+`LOGMQ_BOOTSTRAP`, `LOGMQ_CONFIG`) are left alone. Every other command
 (`topics`, `produce`, `consume`, `groups`, `queues`, `stats`, `compact`, `verify`, `demo`,
 `replay`) finds its data directory the same way: `--data`, then `$LOGMQ_DATA`, then the
 config file's `data`, then `logmq-data`.
