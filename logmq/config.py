@@ -248,7 +248,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {d.name: d for d in [
             "off when unset"),
     _broker("advertise", str, None, _hostport(optional=True, port_optional=True),
             "server: HOST[:PORT] Metadata tells clients to connect to (default: the listen "
-            "address); `PLAINTEXT://HOST:PORT` as in Kafka's advertised.listeners works too"),
+            "address); also `advertised_listeners = \"PLAINTEXT://HOST:PORT\"`, Kafka style"),
     _broker("log_level", str, None, _choice(*LOG_LEVELS),
             "server: " + ", ".join(LOG_LEVELS) + " (unset: info, or debug with -v)"),
     _broker("log_format", str, None, _choice(*LOG_FORMATS),
@@ -439,6 +439,10 @@ def _parse_value(d: ConfigKey, value: Any, *, strict: bool) -> Any:
     return d.parse(value)
 
 
+#: Kafka's name for ``advertise`` (``advertised.listeners = "PLAINTEXT://host:9092"``)
+_ALIASES = {"advertised.listeners": "advertise", "advertised_listeners": "advertise"}
+
+
 class _Loader:
     """Collects values by precedence (each later ``put`` wins) with their sources."""
 
@@ -500,6 +504,7 @@ class _Loader:
 
     def put(self, key: str, value: Any, source: str, strict: bool = False) -> None:
         """One setting: a broker key, a ``limits``/``topic_defaults`` table, a topic key."""
+        key = _ALIASES.get(key, key)
         if key == _FILE_TOPIC_TABLE:
             if not isinstance(value, Mapping):
                 raise self.fail(key, source, f"{key} must be a table")

@@ -393,3 +393,17 @@ def test_serve_data_memory_serves_and_leaves_nothing(tmp_path):
     from logmq.storage.memory import memory_root
 
     assert not [n for n in os.listdir(memory_root()) if n.startswith(f"logmq-mem-{proc.pid}-")]
+
+
+def test_kafka_style_advertised_listeners_is_advertise(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('advertised_listeners = "PLAINTEXT://kafka.example.com:19092"\n')
+    cfg = load_broker_config(file=f)
+    assert cfg.advertise == "kafka.example.com:19092"  # the scheme is Kafka's, not ours
+    assert cfg.sources["advertise"] == f"file:{f}"
+    from logmq.ops.serve_options import split_host_port
+
+    assert split_host_port(cfg.advertise, "advertise", port_optional=True) == (
+        "kafka.example.com", 19092)
+    assert split_host_port("[::1]", "advertise", port_optional=True) == ("::1", None)
+    assert split_host_port("[::1]:9", "advertise", port_optional=True) == ("::1", 9)
