@@ -6,11 +6,13 @@
   :class:`TopicConfig` is the resolved, typed view the storage layer and the cleaner act on.
 * :data:`BROKER_KEYS`: data-directory-wide settings (partitions of auto-created topics, the
   cleaner's and the group coordinator's knobs, the server's listen address...).
+  :data:`LIMIT_KEYS` (``limits.<name>``) are the Kafka server's bounds.
   :func:`load_broker_config` builds a :class:`BrokerConfig` from built-in defaults, a TOML
-  file, ``LOGMQ_*`` environment variables and keyword arguments (later wins) and records
-  where each value came from, so a ``--print-config`` can show provenance.
+  file, ``LOGMQ_*`` environment variables, keyword arguments and command-line flags (later
+  wins) and records where each value came from, so ``--print-config`` can show provenance
+  and docs/configuration.md is generated from here (tools/gen_config_docs.py).
 
-This module sits below every other layer (it imports only :mod:`logmq.errors`): storage,
+This module sits below every other layer (it imports only base modules): storage,
 services and surfaces all read their settings from here, so a default exists exactly once.
 """
 
@@ -22,6 +24,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from logmq.config_parsers import (
+    FSYNC_MODES,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    _bool,
+    _choice,
+    _fsync,
+    _hostport,
+    _int,
+    _opt_int,
+    _opt_rate,
+    _opt_str,
+    _opt_table,
+    _policy,
+    _str,
+    _ts_type,
+)
 from logmq.errors import ConfigError, ConfigKeyError
 
 __all__ = [
@@ -36,106 +55,15 @@ __all__ = [
     "topic_config_from",
     "BROKER_KEYS",
     "BrokerConfig",
+    "LIMIT_KEYS",
+    "LOG_LEVELS",
+    "LOG_FORMATS",
+    "flag_for",
+    "env_for",
     "load_broker_config",
 ]
 
-FSYNC_MODES = ("always", "interval", "never")
 _WEEK_MS = 7 * 24 * 3600 * 1000
-
-
-# ---------------------------------------------------------------------------- parsers
-def _int(lo: int | None = None) -> Callable[[Any], int]:
-    def parse(v: Any) -> int:
-        if isinstance(v, bool):
-            raise ValueError("expected an integer")
-        n = int(v)
-        if lo is not None and n < lo:
-            raise ValueError(f"must be >= {lo}")
-        return n
-
-    return parse
-
-
-def _opt_int(v: Any) -> int | None:
-    if v is None or v == "" or v == "null":
-        return None
-    if isinstance(v, bool):
-        raise ValueError("expected an integer")
-    n = int(v)
-    if n < 1:
-        raise ValueError("must be >= 1")
-    return n
-
-
-def _float(lo: float | None = None) -> Callable[[Any], float]:
-    def parse(v: Any) -> float:
-        if isinstance(v, bool):
-            raise ValueError("expected a number")
-        x = float(v)
-        if lo is not None and x < lo:
-            raise ValueError(f"must be >= {lo}")
-        return x
-
-    return parse
-
-
-def _opt_rate(v: Any) -> float | None:
-    if v is None or v == "" or v == "null" or v == "none":
-        return None
-    x = _float()(v)
-    if x <= 0:
-        raise ValueError("must be > 0 (or unset for no limit)")
-    return x
-
-
-def _bool(v: Any) -> bool:
-    if isinstance(v, bool):
-        return v
-    s = str(v).strip().lower()
-    if s in ("1", "true", "yes", "on"):
-        return True
-    if s in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
-def _str(v: Any) -> str:
-    if not isinstance(v, str):
-        raise ValueError("expected a string")
-    return v
-
-
-def _opt_str(v: Any) -> str | None:
-    return None if v is None or v == "" else _str(v)
-
-
-def _opt_table(v: Any) -> dict[str, Any] | None:
-    if v is None:
-        return None
-    if not isinstance(v, Mapping):
-        raise ValueError("expected a table")
-    return dict(v)
-
-
-def _policy(v: Any) -> str:
-    parts = sorted(p.strip() for p in str(v).split(",") if p.strip())
-    if not parts or any(p not in ("delete", "compact") for p in parts):
-        raise ValueError("must be delete, compact or compact,delete")
-    return ",".join(sorted(set(parts)))
-
-
-def _fsync(v: Any) -> str:
-    s = str(v)
-    if s not in FSYNC_MODES:
-        raise ValueError(f"must be one of {', '.join(FSYNC_MODES)}")
-    return s
-
-
-def _ts_type(v: Any) -> str:
-    s = str(v)
-    if s != "CreateTime":
-        raise ValueError("only CreateTime is supported")
-    return s
 
 
 # ---------------------------------------------------------------------------- topic keys
@@ -285,7 +213,9 @@ def _broker(name: str, typ: type, default: Any, parse: Callable[[Any], Any],
 
 
 BROKER_KEYS: dict[str, ConfigKey] = {d.name: d for d in [
-    _broker("data", str, "logmq-data", _str, "data directory (CLI and server)"),
+    _broker("data", str, "logmq-data", _str,
+            "data directory of every command and the server; `:memory:` for a log that lives "
+            "in memory and is gone when the process ends"),
     _broker("auto_create_topics", bool, True, _bool,
             "create a topic the first time a producer writes to it"),
     _broker("num_partitions", int, 1, _int(1), "partitions of a topic created without a count"),
@@ -303,9 +233,9 @@ BROKER_KEYS: dict[str, ConfigKey] = {d.name: d for d in [
     _broker("map_size", int, 16 << 30, _int(1 << 20), "LMDB map size (address space, bytes)"),
     _broker("repair", bool, False, _bool,
             "cut a partition at damage found in cleanly closed data instead of refusing"),
-    _broker("listen", str, "127.0.0.1:9092", _str, "server: HOST:PORT to listen on"),
+    _broker("listen", str, "127.0.0.1:9092", _hostport(), "server: HOST:PORT to listen on"),
     _broker("advertised_host", str, None, _opt_str,
-            "server: host Metadata tells clients to connect to (default: the listen host)"),
+            "server: host Metadata tells clients to connect to (prefer `advertise`)"),
     _broker("max_request_size", int, 100 * 1024 * 1024, _int(1024),
             "server: largest request frame accepted"),
     _broker("max_partitions", int, 100_000, _int(1),
@@ -313,21 +243,98 @@ BROKER_KEYS: dict[str, ConfigKey] = {d.name: d for d in [
             "is written (each partition costs descriptors and memory)"),
     _broker("max_partitions_per_topic", int, 10_000, _int(1),
             "partitions one topic may have (CreateTopics / CreatePartitions beyond it refused)"),
-    _broker("http", str, None, _opt_str,
+    _broker("http", str, None, _hostport(optional=True),
             "server: HOST:PORT of the HTTP listener (metrics, health, JSON API, dashboard); "
             "off when unset"),
-    _broker("advertise", str, None, _opt_str,
+    _broker("advertise", str, None, _hostport(optional=True, port_optional=True),
             "server: HOST[:PORT] Metadata tells clients to connect to (default: the listen "
-            "address)"),
-    _broker("log_level", str, None, _opt_str, "server: debug, info, warning or error"),
-    _broker("log_format", str, None, _opt_str, "server: text or json (one object a line)"),
+            "address); also `advertised_listeners = \"PLAINTEXT://HOST:PORT\"`, Kafka style"),
+    _broker("log_level", str, None, _choice(*LOG_LEVELS),
+            "server: " + ", ".join(LOG_LEVELS) + " (unset: info, or debug with -v)"),
+    _broker("log_format", str, None, _choice(*LOG_FORMATS),
+            "server: text, or json (one object a line; unset: text)"),
+    _broker("queue_listen", str, None, _hostport(optional=True),
+            "server: HOST:PORT where RemoteQueue workers in other processes join share groups "
+            "(off when unset)"),
+    _broker("queue_authkey_file", str, None, _opt_str,
+            "server: hex key file RemoteQueue clients must present (unset: DATA/queue.authkey, "
+            "created with mode 0600 if missing; required with data = :memory:)"),
     _broker("limits", dict, None, _opt_table,
-            "server: a table of connection/request limits (see README, Limits), e.g. "
-            "{max_connections = 100}"),
+            "server: connection and request limits, one `limits.<name>` key each (below)"),
 ]}
+
+# ---------------------------------------------------------------------------- server limits
+#: ``limits.<name>``: the bounds of logmq.server.limits.ServerLimits (its defaults are the
+#: defaults; this table holds what may be set, the lower bound and the doc). max_request_size
+#: is the top-level key of the same name.
+_LIMIT_ROWS: list[tuple[str, int, str]] = [
+    ("queued_max_request_bytes", 1024,
+     "bytes of unfinished request frames all connections together may hold (at least "
+     "max_request_size); Kafka's queued.max.request.bytes"),
+    ("connections_max_idle_ms", 0,
+     "close a connection idle this long (0: never); Kafka's connections.max.idle.ms"),
+    ("request_arrival_timeout_ms", 0,
+     "a request must arrive whole within this time of its first byte (0: no limit)"),
+    ("max_connections", 1, "open client connections (never more than half the fd limit)"),
+    ("max_connections_per_ip", 1, "open connections from one IP address"),
+    ("max_fetch_wait_ms", 0, "longest a Fetch may wait for data (its max_wait_ms is cut)"),
+    ("max_request_elements", 0, "array elements of one request, all arrays together"),
+    ("max_partitions_per_create", 0, "partitions one CreateTopics request may ask for"),
+    ("max_uncompressed_batch_bytes", 0, "largest payload one produced batch may expand to"),
+    ("offload_request_bytes", 0, "requests larger than this are handled off the event loop"),
+    ("malformed_log_per_minute", 0, "log lines about malformed input per minute (the rest "
+     "are counted)"),
+]
+LIMIT_KEYS: dict[str, ConfigKey] = {
+    f"limits.{n}": ConfigKey(f"limits.{n}", n, int, None, _int(lo), doc, kafka=False,
+                             env=f"LOGMQ_LIMITS_{n.upper()}")
+    for n, lo, doc in _LIMIT_ROWS}
+#: ``limits.api_elements.<API>``: array elements one request of that API may carry
+API_ELEMENTS_PREFIX = "limits.api_elements."
+
+
+def api_label(api_key: int) -> str:
+    """``produce`` for 0: how ``limits.api_elements.<API>`` names an API."""
+    from logmq.kafka_codes import ApiKey
+
+    try:
+        return ApiKey(api_key).name.lower()
+    except ValueError:
+        return str(api_key)
+
+
+def _api_key(name: str) -> int:
+    from logmq.kafka_codes import ApiKey
+
+    s = name.strip()
+    if s.isdigit():
+        return int(s)
+    try:
+        return int(ApiKey[s.upper().replace("-", "_")])
+    except KeyError:
+        raise ValueError(f"unknown Kafka API {name!r} (a number or a name such as "
+                         "produce, fetch, metadata)") from None
+
 
 _FILE_TOPIC_TABLE = "topic_defaults"
 _ENV_TOPIC_PREFIX = "LOGMQ_TOPIC_"
+_ENV_LIMIT_PREFIX = "LOGMQ_LIMITS_"
+
+
+def flag_for(key: str) -> str:
+    """The ``logmq serve`` option that sets ``key`` (a broker, limit or topic-default key)."""
+    if key.startswith("limits."):
+        return "--limit"
+    if key.startswith(_FILE_TOPIC_TABLE + "."):
+        return "--topic-default"
+    return "--" + key.replace("_", "-")
+
+
+def env_for(key: str) -> str:
+    """The ``LOGMQ_*`` variable that sets ``key``."""
+    if key.startswith(_FILE_TOPIC_TABLE + "."):
+        return _ENV_TOPIC_PREFIX + key.split(".", 1)[1].replace(".", "_").upper()
+    return "LOGMQ_" + key.replace(".", "_").upper()
 
 
 @dataclass(frozen=True)
@@ -335,8 +342,10 @@ class BrokerConfig:
     """Settings of one open data directory (see :data:`BROKER_KEYS` for each one).
 
     ``topic_defaults`` are validated topic overrides applied to every topic (Kafka-named);
-    ``sources`` maps each key (topic defaults as ``topic_defaults.<name>``) to where its value
-    came from: ``default``, ``file:<path>``, ``env:<VAR>`` or ``kwarg``.
+    ``limits`` the server limits that were set (``{name: value}``, ``api_elements`` a dict of
+    API key to count); ``sources`` maps each key (``topic_defaults.<name>``,
+    ``limits.<name>``) to where its value came from: ``default``, ``file:<path>``,
+    ``env:<VAR>``, ``kwarg`` or ``flag:<option>``.
     """
 
     data: str = "logmq-data"
@@ -359,13 +368,23 @@ class BrokerConfig:
     advertise: str | None = None
     log_level: str | None = None
     log_format: str | None = None
+    queue_listen: str | None = None
+    queue_authkey_file: str | None = None
     limits: Mapping[str, Any] | None = None
     topic_defaults: Mapping[str, Any] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def items(self) -> list[tuple[str, Any, str]]:
-        """(key, value, source) of every setting, topic defaults last: for ``--print-config``."""
-        out = [(k, getattr(self, k), self.sources.get(k, "default")) for k in BROKER_KEYS]
+        """(key, value, source) of every setting, limits then topic defaults last: for
+        ``--print-config``. A limit not set shows None (the server's default)."""
+        out = [(k, getattr(self, k), self.sources.get(k, "default"))
+               for k in BROKER_KEYS if k != "limits"]
+        lim = dict(self.limits or {})
+        for k in LIMIT_KEYS:
+            out.append((k, lim.get(k[7:]), self.sources.get(k, "default")))
+        for api, n in sorted(dict(lim.get("api_elements") or {}).items()):
+            k = f"{API_ELEMENTS_PREFIX}{api_label(api)}"
+            out.append((k, n, self.sources.get(k, "default")))
         for k, v in sorted(self.topic_defaults.items()):
             out.append((f"{_FILE_TOPIC_TABLE}.{k}", v,
                         self.sources.get(f"{_FILE_TOPIC_TABLE}.{k}", "default")))
@@ -373,29 +392,187 @@ class BrokerConfig:
 
 
 assert {f.name for f in fields(BrokerConfig)} == set(BROKER_KEYS) | {"topic_defaults", "sources"}
+assert all(getattr(BrokerConfig(), k) == d.default for k, d in BROKER_KEYS.items())
 
 
-def _parse_broker(key: str, value: Any, source: str) -> Any:
-    d = BROKER_KEYS.get(key)
-    if d is None:
-        raise ConfigKeyError(key, f"unknown setting {key!r} ({source})", source)
-    try:
-        return d.parse(value)
-    except (TypeError, ValueError) as e:
-        raise ConfigKeyError(key, f"invalid value {value!r} for {key} ({source}): {e}",
-                             source) from None
+# ---------------------------------------------------------------------------- loading
+_TYPE_NAMES = {int: "int", float: "number", bool: "true or false", str: "string", dict: "table"}
 
 
-def _parse_topic(key: str, value: Any, source: str) -> tuple[str, Any]:
-    try:
-        k = normalize_key(key)
-    except ConfigError:
-        raise ConfigKeyError(key, f"unknown setting {key!r} ({source})", source) from None
-    try:
-        return k, TOPIC_CONFIGS[k].parse(value)
-    except (TypeError, ValueError) as e:
-        raise ConfigKeyError(k, f"invalid value {value!r} for {k} ({source}): {e}",
-                             source) from None
+def _where(source: str) -> str:
+    """How an error names a source: the file's path, the variable, the option."""
+    kind, _, rest = source.partition(":")
+    return rest if kind in ("file", "env", "flag") else "keyword argument"
+
+
+def _hint(name: str, prefix: str = "") -> str:
+    import difflib
+
+    known = [k[len(prefix):] for k in (*BROKER_KEYS, *LIMIT_KEYS) if k.startswith(prefix)]
+    if not prefix:
+        known += [k.replace(".", "_") for k in TOPIC_CONFIGS]
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {prefix + close[0]!r}?)" if close else ""
+
+
+def _strict_type(d: ConfigKey, value: Any) -> bool:
+    """A TOML value has a type: ``num_partitions = "4"`` is a mistake, not a number."""
+    if d.type is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if d.type is float:
+        return isinstance(value, int | float)
+    if d.type is int:
+        return isinstance(value, int)
+    return isinstance(value, d.type)
+
+
+class _WrongType(TypeError):
+    pass
+
+
+def _parse_value(d: ConfigKey, value: Any, *, strict: bool) -> Any:
+    if strict and not _strict_type(d, value):
+        raise _WrongType(f"{d.name} must be {_TYPE_NAMES.get(d.type, d.type.__name__)}, "
+                         f"got {value!r}")
+    return d.parse(value)
+
+
+#: Kafka's name for ``advertise`` (``advertised.listeners = "PLAINTEXT://host:9092"``)
+_ALIASES = {"advertised.listeners": "advertise", "advertised_listeners": "advertise"}
+
+
+class _Loader:
+    """Collects values by precedence (each later ``put`` wins) with their sources."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.topics: dict[str, Any] = {}
+        self.limits: dict[str, Any] = {}
+        self.sources: dict[str, str] = {}
+
+    def fail(self, key: str, source: str, message: str) -> ConfigKeyError:
+        return ConfigKeyError(key, f"{_where(source)}: {message}", source)
+
+    def _typed(self, d: ConfigKey, key: str, value: Any, source: str, strict: bool) -> Any:
+        try:
+            return _parse_value(d, value, strict=strict)
+        except _WrongType as e:
+            raise self.fail(key, source, str(e)) from None
+        except (TypeError, ValueError) as e:
+            raise self.fail(key, source, f"invalid value {value!r} for {key}: {e}") from None
+
+    def topic(self, key: str, value: Any, source: str, strict: bool = False) -> None:
+        try:
+            k = normalize_key(key)
+        except ConfigError:
+            raise self.fail(key, source, f"unknown topic config {key!r}"
+                            f"{_hint(key.replace('.', '_'))}") from None
+        # not type-strict: Kafka's topic configs are strings ("retention.ms" = "1000")
+        self.topics[k] = self._typed(TOPIC_CONFIGS[k], k, value, source, strict=False)
+        self.sources[f"{_FILE_TOPIC_TABLE}.{k}"] = source
+
+    def limit(self, name: str, value: Any, source: str, strict: bool = False) -> None:
+        name = name.replace("-", "_")
+        if name.startswith("api_elements."):
+            api = name.split(".", 1)[1]
+            key = f"limits.api_elements.{api}"
+            try:
+                n = _api_key(api)
+            except ValueError as e:
+                raise self.fail(key, source, str(e)) from None
+            row = ConfigKey(key, key, int, None, _int(1), "")
+            self.limits.setdefault("api_elements", {})[n] = self._typed(row, key, value, source,
+                                                                        strict)
+            self.sources[f"{API_ELEMENTS_PREFIX}{api_label(n)}"] = source
+            return
+        name = name.replace(".", "_")
+        if name == "api_elements":
+            if not isinstance(value, Mapping):
+                raise self.fail("limits.api_elements", source,
+                                "limits.api_elements must be a table of API = count")
+            for api, n in value.items():
+                self.limit(f"api_elements.{api}", n, source, strict)
+            return
+        d = LIMIT_KEYS.get(f"limits.{name}")
+        if d is None:
+            raise self.fail(f"limits.{name}", source,
+                            f"unknown key 'limits.{name}'{_hint(name, 'limits.')}")
+        self.limits[name] = self._typed(d, d.name, value, source, strict)
+        self.sources[d.name] = source
+
+    def put(self, key: str, value: Any, source: str, strict: bool = False) -> None:
+        """One setting: a broker key, a ``limits``/``topic_defaults`` table, a topic key."""
+        key = _ALIASES.get(key, key)
+        if key == _FILE_TOPIC_TABLE:
+            if not isinstance(value, Mapping):
+                raise self.fail(key, source, f"{key} must be a table")
+            for tk, tv in value.items():
+                self.topic(tk, tv, source, strict)
+        elif key == "limits":
+            if not isinstance(value, Mapping):
+                raise self.fail(key, source, "limits must be a table")
+            for lk, lv in value.items():
+                self.limit(str(lk), lv, source, strict)
+        elif key.startswith("limits."):
+            self.limit(key[7:], value, source, strict)
+        elif key.startswith(_FILE_TOPIC_TABLE + "."):
+            self.topic(key.split(".", 1)[1], value, source, strict)
+        elif key in BROKER_KEYS:
+            self.values[key] = self._typed(BROKER_KEYS[key], key, value, source, strict)
+            self.sources[key] = source
+        elif key.replace("_", ".") in TOPIC_CONFIGS or key in TOPIC_CONFIGS:
+            self.topic(key, value, source, strict)  # a broker-wide topic default
+        else:
+            raise self.fail(key, source, f"unknown key {key!r}{_hint(key)}")
+
+    def file(self, path: str | os.PathLike[str]) -> None:
+        src = f"file:{os.fspath(path)}"
+        try:
+            with open(path, "rb") as f:
+                doc = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{os.fspath(path)}: not valid TOML: {e}") from None
+        except OSError as e:
+            raise ConfigError(f"{os.fspath(path)}: cannot read: {e.strerror or e}") from None
+        for key, value in doc.items():
+            self.put(key, value, src, strict=True)
+
+    def env(self, env: Mapping[str, str]) -> None:
+        for var, value in sorted(env.items()):
+            src = f"env:{var}"
+            if var.startswith(_ENV_TOPIC_PREFIX):
+                self.topic(var[len(_ENV_TOPIC_PREFIX):].lower(), value, src)
+            elif var.startswith(_ENV_LIMIT_PREFIX):
+                name = var[len(_ENV_LIMIT_PREFIX):].lower()
+                if name.startswith("api_elements_"):
+                    name = "api_elements." + name[len("api_elements_"):]
+                self.limit(name, value, src)
+            elif var.startswith("LOGMQ_"):
+                key = var[len("LOGMQ_"):].lower()
+                if key in BROKER_KEYS and key != "limits":
+                    self.put(key, value, src)
+
+    def check(self) -> None:
+        """Relations between keys, each error naming the keys and where they came from."""
+        lo = self.values.get("group_min_session_timeout_ms",
+                             BROKER_KEYS["group_min_session_timeout_ms"].default)
+        hi = self.values.get("group_max_session_timeout_ms",
+                             BROKER_KEYS["group_max_session_timeout_ms"].default)
+        if lo > hi:
+            src = self.sources.get("group_max_session_timeout_ms") or self.sources.get(
+                "group_min_session_timeout_ms", "default")
+            raise self.fail("group_max_session_timeout_ms", src,
+                            f"group_max_session_timeout_ms ({hi}) is below "
+                            f"group_min_session_timeout_ms ({lo})")
+        size = self.values.get("max_request_size", BROKER_KEYS["max_request_size"].default)
+        queued = self.limits.get("queued_max_request_bytes")
+        if queued is not None and queued < size:
+            raise self.fail("limits.queued_max_request_bytes",
+                            self.sources["limits.queued_max_request_bytes"],
+                            f"limits.queued_max_request_bytes ({queued}) is below "
+                            f"max_request_size ({size}): such a request could never be read")
 
 
 def load_broker_config(
@@ -403,60 +580,35 @@ def load_broker_config(
     *,
     file: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
 ) -> BrokerConfig:
-    """Defaults < TOML ``file`` < ``LOGMQ_*`` variables of ``env`` < ``kwargs``.
+    """Defaults < TOML ``file`` < ``LOGMQ_*`` variables of ``env`` < ``kwargs`` < ``flags``.
 
-    ``kwargs`` may mix broker keys and topic keys (``segment_bytes=...``: a default for every
-    topic). In the file, topic defaults go in a ``[topic_defaults]`` table; in the
-    environment, ``LOGMQ_TOPIC_RETENTION_MS=...``. Unknown ``LOGMQ_*`` variables that are not
-    settings (``LOGMQ_PURE``, ``LOGMQ_BOOTSTRAP``) are left alone. ``env=None`` reads nothing
-    from the environment. Raises :class:`~logmq.errors.ConfigKeyError` naming the key and
-    the source.
+    That is the usual order of servers (a command-line flag beats the environment, which
+    beats the file). ``kwargs`` (the Python API) and ``flags`` (command-line options; their
+    source names the option) may mix broker keys, ``limits.<name>`` and topic keys
+    (``segment_bytes=...``: a default for every topic). In the file, topic defaults go in a
+    ``[topic_defaults]`` table and limits in ``[limits]``, and values must have the key's
+    type; in the environment, ``LOGMQ_TOPIC_RETENTION_MS=...``, ``LOGMQ_LIMITS_<NAME>``.
+    Unknown ``LOGMQ_*`` variables that are not settings (``LOGMQ_PURE``, ``LOGMQ_BOOTSTRAP``)
+    are left alone. ``env=None`` reads nothing from the environment. Raises
+    :class:`~logmq.errors.ConfigKeyError`, one line naming the key and the source.
     """
-    values: dict[str, Any] = {}
-    topics: dict[str, Any] = {}
-    sources: dict[str, str] = {}
+    ld = _Loader()
     if file is not None:
-        src = f"file:{os.fspath(file)}"
-        try:
-            with open(file, "rb") as f:
-                doc = tomllib.load(f)
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{os.fspath(file)}: not valid TOML: {e}") from None
-        for key, value in doc.items():
-            if key == _FILE_TOPIC_TABLE:
-                if not isinstance(value, dict):
-                    raise ConfigKeyError(key, f"{key} must be a table ({src})", src)
-                for tk, tv in value.items():
-                    k, v = _parse_topic(tk, tv, src)
-                    topics[k] = v
-                    sources[f"{_FILE_TOPIC_TABLE}.{k}"] = src
-            else:
-                values[key] = _parse_broker(key, value, src)
-                sources[key] = src
+        ld.file(file)
     if env is not None:
-        for var, value in env.items():
-            if var.startswith(_ENV_TOPIC_PREFIX):
-                name = var[len(_ENV_TOPIC_PREFIX):].lower()
-                k, v = _parse_topic(name, value, f"env:{var}")
-                topics[k] = v
-                sources[f"{_FILE_TOPIC_TABLE}.{k}"] = f"env:{var}"
-            elif var.startswith("LOGMQ_"):
-                key = var[len("LOGMQ_"):].lower()
-                if key in BROKER_KEYS:
-                    values[key] = _parse_broker(key, value, f"env:{var}")
-                    sources[key] = f"env:{var}"
+        ld.env(env)
     for key, value in (kwargs or {}).items():
-        if key == _FILE_TOPIC_TABLE:
-            for tk, tv in dict(value).items():
-                k, v = _parse_topic(tk, tv, "kwarg")
-                topics[k] = v
-                sources[f"{_FILE_TOPIC_TABLE}.{k}"] = "kwarg"
-        elif key in BROKER_KEYS:
-            values[key] = _parse_broker(key, value, "kwarg")
-            sources[key] = "kwarg"
+        ld.put(key, value, "kwarg")
+    for key, value in (flags or {}).items():
+        if key in ("limits", _FILE_TOPIC_TABLE) and isinstance(value, Mapping):
+            for k, v in value.items():  # --limit and --topic-default name their option
+                ld.put(f"{key}.{k}", v, f"flag:{flag_for(f'{key}.{k}')}")
         else:
-            k, v = _parse_topic(key, value, "kwarg")
-            topics[k] = v
-            sources[f"{_FILE_TOPIC_TABLE}.{k}"] = "kwarg"
-    return BrokerConfig(**values, topic_defaults=topics, sources=sources)
+            ld.put(key, value, f"flag:{flag_for(key)}")
+    ld.check()
+    values = dict(ld.values)
+    if ld.limits:
+        values["limits"] = ld.limits
+    return BrokerConfig(**values, topic_defaults=ld.topics, sources=ld.sources)

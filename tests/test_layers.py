@@ -25,8 +25,8 @@ import pytest
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "logmq")
 
 LAYERS: list[tuple[str, list[str]]] = [
-    ("base", ["logmq.errors", "logmq.types", "logmq.config", "logmq.kafka_codes",
-              "logmq.clock"]),
+    ("base", ["logmq.errors", "logmq.types", "logmq.config", "logmq.config_parsers",
+              "logmq.kafka_codes", "logmq.clock"]),
     ("codec", ["logmq.codec", "logmq.protocol"]),
     ("storage", ["logmq.storage"]),
     # ops.figures/ops.stats read the services' state for log.metrics() and /metrics: the

@@ -187,6 +187,11 @@ class Broker:
         return self.logs.path
 
     @property
+    def in_memory(self) -> bool:
+        """Opened as ``logmq.open(":memory:")``: no fsync, nothing survives close or exit."""
+        return self.logs.in_memory
+
+    @property
     def meta(self) -> MetaStore:
         return self.logs.meta
 
@@ -336,5 +341,9 @@ class Broker:
 
 
 def open_log(path: str | os.PathLike[str] = "logmq-data", **config: Any) -> Broker:
-    """Open (creating if needed) a data directory; see :class:`Broker` for the options."""
+    """Open (creating if needed) a data directory; see :class:`Broker` for the options.
+
+    ``":memory:"`` opens a private log that is never fsynced and is gone after :meth:`close`
+    or the end of the process, for tests and ephemeral pipelines (see logmq.storage.memory).
+    """
     return Broker(path, **config)

@@ -15,6 +15,7 @@ or compact (``1h30m``, ``45s``, ``500ms``, ``2d``).
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import re
@@ -34,12 +35,15 @@ from logmq.types import Record, TopicPartition
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
     from logmq.broker.consumer import Consumer
+    from logmq.config import BrokerConfig
 
 __all__ = [
     "DEFAULT_DATA",
     "BROKER_OVERRIDE",
     "LogMQGroup",
     "data_option",
+    "command_config",
+    "SettingsError",
     "target_options",
     "open_broker",
     "parse_time",
@@ -92,12 +96,47 @@ def _silence_stdout() -> None:
         pass
 
 
+class SettingsError(click.ClickException):
+    """A bad setting (file, ``LOGMQ_*`` variable, option): one line, exit code 2."""
+
+    exit_code = 2
+
+
+def command_config(**forced: Any) -> BrokerConfig:
+    """The settings a command runs with: ``--data``/``--config-file`` > ``LOGMQ_*`` > file.
+
+    The same table and precedence as ``logmq serve`` (logmq.config), so ``$LOGMQ_DATA`` and a
+    config file's ``data`` and ``[topic_defaults]`` mean the same to every command. ``forced``
+    (``cleaner=False``...) are the command's own choices and win over everything.
+    """
+    from logmq.config import load_broker_config
+    from logmq.errors import ConfigError
+
+    ctx = click.get_current_context(silent=True)
+    meta = ctx.meta if ctx is not None else {}
+    config_file = meta.get("logmq.config_file") or os.environ.get("LOGMQ_CONFIG") or None
+    flags = {"data": meta["logmq.data"]} if meta.get("logmq.data") else {}
+    try:
+        return load_broker_config(forced, file=config_file, env=os.environ, flags=flags)
+    except ConfigError as e:
+        raise SettingsError(str(e)) from None
+
+
 def data_option(f: F) -> F:
-    """``--data DIR`` (env ``LOGMQ_DATA``), for commands that work on local files only."""
-    return click.option(
-        "--data", default=DEFAULT_DATA, show_default=True, envvar="LOGMQ_DATA",
-        type=click.Path(file_okay=False), help="data directory (env LOGMQ_DATA)",
-    )(f)
+    """``--data DIR``: the flag, else ``$LOGMQ_DATA``, else the config file's ``data``."""
+
+    @functools.wraps(f)
+    def resolved(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        ctx.meta["logmq.data"] = kwargs.get("data")
+        kwargs["data"] = command_config().data
+        return f(*args, **kwargs)
+
+    return click.option(  # type: ignore[return-value]
+        "--data", default=None, metavar="DIR", type=click.Path(file_okay=False),
+        help=f"data directory (env LOGMQ_DATA, or data in the config file)  "
+             f"[default: {DEFAULT_DATA}]",
+    )(resolved)
 
 
 def _remember_bootstrap(ctx: click.Context, _param: click.Parameter,
@@ -117,31 +156,8 @@ def config_file_option(f: F) -> F:
     return click.option(
         "--config-file", envvar="LOGMQ_CONFIG", metavar="FILE", expose_value=False,
         type=click.Path(exists=True, dir_okay=False), callback=_remember_config_file,
-        help="TOML file as for `serve --config`: its [topic_defaults] and num_partitions "
-             "apply to this command too (env LOGMQ_CONFIG)")(f)
-
-
-def broker_defaults(path: str | None) -> dict[str, Any]:
-    """Broker options from a ``serve --config`` TOML file that shape what a command sees.
-
-    A topic without an override takes the broker's defaults, so an offline ``topics describe``
-    or ``compact`` must use the same ``[topic_defaults]`` as the server that owns the
-    directory, or it reports (and cleans by) settings the server does not use.
-    """
-    if not path:
-        return {}
-    import tomllib
-
-    try:
-        with open(path, "rb") as f:
-            cfg = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise click.ClickException(f"cannot read config file {path}: {e}") from None
-    out: dict[str, Any] = {k.replace(".", "_"): v
-                           for k, v in cfg.get("topic_defaults", {}).items()}
-    if "num_partitions" in cfg:
-        out["num_partitions"] = cfg["num_partitions"]
-    return out
+        help="TOML file as for `serve --config`: its data, [topic_defaults] and other "
+             "settings apply to this command too (env LOGMQ_CONFIG)")(f)
 
 
 def target_options(f: F) -> F:
@@ -185,8 +201,8 @@ def open_broker(data: str, *, create: bool = False) -> Iterator[Broker]:
             f"no logmq data directory at {data!r} (pass --data, or create a topic first)")
     from logmq.broker.broker import Broker
 
-    defaults = broker_defaults(ctx.meta.get("logmq.config_file") if ctx is not None else None)
-    broker = Broker(data, cleaner=False, auto_create_topics=False, **defaults)
+    cfg = command_config(cleaner=False, auto_create_topics=False)
+    broker = Broker(data, config=cfg)
     try:
         yield broker
     finally:

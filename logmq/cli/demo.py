@@ -7,11 +7,11 @@ import time
 import click
 
 import logmq
+from logmq.cli.common import data_option
 
 
 @click.command()
-@click.option("--data", default="logmq-data", show_default=True, envvar="LOGMQ_DATA",
-              help="data directory (env LOGMQ_DATA)")
+@data_option
 @click.option("--records", default=100_000, show_default=True, help="records to produce")
 @click.option("--partitions", default=4, show_default=True)
 def demo(data: str, records: int, partitions: int) -> None:
@@ -50,4 +50,8 @@ def demo(data: str, records: int, partitions: int) -> None:
                     if info.end_offset > info.start_offset else "no records")
             click.echo(f"  demo-{info.partition}: {span}, "
                        f"{info.size_bytes:,} bytes in {info.segments} segment(s)")
-        click.echo(f"data directory: {data} (run again to append more; files are RecordBatch v2)")
+        if log.in_memory:
+            click.echo("data directory: in memory (gone when the command ends)")
+        else:
+            click.echo(f"data directory: {data} (run again to append more; files are "
+                       "RecordBatch v2)")

@@ -9,19 +9,15 @@ from typing import Any
 import click
 
 from logmq.ops.serve_options import (
-    OPS_KEYS,
     ServeError,
-    ops_options,
+    config_options,
     ops_settings,
+    print_config,
+    serve_config,
+    server_limits,
+    split_host_port,
     startup_errors,
 )
-
-
-def _split_listen(listen: str, option: str = "--listen") -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit():
-        raise click.BadParameter(f"expected HOST:PORT, got {listen!r}", param_hint=option)
-    return host.strip("[]"), int(port)
 
 
 def _authkey(path: str) -> bytes:
@@ -36,70 +32,57 @@ def _authkey(path: str) -> bytes:
     try:
         key = bytes.fromhex(text)
     except ValueError:
-        raise click.BadParameter(f"{path}: expected a hex key",
-                                 param_hint="--queue-authkey-file") from None
+        raise ServeError(f"queue_authkey_file {path}: expected a hex key") from None
     if len(key) < 16:
-        raise click.BadParameter(f"{path}: a key needs at least 16 bytes (32 hex digits)",
-                                 param_hint="--queue-authkey-file")
+        raise ServeError(f"queue_authkey_file {path}: a key needs at least 16 bytes "
+                         "(32 hex digits)")
     return key
 
 
 @click.command()
-@click.option("--data", default=None, envvar="LOGMQ_DATA",
-              help="data directory (env LOGMQ_DATA)  [default: logmq-data]")
-@click.option("--listen", default=None, help="HOST:PORT  [default: 127.0.0.1:9092]")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-              envvar="LOGMQ_CONFIG",
-              help="(env LOGMQ_CONFIG) TOML file: data, listen, max_request_size, auto_create_topics, "
-                   "num_partitions, and a [topic_defaults] table of topic configs")
-@click.option("--queue-listen", default=None, metavar="HOST:PORT",
-              help="also serve share groups to RemoteQueue workers in other processes")
-@click.option("--queue-authkey-file", default=None, type=click.Path(dir_okay=False),
-              help="hex key RemoteQueue clients must present  [default: DATA/queue.authkey, "
-                   "created (mode 0600) if missing]")
-@click.option("--limit", "limits", multiple=True, metavar="NAME=VALUE",
-              help="a server limit, e.g. max_connections=100 (see README, Limits)")
+              envvar="LOGMQ_CONFIG", metavar="FILE",
+              help="TOML file of settings (every option below by its key, e.g. "
+                   "num_partitions = 3, a [limits] and a [topic_defaults] table); flags beat "
+                   "LOGMQ_* variables, which beat the file (env LOGMQ_CONFIG)")
+@click.option("--print-config", "show_config", is_flag=True,
+              help="print every effective setting and where it came from, then exit")
+@config_options
 @click.option("--ready-file", hidden=True, help="write HOST:PORT here once listening")
-@click.option("-v", "--verbose", is_flag=True)
-@ops_options
-def serve(data: str | None, listen: str | None, config_file: str | None,
-          queue_listen: str | None, queue_authkey_file: str | None,
-          limits: tuple[str, ...], ready_file: str | None, verbose: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="log at debug level (as --log-level debug)")
+def serve(config_file: str | None, show_config: bool, ready_file: str | None,
+          verbose: bool) -> None:
     """Serve a data directory to Kafka clients (confluent-kafka, kafka-python, aiokafka, kcat).
 
+    Every setting is listed in docs/configuration.md; --print-config shows the effective ones.
     With --queue-listen, worker processes share its work queues too:
 
     \b
         key = bytes.fromhex(open("logmq-data/queue.authkey").read())
         q = logmq.RemoteQueue(("127.0.0.1", 9093), "jobs", group="workers", authkey=key)
     """
-    from logmq.config import load_broker_config
-    from logmq.errors import ConfigError
     from logmq.server import run_server
+    from logmq.storage.memory import is_memory_path
 
-    given = {k: v for k, v in (("data", data), ("listen", listen)) if v is not None}
-    try:
-        cfg = load_broker_config(given, file=config_file, env=os.environ)
-    except ConfigError as e:
-        raise ServeError(str(e)) from None
+    cfg = serve_config(config_file)
+    if show_config:
+        print_config(cfg)
+        return
     data = cfg.data
-    host, port = _split_listen(cfg.listen)
+    host, port = split_host_port(cfg.listen, "listen")
+    assert port is not None
     extra: dict[str, Any] = {}
-    if queue_listen:
-        extra["queue_listen"] = _split_listen(queue_listen, "--queue-listen")
-        extra["queue_authkey"] = _authkey(queue_authkey_file or os.path.join(data, "queue.authkey"))
-    server_limits = dict(cfg.limits or {})
-    if limits:
-        from logmq.server.limits import parse_limit
-
-        try:
-            server_limits.update(dict(map(parse_limit, limits)))
-        except ConfigError as e:
-            raise click.BadParameter(str(e), param_hint="--limit") from None
-    if server_limits:
-        extra["limits"] = server_limits
-    # --http, --advertise, --log-level/--log-format: flags over the file's/environment's values
-    ops = ops_settings({k: getattr(cfg, k) for k in OPS_KEYS if getattr(cfg, k) is not None},
-                       verbose)
+    if cfg.queue_listen:
+        extra["queue_listen"] = split_host_port(cfg.queue_listen, "queue_listen")
+        keyfile = cfg.queue_authkey_file
+        if keyfile is None:
+            if is_memory_path(data):
+                raise ServeError("queue_authkey_file: required with data = :memory: (the "
+                                 "workers must be able to read the key)")
+            keyfile = os.path.join(data, "queue.authkey")
+        extra["queue_authkey"] = _authkey(keyfile)
+    limits = server_limits(cfg)
+    ops = ops_settings(cfg, verbose)
     with startup_errors():
-        run_server(data, host, port, ready_file=ready_file, config=cfg, **extra, **ops)
+        run_server(data, host, port, ready_file=ready_file, config=cfg, limits=limits,
+                   **extra, **ops)

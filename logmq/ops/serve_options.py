@@ -1,38 +1,38 @@
-"""The operating side of ``logmq serve``: --http, --advertise, logging, startup errors.
+"""The settings side of ``logmq serve``: one option per key of the table, provenance, errors.
 
-Kept out of the CLI module so ``serve`` only gains a decorator and two calls. Until the typed
-configuration table exists, the TOML file is checked here against the keys ``serve`` knows
-(its own, the broker's and every topic config); each problem is one line naming the key and
-the file, with exit code 2, as for a bad command-line option.
+Every key of :data:`logmq.config.BROKER_KEYS` becomes an option (``num_partitions`` ->
+``--num-partitions``; booleans get ``--x/--no-x``), plus ``--limit NAME=VALUE`` for the
+server limits and ``--topic-default KEY=VALUE`` for topic defaults. The options only collect
+what was given; :func:`serve_config` hands it to :func:`logmq.config.load_broker_config` as
+``flags`` (flag > ``LOGMQ_*`` environment > TOML file > default), so the values are parsed
+and checked by the table, and every problem is one line naming the key and where it came
+from, with exit code 2, as for a bad command-line option.
 """
 
 from __future__ import annotations
 
 import errno
-import tomllib
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from logmq.ops.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
+from logmq.ops.logs import configure_logging
 
-__all__ = ["OPS_KEYS", "ServeError", "ops_options", "load_config_file", "ops_settings", "startup_errors",
-           "split_host_port"]
+if TYPE_CHECKING:
+    from logmq.config import BrokerConfig
+    from logmq.server.limits import ServerLimits
+
+__all__ = ["ServeError", "config_options", "serve_config", "ops_settings", "server_limits",
+           "print_config", "startup_errors", "split_host_port"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: keys of the [serve] TOML file besides topic configs, with the types they must have
-SERVE_KEYS: dict[str, tuple[type, ...]] = {
-    "data": (str,), "listen": (str,), "http": (str,), "advertise": (str,),
-    "advertised_listeners": (str,), "max_request_size": (int,), "auto_create_topics": (bool,),
-    "num_partitions": (int,), "cleaner": (bool,), "map_size": (int,), "repair": (bool,),
-    "log_level": (str,), "log_format": (str,), "topic_defaults": (dict,),
-}
-_OPS_KEYS = ("http", "advertise", "advertised_listeners", "log_level", "log_format")
-#: the BrokerConfig settings ``serve`` hands to :func:`ops_settings`
-OPS_KEYS = ("http", "advertise", "log_level", "log_format")
+_FLAGS = "logmq.serve.flags"
+_METAVARS = {int: "N", float: "X", str: "TEXT"}
+_METAVAR_OF = {"listen": "HOST:PORT", "http": "HOST:PORT", "queue_listen": "HOST:PORT",
+               "advertise": "HOST[:PORT]", "data": "DIR", "queue_authkey_file": "FILE"}
 
 
 class ServeError(click.ClickException):
@@ -43,94 +43,131 @@ class ServeError(click.ClickException):
 
 def split_host_port(text: str, option: str, *, port_optional: bool = False
                     ) -> tuple[str, int | None]:
+    if "://" in text:  # advertised.listeners style: PLAINTEXT://host:port
+        text = text.split(",")[0].split("://", 1)[1]
     host, sep, port = text.rpartition(":")
-    if not sep and port_optional:
+    if (not sep or "]" in port) and port_optional:
         return text.strip("[]"), None
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ServeError(f"{option}: expected HOST:PORT, got {text!r}")
     return host.strip("[]"), int(port)
 
 
-def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
-    if value is not None:
-        ctx.meta[f"logmq.ops.{param.name}"] = value
+def _flags(ctx: click.Context) -> dict[str, Any]:
+    out: dict[str, Any] = ctx.meta.setdefault(_FLAGS, {})
+    return out
 
 
-def ops_options(f: F) -> F:
-    """--http, --advertise, --log-level, --log-format (kept in the click context)."""
-    opts = [
-        click.option("--http", metavar="HOST:PORT", expose_value=False, callback=_remember,
-                     help="serve /metrics, /healthz, /readyz, /api/v1 and a dashboard here "
-                          "(off by default; e.g. 127.0.0.1:9644)"),
-        click.option("--advertise", metavar="HOST[:PORT]", expose_value=False,
-                     callback=_remember,
-                     help="the address Metadata tells clients to connect to  [default: the "
-                          "listen address]"),
-        click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False),
-                     expose_value=False, callback=_remember,
-                     help="  [default: info; -v means debug]"),
-        click.option("--log-format", type=click.Choice(LOG_FORMATS), expose_value=False,
-                     callback=_remember, help="json: one object per line  [default: text]"),
-    ]
+def _keep(key: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is None or value == ():
+            return
+        if key in ("limits", "topic_defaults"):  # NAME=VALUE, repeatable
+            table = _flags(ctx).setdefault(key, {})
+            for item in value:
+                name, sep, v = item.partition("=")
+                if not sep or not name.strip():
+                    raise ServeError(f"{param.opts[0]}: expected NAME=VALUE, got {item!r}")
+                table[name.strip()] = v.strip() if key == "limits" else v
+        else:
+            _flags(ctx)[key] = value
+
+    return callback
+
+
+def config_options(f: F) -> F:
+    """One option per setting of the table (generated), ``--limit``, ``--topic-default``."""
+    from logmq.config import BROKER_KEYS
+
+    opts = []
+    for key, d in BROKER_KEYS.items():
+        if key == "limits":
+            continue
+        flag = "--" + key.replace("_", "-")
+        default = "unset" if d.default is None else d.default
+        helptext = f"{d.doc} (env {d.env})  [default: {default}]"
+        if d.type is bool:
+            opts.append(click.option(f"{flag}/--no-{flag[2:]}", key, default=None,
+                                     expose_value=False, callback=_keep(key), help=helptext))
+        else:
+            opts.append(click.option(flag, key, default=None, expose_value=False,
+                                     metavar=_METAVAR_OF.get(key, _METAVARS.get(d.type, "X")),
+                                     callback=_keep(key), help=helptext))
+    opts.append(click.option(
+        "--limit", "limits", multiple=True, metavar="NAME=VALUE", expose_value=False,
+        callback=_keep("limits"),
+        help="a server limit, e.g. max_connections=100 (repeatable; env LOGMQ_LIMITS_<NAME>; "
+             "see docs/configuration.md)"))
+    opts.append(click.option(
+        "--topic-default", "topic_defaults", multiple=True, metavar="KEY=VALUE",
+        expose_value=False, callback=_keep("topic_defaults"),
+        help="a default for every topic, e.g. retention.ms=3600000 (repeatable; env "
+             "LOGMQ_TOPIC_<KEY>)"))
     for opt in reversed(opts):
         f = opt(f)
     return f
 
 
-def load_config_file(path: str) -> dict[str, Any]:
-    """The TOML file, checked: syntax, known keys, value types (one-line ServeError)."""
-    from logmq.broker.config import TOPIC_CONFIGS, validate_topic_config
+def serve_config(config_file: str | None) -> BrokerConfig:
+    """Flags (from the click context) > environment > ``config_file`` > defaults."""
+    from logmq.config import load_broker_config
     from logmq.errors import ConfigError
 
-    try:
-        with open(path, "rb") as f:
-            cfg = tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise ServeError(f"{path}: not valid TOML: {e}") from None
-    except OSError as e:
-        raise ServeError(f"{path}: {e.strerror or e}") from None
-    topic_keys = {}
-    for key, value in cfg.items():
-        types = SERVE_KEYS.get(key)
-        if types is None:
-            if key.replace("_", ".") in TOPIC_CONFIGS:
-                topic_keys[key] = value  # a broker-wide topic default
-                continue
-            raise ServeError(f"{path}: unknown key {key!r}")
-        # bool is an int in Python: num_partitions = true is still wrong
-        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
-            want = " or ".join(t.__name__ for t in types).replace("dict", "table")
-            raise ServeError(f"{path}: {key} must be {want}, got {value!r}")
-    try:
-        validate_topic_config(topic_keys)
-        validate_topic_config(cfg.get("topic_defaults"))
-    except ConfigError as e:
-        raise ServeError(f"{path}: {e}") from None
-    return cfg
-
-
-def ops_settings(cfg: dict[str, Any], verbose: bool) -> dict[str, Any]:
-    """Pop the ops keys from ``cfg``, merge the flags over them, set up logging.
-
-    Returns ``run_server`` keyword arguments (``http_listen``, ``advertised_host``,
-    ``advertised_port``).
-    """
     ctx = click.get_current_context()
-    file_vals = {k: cfg.pop(k) for k in _OPS_KEYS if k in cfg}
+    try:
+        return load_broker_config(file=config_file, env=os.environ, flags=_flags(ctx))
+    except ConfigError as e:
+        raise ServeError(str(e)) from None
 
-    def get(name: str) -> Any:
-        return ctx.meta.get(f"logmq.ops.{name}", file_vals.get(name))
 
-    level = get("log_level") or ("debug" if verbose else "info")
-    configure_logging(level, get("log_format") or "text")
+def server_limits(cfg: BrokerConfig) -> ServerLimits:
+    """The :class:`ServerLimits` of ``cfg`` (unset limits keep the server's defaults)."""
+    import dataclasses
+
+    from logmq.errors import ConfigError
+    from logmq.server.limits import ServerLimits
+
+    given = dict(cfg.limits or {})
+    api = given.pop("api_elements", None)
+    try:
+        limits = ServerLimits().replace(max_request_size=cfg.max_request_size, **given)
+        if api:
+            limits = dataclasses.replace(limits, api_elements={**limits.api_elements, **api})
+    except ConfigError as e:
+        raise ServeError(f"limits: {e}") from None
+    return limits
+
+
+def _show_source(source: str) -> str:
+    kind, _, rest = source.partition(":")
+    return f"{kind} {rest}" if rest else kind
+
+
+def print_config(cfg: BrokerConfig) -> None:
+    """Every effective value and where it came from (unset limits: the server's default)."""
+    limits = server_limits(cfg)
+    rows = []
+    for key, value, source in cfg.items():
+        if key.startswith("limits.") and value is None and "api_elements" not in key:
+            value = getattr(limits, key[len("limits."):])
+        shown = "(unset)" if value is None else str(value).lower() if isinstance(value, bool) \
+            else str(value)
+        rows.append((key, shown, _show_source(source)))
+    width = max(len(r[0]) for r in rows)
+    vwidth = min(max(len(r[1]) for r in rows), 40)
+    for key, shown, source in rows:
+        click.echo(f"{key.ljust(width)}  {shown.ljust(vwidth)}  {source}")
+
+
+def ops_settings(cfg: BrokerConfig, verbose: bool) -> dict[str, Any]:
+    """Set up logging; the ``run_server`` keyword arguments of ``http`` and ``advertise``."""
+    configure_logging(cfg.log_level or ("debug" if verbose else "info"),
+                      cfg.log_format or "text")
     out: dict[str, Any] = {}
-    http = get("http")
-    if http:
-        out["http_listen"] = split_host_port(http, "--http")
-    adv = get("advertise") or file_vals.get("advertised_listeners")
-    if adv:
-        adv = adv.split(",")[0].split("://")[-1]  # advertised.listeners style: PLAINTEXT://h:p
-        host, port = split_host_port(adv, "--advertise", port_optional=True)
+    if cfg.http:
+        out["http_listen"] = split_host_port(cfg.http, "http")
+    if cfg.advertise:
+        host, port = split_host_port(cfg.advertise, "advertise", port_optional=True)
         out["advertised_host"] = host
         if port is not None:
             out["advertised_port"] = port

@@ -21,13 +21,25 @@ from collections.abc import Callable
 from logmq.errors import DiskFullError, LogDirFailedError, StorageError
 
 __all__ = ["fsync_path", "write_file_atomically", "unlink_quiet", "fsync_fd", "write_error",
-           "NO_SPACE_ERRNOS", "fdatasync"]
+           "NO_SPACE_ERRNOS", "fdatasync", "set_volatile"]
 
 #: errnos that mean "no room for this write": retrying after space is freed can succeed
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 #: Called with the seconds each segment fdatasync took; logmq.ops installs its histogram here.
 fsync_observer: Callable[[float], None] | None = None
+
+#: Roots (ending in a separator) of in-memory data directories (``logmq.open(":memory:")``,
+#: see :mod:`logmq.storage.memory`): nothing under them survives the process, so no fsync.
+_volatile_roots: tuple[str, ...] = ()
+
+
+def set_volatile(root: str, on: bool) -> None:
+    """Stop (``on``) or resume fsyncing files and directories under the directory ``root``."""
+    global _volatile_roots
+    r = os.path.join(os.path.abspath(root), "")
+    roots = set(_volatile_roots) - {r}
+    _volatile_roots = tuple(roots | {r}) if on else tuple(roots)
 
 
 def write_error(e: OSError, path: str, what: str) -> StorageError:
@@ -42,6 +54,8 @@ def fsync_fd(fd: int, path: str, *, data_only: bool = False) -> None:
     """fsync (or fdatasync) ``fd``; a failure is a LogDirFailedError naming ``path``.
 
     Data syncs are timed for the fsync-duration metric when an observer is installed."""
+    if _volatile_roots and os.path.join(path, "").startswith(_volatile_roots):
+        return
     obs = fsync_observer if data_only else None
     t0 = time.perf_counter() if obs is not None else 0.0
     try:

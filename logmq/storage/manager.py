@@ -45,6 +45,7 @@ from logmq.errors import (
 from logmq.storage import datadir
 from logmq.storage.fsutil import fsync_path
 from logmq.storage.log import PartitionLog
+from logmq.storage.memory import MemoryDir, is_memory_path
 from logmq.storage.meta import MetaStore
 from logmq.types import OffsetAndTimestamp, PartitionInfo, TopicDescription, TopicPartition
 
@@ -95,7 +96,9 @@ class LogManager:
         max_partitions: int = datadir.DEFAULT_MAX_PARTITIONS,
         max_partitions_per_topic: int = datadir.DEFAULT_MAX_PARTITIONS_PER_TOPIC,
     ) -> None:
-        self.path = os.fspath(path)
+        #: ``":memory:"``: a private directory on a memory file system, removed on close
+        self._memory = MemoryDir() if is_memory_path(path) else None
+        self.path = self._memory.path if self._memory is not None else os.fspath(path)
         self.max_partitions, self.max_partitions_per_topic = max_partitions, max_partitions_per_topic
         #: partition directories found without metadata and adopted on open (see datadir)
         self.adopted_orphans: list[str] = []
@@ -119,6 +122,8 @@ class LogManager:
             if hasattr(self, "meta"):
                 self.meta.close()
             os.close(self._lock_fd)
+            if self._memory is not None:
+                self._memory.remove()
             raise
 
     def _init(self, auto_create: bool, num_partitions: int, map_size: int,
@@ -135,7 +140,8 @@ class LogManager:
         if self.opened_clean:
             os.unlink(marker)
             fsync_path(self.path)
-        self.meta = MetaStore(os.path.join(self.path, "meta"), map_size=map_size)
+        self.meta = MetaStore(os.path.join(self.path, "meta"), map_size=map_size,
+                              sync=self._memory is None)
         self._topics: dict[str, dict[str, Any]] = {}
         #: bumped whenever topics or partition counts change (producers cache per topic)
         self.topics_version = 0
@@ -465,6 +471,11 @@ class LogManager:
         self._flusher.join()
         for lg in list(self._logs.values()):
             lg.close()
+        if self._memory is not None:  # nothing to leave for a next open: it all goes
+            self.meta.close()
+            os.close(fd)
+            self._memory.remove()
+            return
         self.meta.env.sync(True)
         self.meta.close()
         with open(os.path.join(self.path, CLEAN_MARKER), "wb") as f:
@@ -476,6 +487,11 @@ class LogManager:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def in_memory(self) -> bool:
+        """Opened as ``":memory:"``: never fsynced, removed on close and at process exit."""
+        return self._memory is not None
 
     def __repr__(self) -> str:
         return f"<logmq.LogManager {self.path!r} topics={len(self._topics)}>"

@@ -22,10 +22,12 @@ __all__ = ["MetaStore"]
 class MetaStore:
     TOPICS = b"topics"
 
-    def __init__(self, path: str, map_size: int = 16 << 30) -> None:
+    def __init__(self, path: str, map_size: int = 16 << 30, *, sync: bool = True) -> None:
+        """``sync=False`` only for in-memory data directories (nothing there survives)."""
         os.makedirs(path, exist_ok=True)
         try:
-            self.env = lmdb.open(path, max_dbs=32, map_size=map_size, subdir=True, lock=True)
+            self.env = lmdb.open(path, max_dbs=32, map_size=map_size, subdir=True, lock=True,
+                                 sync=sync, metasync=sync)
         except lmdb.Error as e:
             raise DataDirError(f"metadata store {path!r} cannot be opened ({e}); it is "
                                "corrupt or not an LMDB environment") from None

@@ -11,6 +11,11 @@
 
 The session server's broker options come from the ``logmq_server_config`` fixture, which a
 project overrides in its conftest.py (``return {"num_partitions": 3}``).
+
+Storage: ``--logmq-storage=memory`` (or ``logmq_storage = memory`` in the ini file) puts
+``logmq_log`` and the session server on ``logmq.open(":memory:")``: never fsynced, removed on
+close. ``logmq_server.restart()`` then starts from an empty log, so tests of data surviving a
+restart need the default, ``disk``. ``logmq_memory_log`` is in memory whatever the option.
 """
 
 from __future__ import annotations
@@ -25,6 +30,24 @@ import pytest
 import logmq
 from logmq.testing.server import LogMQServer
 
+STORAGES = ("disk", "memory")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("logmq")
+    group.addoption("--logmq-storage", choices=STORAGES, default=None,
+                    help="where the logmq_log and logmq_server fixtures keep their data: "
+                         "disk (a temporary directory, default) or memory (:memory:)")
+    parser.addini("logmq_storage", "disk or memory: the default of --logmq-storage",
+                  default="disk")
+
+
+def _storage(config: pytest.Config) -> str:
+    value = config.getoption("--logmq-storage") or config.getini("logmq_storage") or "disk"
+    if value not in STORAGES:
+        raise pytest.UsageError(f"logmq_storage must be disk or memory, not {value!r}")
+    return str(value)
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
@@ -32,9 +55,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def logmq_log(tmp_path: Path) -> Iterator[logmq.Broker]:
-    """An open embedded log in a fresh directory (``tmp_path / "logmq"``)."""
-    log = logmq.open(os.path.join(tmp_path, "logmq"))
+def logmq_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[logmq.Broker]:
+    """An open embedded log in a fresh directory (``tmp_path / "logmq"``, or ``:memory:``)."""
+    memory = _storage(request.config) == "memory"
+    log = logmq.open(":memory:" if memory else os.path.join(tmp_path, "logmq"))
+    try:
+        yield log
+    finally:
+        log.close()
+
+
+@pytest.fixture
+def logmq_memory_log() -> Iterator[logmq.Broker]:
+    """An open embedded log in memory (``logmq.open(":memory:")``), gone after the test."""
+    log = logmq.open(":memory:")
     try:
         yield log
     finally:
@@ -48,10 +82,11 @@ def logmq_server_config() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def logmq_server(tmp_path_factory: pytest.TempPathFactory,
+def logmq_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
                  logmq_server_config: dict[str, Any]) -> Iterator[LogMQServer]:
     """A logmq Kafka server for the whole session, on a free loopback port."""
-    data = tmp_path_factory.mktemp("logmq-server")
+    memory = _storage(request.config) == "memory"
+    data = ":memory:" if memory else tmp_path_factory.mktemp("logmq-server")
     server = LogMQServer(data, **logmq_server_config).start()
     try:
         yield server

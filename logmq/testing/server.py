@@ -46,6 +46,7 @@ class LogMQServer:
     ``port=0`` picks a free port at the first :meth:`start`; :meth:`restart` keeps it, so
     clients configured with :attr:`bootstrap` reconnect to the same address. Broker options
     (``num_partitions=3``, ``fsync="never"``, topic defaults) go to :func:`logmq.open`.
+    ``data_dir=":memory:"`` serves an in-memory log (a restart starts from an empty one).
     """
 
     def __init__(self, data_dir: str | os.PathLike[str], host: str = "127.0.0.1",
