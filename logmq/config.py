@@ -278,6 +278,8 @@ _LIMIT_ROWS: list[tuple[str, int, str]] = [
     ("max_connections", 1, "open client connections (never more than half the fd limit)"),
     ("max_connections_per_ip", 1, "open connections from one IP address"),
     ("max_fetch_wait_ms", 0, "longest a Fetch may wait for data (its max_wait_ms is cut)"),
+    ("max_rebalance_timeout_ms", 0, "longest a JoinGroup's rebalance may wait for members "
+     "(its rebalance_timeout_ms is cut)"),
     ("max_request_elements", 0, "array elements of one request, all arrays together"),
     ("max_partitions_per_create", 0, "partitions one CreateTopics request may ask for"),
     ("max_uncompressed_batch_bytes", 0, "largest payload one produced batch may expand to"),
