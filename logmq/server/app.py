@@ -51,7 +51,7 @@ API_VERSIONS = ApiKey.API_VERSIONS
 UNSUPPORTED_VERSION = ErrorCode.UNSUPPORTED_VERSION
 _READ_CHUNK = 256 * 1024
 #: APIs whose handlers touch the file system or many partitions: always off the event loop.
-_SLOW_APIS = frozenset((19, 20, 21))
+_SLOW_APIS = frozenset((19, 20, 21, 33, 35, 37, 42, 44, 47))
 
 
 class ClientInfo:
@@ -307,6 +307,17 @@ class KafkaServer:
                 "error_code": UNSUPPORTED_VERSION, "api_keys": self._api_keys()}))
             await writer.drain()
             return True
+        lo_hi = SUPPORTED_VERSIONS.get(api)
+        if lo_hi is None or not lo_hi[0] <= version <= lo_hi[1]:
+            refusal = unsupported_response(api, version)
+            if refusal is None:  # no response layout to answer in: what Kafka does, close
+                self._malformed.log(logging.WARNING, "unsupported api",
+                                    "api %d v%d from %s is not implemented", api, version,
+                                    client.host)
+                return False
+            writer.write(encode_response(api, version, corr, refusal))
+            await writer.drain()
+            return True
         offload = len(frame) > self.limits.offload_request_bytes or api in _SLOW_APIS
         limit = self.limits.elements_for(api)
         try:
@@ -380,6 +391,26 @@ class KafkaServer:
             else:
                 writer.write(chunk)
         await writer.drain()
+
+
+def unsupported_response(api: int, version: int) -> dict | None:
+    """An UNSUPPORTED_VERSION answer to an API/version logmq does not implement, when the
+    response has a top-level error code in that version (e.g. a newer JoinGroup); None when
+    Kafka's protocol gives no way to say it (then the connection closes, as Kafka's does)."""
+    from logmq.protocol.codec import API_NAMES, SCHEMAS
+
+    name = API_NAMES.get(api)
+    if name is None:
+        return None
+    schema = SCHEMAS[name + "Response"]
+    lo, hi = schema["valid"]
+    if not lo <= version <= hi:
+        return None
+    for fname, _t, versions, *_rest in schema["fields"]:
+        if fname == "error_code" and versions is not None \
+                and versions[0] <= version <= versions[1]:
+            return {"error_code": UNSUPPORTED_VERSION, "throttle_time_ms": 0}
+    return None
 
 
 def run_server(
