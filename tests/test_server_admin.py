@@ -327,3 +327,25 @@ def test_elect_leaders_is_a_no_op(c, broker):
     assert codes == [E.ELECTION_NOT_NEEDED, E.UNKNOWN_TOPIC_OR_PARTITION]
     r = c.call(43, 1, {"election_type": 1, "timeout_ms": 1000, "topic_partitions": None})
     assert r["error_code"] == 0 and r["replica_election_results"] == []
+
+
+def test_api_without_a_handler_is_refused_in_its_own_layout(c):
+    """DescribeCluster (not served): UNSUPPORTED_VERSION in DescribeCluster's response layout
+    (header v1, throttle_time_ms, error_code), and the connection keeps serving."""
+    import struct
+
+    frame = struct.pack(">hhih", 60, 0, 99, 3) + b"raw" + b"\x00" + b"\x00" + b"\x00"
+    c.sock.sendall(struct.pack(">i", len(frame)) + frame)
+    resp = c.read_frame()
+    corr, tags, throttle, code = struct.unpack_from(">iBih", resp, 0)
+    assert (corr, tags, throttle, code) == (99, 0, 0, E.UNSUPPORTED_VERSION)
+    assert c.call(3, 1, {"topics": None})["brokers"]
+
+
+def test_api_key_kafka_does_not_define_closes_the_connection(c):
+    import struct
+
+    frame = struct.pack(">hhih", 999, 0, 5, 3) + b"raw"
+    c.sock.sendall(struct.pack(">i", len(frame)) + frame)
+    with pytest.raises(ConnectionError):
+        c.read_frame()

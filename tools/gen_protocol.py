@@ -133,6 +133,30 @@ def main() -> None:
                 "flexible": flex[0] if flex else None,
                 "fields": convert(msg["fields"], collect_structs(msg)),
             }
+    # Responses only, so a request for an API logmq does not serve can be answered with
+    # UNSUPPORTED_VERSION instead of a closed connection: every broker API whose response
+    # has a top-level error code. Arrays lose their element layout (they are sent empty).
+    for fname in sorted(os.listdir(args.src)):
+        name = fname[: -len("Response.json")]
+        if not fname.endswith("Response.json") or name in MESSAGES:
+            continue
+        req = load(os.path.join(args.src, f"{name}Request.json"))
+        msg = load(os.path.join(args.src, fname))
+        if "broker" not in req.get("listeners", []) or \
+                not any(f["name"] == "ErrorCode" for f in msg["fields"]):
+            continue
+        flex = vrange(msg.get("flexibleVersions"))
+        fields = [f if not f["type"].startswith("[]") else {k: v for k, v in f.items()
+                                                             if k != "fields"}
+                  for f in msg["fields"]]
+        fields = [dict(f, type="[]int8") if f["type"].startswith("[]") and "fields" not in f
+                  and f["type"][2:] not in ("int8", "int16", "int32", "int64", "string")
+                  else f for f in fields]
+        schemas[name + "Response"] = {
+            "api_key": msg["apiKey"], "valid": vrange(msg["validVersions"]),
+            "flexible": flex[0] if flex else None, "refusal_only": True,
+            "fields": convert(fields, collect_structs(msg)),
+        }
     for name in ("ConsumerProtocolSubscription", "ConsumerProtocolAssignment"):
         msg = load(os.path.join(args.src, f"{name}.json"))
         schemas[name] = {"api_key": None, "valid": vrange(msg["validVersions"]),

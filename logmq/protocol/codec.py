@@ -32,6 +32,7 @@ __all__ = [
     "encode_response",
     "encode_response_chunks",
     "decode_response",
+    "encode_refusal",
     "peek_header",
     "encode_struct",
     "decode_struct",
@@ -589,6 +590,34 @@ def encode_response(api_key: int, api_version: int, correlation_id: int, body: d
     """A whole response frame with its size prefix (all ``records`` must be bytes)."""
     parts = _response_parts(api_key, api_version, correlation_id, body)
     data = b"".join(p if isinstance(p, bytes) else bytes(p.read()) for p in parts)
+    return _I32.pack(len(data)) + data
+
+
+_RESPONSES: dict[int, str] = {s["api_key"]: n for n, s in SCHEMAS.items()
+                              if n.endswith("Response") and s["api_key"] is not None}
+
+
+def encode_refusal(api_key: int, api_version: int, correlation_id: int,
+                   error_code: int) -> bytes | None:
+    """A whole response frame carrying only a top-level ``error_code`` (every other field
+    default, arrays empty), for an API or version the server does not serve. None when that
+    response has no top-level error code in that version, or its layout is unknown."""
+    name = _RESPONSES.get(api_key)
+    if name is None:
+        return None
+    s = SCHEMAS[name]
+    lo, hi = s["valid"]
+    if not lo <= api_version <= hi or not any(
+            f[0] == "error_code" and f[2] is not None and _in(api_version, f[2])
+            for f in s["fields"]):
+        return None
+    flexible = s["flexible"] is not None and api_version >= s["flexible"]
+    enc, _ = _compile(s["fields"], api_version, flexible)
+    out: list = [_I32.pack(correlation_id)]
+    if flexible and api_key != 18:
+        out.append(b"\x00")
+    enc({"error_code": error_code}, out)
+    data = b"".join(out)
     return _I32.pack(len(data)) + data
 
 

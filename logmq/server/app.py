@@ -31,6 +31,7 @@ from logmq.protocol import (
     SUPPORTED_VERSIONS,
     FrameBuffer,
     decode_request,
+    encode_refusal,
     encode_response,
     encode_response_chunks,
     peek_header,
@@ -309,13 +310,15 @@ class KafkaServer:
             return True
         lo_hi = SUPPORTED_VERSIONS.get(api)
         if lo_hi is None or not lo_hi[0] <= version <= lo_hi[1]:
-            refusal = unsupported_response(api, version)
-            if refusal is None:  # no response layout to answer in: what Kafka does, close
+            # UNSUPPORTED_VERSION where the response has a top-level error code; with no
+            # layout to answer in, close (what Kafka does for every unsupported request)
+            refusal = encode_refusal(api, version, corr, UNSUPPORTED_VERSION)
+            if refusal is None:
                 self._malformed.log(logging.WARNING, "unsupported api",
                                     "api %d v%d from %s is not implemented", api, version,
                                     client.host)
                 return False
-            writer.write(encode_response(api, version, corr, refusal))
+            writer.write(refusal)
             await writer.drain()
             return True
         offload = len(frame) > self.limits.offload_request_bytes or api in _SLOW_APIS
@@ -391,26 +394,6 @@ class KafkaServer:
             else:
                 writer.write(chunk)
         await writer.drain()
-
-
-def unsupported_response(api: int, version: int) -> dict | None:
-    """An UNSUPPORTED_VERSION answer to an API/version logmq does not implement, when the
-    response has a top-level error code in that version (e.g. a newer JoinGroup); None when
-    Kafka's protocol gives no way to say it (then the connection closes, as Kafka's does)."""
-    from logmq.protocol.codec import API_NAMES, SCHEMAS
-
-    name = API_NAMES.get(api)
-    if name is None:
-        return None
-    schema = SCHEMAS[name + "Response"]
-    lo, hi = schema["valid"]
-    if not lo <= version <= hi:
-        return None
-    for fname, _t, versions, *_rest in schema["fields"]:
-        if fname == "error_code" and versions is not None \
-                and versions[0] <= version <= versions[1]:
-            return {"error_code": UNSUPPORTED_VERSION, "throttle_time_ms": 0}
-    return None
 
 
 def run_server(
