@@ -27,7 +27,7 @@ TOPIC = 2
 BROKER = 4
 LONG_MAX = (1 << 63) - 1
 # Kafka's ConfigSource values
-_DYNAMIC_TOPIC, _STATIC_BROKER, _DEFAULT = 1, 4, 5
+_DYNAMIC_TOPIC, _DYNAMIC_DEFAULT_BROKER, _STATIC_BROKER, _DEFAULT = 1, 3, 4, 5
 # Kafka's ConfigType values (DescribeConfigs v3+)
 _T_BOOLEAN, _T_STRING, _T_INT, _T_SHORT, _T_LONG, _T_DOUBLE, _T_LIST = 1, 2, 3, 4, 5, 6, 7
 
@@ -83,7 +83,11 @@ def _topic_entries(broker: Broker, name: str, with_doc: bool) -> list[dict[str, 
                           typ=_T_LIST if k in _LIST_KEYS else _TYPES.get(d.type, _T_STRING),
                           with_doc=with_doc))
     for k, (v, doc) in FIXED_TOPIC_KEYS.items():
-        out.append(_entry(k, v, default=True, source=_DEFAULT, doc=doc,
+        # Kafka 4.x formats KRaft clusters with a cluster-wide min.insync.replicas (eligible
+        # leader replicas need one), so it is described as a broker default, not the built-in
+        # one, and kafka-topics --describe lists it among the topic's "Configs:"
+        src = _DYNAMIC_DEFAULT_BROKER if k == "min.insync.replicas" else _DEFAULT
+        out.append(_entry(k, v, default=src == _DEFAULT, source=src, doc=doc,
                           typ=_T_STRING if k == "compression.type" else _T_INT,
                           with_doc=with_doc))
     return sorted(out, key=lambda e: e["name"])
