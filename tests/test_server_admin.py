@@ -349,3 +349,23 @@ def test_api_key_kafka_does_not_define_closes_the_connection(c):
     c.sock.sendall(struct.pack(">i", len(frame)) + frame)
     with pytest.raises(ConnectionError):
         c.read_frame()
+
+
+def test_offset_delete_refuses_topics_an_active_group_consumes(c, broker):
+    from wire_util import wait_until
+
+    broker.create_topic("t", partitions=1)
+    broker.create_topic("u", partitions=1)
+    assert _commit(c, "g", "u", 0, 2) == 0
+    member = broker.consumer("t", group="g")
+    try:
+        wait_until(lambda: member.poll(0.05) is not None and member.assignment(), 10,
+                   "the embedded member's assignment")
+        r = c.call(47, 0, {"group_id": "g", "topics": [
+            {"name": "t", "partitions": [{"partition_index": 0}]},
+            {"name": "u", "partitions": [{"partition_index": 0}]}]})
+        codes = {t["name"]: t["partitions"][0]["error_code"] for t in r["topics"]}
+        assert codes == {"t": E.GROUP_SUBSCRIBED_TO_TOPIC, "u": 0}
+        assert ("u", 0) not in broker.groups.fetch_offsets("g", None)
+    finally:
+        member.close(commit=False)

@@ -378,12 +378,13 @@ class AdminHandlers:
             return topics, True
         # members' metadata is described only when Stable; mid-rebalance it is in flux, and
         # Kafka then treats the group as subscribed to what it consumed before: be safe
+        opaque = not d.members  # rebalancing: the members' subscriptions are not known
         for m in d.members:
             try:
                 topics.update(decode_subscription(m.metadata).get("topics") or [])
-            except Exception:
-                continue
-        if not d.members:  # rebalancing: protect every topic the group has offsets for
+            except Exception:  # not the consumer protocol (an embedded or custom member)
+                opaque = True
+        if opaque:  # protect every topic the group has offsets for
             topics.update(t for t, _p in self.coordinator.fetch_offsets(gid, None))
         return topics, True
 
