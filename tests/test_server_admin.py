@@ -369,3 +369,12 @@ def test_offset_delete_refuses_topics_an_active_group_consumes(c, broker):
         assert ("u", 0) not in broker.groups.fetch_offsets("g", None)
     finally:
         member.close(commit=False)
+
+
+def test_group_ids_that_cannot_be_ones_get_invalid_group_id(c):
+    r = c.call(42, 2, {"groups_names": ["\x00", "fine-but-missing"]})
+    assert [x["error_code"] for x in r["results"]] == [E.INVALID_GROUP_ID, E.GROUP_ID_NOT_FOUND]
+    r = c.call(47, 0, {"group_id": "\x00", "topics": [
+        {"name": "t", "partitions": [{"partition_index": 0}]}]})
+    assert r["error_code"] in (E.INVALID_GROUP_ID, E.GROUP_ID_NOT_FOUND)
+    assert c.call(3, 1, {"topics": None})["brokers"]

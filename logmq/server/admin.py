@@ -13,7 +13,7 @@ import shutil
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from logmq.errors import LogMQError, TopicExistsError, UnknownTopicError
+from logmq.errors import ConfigError, LogMQError, TopicExistsError, UnknownTopicError
 from logmq.kafka_codes import ErrorCode as _E
 from logmq.server.configs import FIXED_TOPIC_KEYS, _check_fixed, alter_resource, describe_resource
 from logmq.server.limits import ServerLimits
@@ -324,25 +324,31 @@ class AdminHandlers:
 
     # ------------------------------------------------------------------ groups
     def delete_groups(self, body: dict, v: int, client: Any) -> dict:
-        names = list(body.get("groups_names", []))
-        try:
-            errors = self.coordinator.delete_groups(names)
-        except LogMQError as e:
-            return {"throttle_time_ms": 0, "results": [
-                {"group_id": g, "error_code": e.kafka_code} for g in names]}
-        return {"throttle_time_ms": 0, "results": [
-            {"group_id": g, "error_code": _E.NONE if errors.get(g) is None
-             else getattr(errors[g], "kafka_code", _E.UNKNOWN_SERVER_ERROR)} for g in names]}
+        results = []
+        for g in body.get("groups_names", []):
+            try:  # one at a time: a group id that cannot be one fails alone
+                err = self.coordinator.delete_groups([g]).get(g)
+                code = _E.NONE if err is None else getattr(err, "kafka_code",
+                                                           _E.UNKNOWN_SERVER_ERROR)
+            except ConfigError:
+                code = _E.INVALID_GROUP_ID
+            except LogMQError as e:
+                code = e.kafka_code
+            results.append({"group_id": g, "error_code": code})
+        return {"throttle_time_ms": 0, "results": results}
 
     def offset_delete(self, body: dict, v: int, client: Any) -> dict:
         """Drop committed offsets of some partitions, unless the group's members consume
         them (GROUP_SUBSCRIBED_TO_TOPIC), as Kafka does."""
-        gid = body["group_id"]
-        topics = body.get("topics", [])
         try:
-            subscribed, known = self._group_subscriptions(gid)
+            return self._offset_delete(body["group_id"], body.get("topics", []))
+        except ConfigError:  # a group id that cannot be one (NUL, ...)
+            return {"error_code": _E.INVALID_GROUP_ID, "throttle_time_ms": 0, "topics": []}
         except LogMQError as e:
             return {"error_code": e.kafka_code, "throttle_time_ms": 0, "topics": []}
+
+    def _offset_delete(self, gid: str, topics: list[dict]) -> dict:
+        subscribed, known = self._group_subscriptions(gid)
         if not known:
             return {"error_code": _E.GROUP_ID_NOT_FOUND, "throttle_time_ms": 0, "topics": []}
         doomed: set[tuple[str, int]] = set()
