@@ -28,6 +28,11 @@ def cell(entry: dict[str, Any] | None, notes: dict[str, int]) -> str:
         return ""
     kafka = "✓" if entry.get("kafka_ok") else "✗"
     if entry.get("same"):
+        ignored = entry.get("ignored_fields") or {}
+        if ignored and entry.get("kafka") != entry.get("logmq"):  # same but for those fields
+            marks = "".join(f"*{notes.setdefault(f'{k}: {why}', len(notes) + 1)}"
+                            for k, why in sorted(ignored.items()))
+            return f"✓{marks} / {kafka}"
         return f"✓ / {kafka}"
     why = entry.get("expected_difference")
     if why:
@@ -63,7 +68,8 @@ def render(results: dict[str, Any]) -> str:
             "*logmq / Kafka*: ✓ under logmq means the client observed exactly what it observed "
             "from Kafka (error codes, offsets, timestamps, configs, group state); ✓ under "
             "Kafka means the operation did what the script expects there; ✗n is the "
-            "documented difference n below; ✗! an undocumented one; empty: the client has no "
+            "documented difference n below; ✓*n identical except the deliberate difference n in one "
+            "field; ✗! an undocumented one; empty: the client has no "
             "such call.", ""]
     foot = ["", "Differences:", ""] + [f"{n}. {why}" for why, n in
                                         sorted(notes.items(), key=lambda kv: kv[1])]

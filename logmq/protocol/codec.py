@@ -32,16 +32,17 @@ __all__ = [
     "encode_response",
     "encode_response_chunks",
     "decode_response",
+    "encode_refusal",
     "peek_header",
     "encode_struct",
     "decode_struct",
 ]
 
-#: What the server advertises: non-flexible versions accepted by all four reference clients.
+#: What the server advertises (and decodes): the versions whose fields the handlers honour.
 SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     0: (3, 8),  # Produce
     1: (4, 11),  # Fetch
-    2: (1, 5),  # ListOffsets
+    2: (1, 10),  # ListOffsets (v7 max-timestamp, v8 earliest-local, v9 latest-tiered)
     3: (0, 8),  # Metadata
     8: (2, 7),  # OffsetCommit
     9: (1, 5),  # OffsetFetch
@@ -58,6 +59,16 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     21: (0, 1),  # DeleteRecords
     22: (0, 1),  # InitProducerId
     32: (0, 3),  # DescribeConfigs
+    # the admin surface (logmq/server/admin.py)
+    33: (0, 2),  # AlterConfigs
+    35: (0, 4),  # DescribeLogDirs
+    37: (0, 3),  # CreatePartitions
+    42: (0, 2),  # DeleteGroups
+    43: (0, 2),  # ElectLeaders
+    44: (0, 1),  # IncrementalAlterConfigs
+    47: (0, 0),  # OffsetDelete
+    61: (0, 0),  # DescribeProducers
+    75: (0, 0),  # DescribeTopicPartitions
 }
 
 SCHEMAS: dict[str, Any] = _SCHEMAS  # generated plain data; typed once here
@@ -309,7 +320,10 @@ def _field_codec(ftype: str, sub: list | None, version: int, nullable: bool,
         return enc, dec
     if ftype == "struct":
         assert sub is not None
-        return _compile(sub, version, compact)
+        senc, sdec = _compile(sub, version, compact)
+        if not nullable:
+            return senc, sdec
+        return _nullable_struct(senc, sdec)
     if ftype in _FIXED:
         return _fixed(_FIXED[ftype])
     if ftype == "bool":
@@ -323,6 +337,24 @@ def _field_codec(ftype: str, sub: list | None, version: int, nullable: bool,
     if ftype == "uuid":
         return _uuid()
     raise ProtocolError(f"unknown schema type {ftype}")
+
+
+def _nullable_struct(senc: Enc, sdec: Dec) -> tuple[Enc, Dec]:
+    """A nullable struct field: an int8 marker (-1 null, 1 present) before the struct."""
+    def enc(v: Any, out: list) -> None:
+        if v is None:
+            out.append(b"\xff")
+        else:
+            out.append(b"\x01")
+            senc(v, out)
+
+    def dec(buf: bytes, pos: int) -> tuple[Any, int]:
+        marker = _I8.unpack_from(buf, pos)[0]
+        if marker < 0:
+            return None, pos + 1
+        return sdec(buf, pos + 1)
+
+    return enc, dec
 
 
 def _default(ftype: str, default: Any, nullable: bool) -> Any:
@@ -558,6 +590,34 @@ def encode_response(api_key: int, api_version: int, correlation_id: int, body: d
     """A whole response frame with its size prefix (all ``records`` must be bytes)."""
     parts = _response_parts(api_key, api_version, correlation_id, body)
     data = b"".join(p if isinstance(p, bytes) else bytes(p.read()) for p in parts)
+    return _I32.pack(len(data)) + data
+
+
+_RESPONSES: dict[int, str] = {s["api_key"]: n for n, s in SCHEMAS.items()
+                              if n.endswith("Response") and s["api_key"] is not None}
+
+
+def encode_refusal(api_key: int, api_version: int, correlation_id: int,
+                   error_code: int) -> bytes | None:
+    """A whole response frame carrying only a top-level ``error_code`` (every other field
+    default, arrays empty), for an API or version the server does not serve. None when that
+    response has no top-level error code in that version, or its layout is unknown."""
+    name = _RESPONSES.get(api_key)
+    if name is None:
+        return None
+    s = SCHEMAS[name]
+    lo, hi = s["valid"]
+    if not lo <= api_version <= hi or not any(
+            f[0] == "error_code" and f[2] is not None and _in(api_version, f[2])
+            for f in s["fields"]):
+        return None
+    flexible = s["flexible"] is not None and api_version >= s["flexible"]
+    enc, _ = _compile(s["fields"], api_version, flexible)
+    out: list = [_I32.pack(correlation_id)]
+    if flexible and api_key != 18:
+        out.append(b"\x00")
+    enc({"error_code": error_code}, out)
+    data = b"".join(out)
     return _I32.pack(len(data)) + data
 
 

@@ -31,6 +31,7 @@ from logmq.protocol import (
     SUPPORTED_VERSIONS,
     FrameBuffer,
     decode_request,
+    encode_refusal,
     encode_response,
     encode_response_chunks,
     peek_header,
@@ -51,7 +52,7 @@ API_VERSIONS = ApiKey.API_VERSIONS
 UNSUPPORTED_VERSION = ErrorCode.UNSUPPORTED_VERSION
 _READ_CHUNK = 256 * 1024
 #: APIs whose handlers touch the file system or many partitions: always off the event loop.
-_SLOW_APIS = frozenset((19, 20, 21))
+_SLOW_APIS = frozenset((19, 20, 21, 33, 35, 37, 42, 44, 47))
 
 
 class ClientInfo:
@@ -315,6 +316,19 @@ class KafkaServer:
             # KIP-511: answer with a v0 body listing what we support, so the client retries
             writer.write(encode_response(API_VERSIONS, 0, corr, {
                 "error_code": UNSUPPORTED_VERSION, "api_keys": self._api_keys()}))
+            await writer.drain()
+            return True
+        lo_hi = SUPPORTED_VERSIONS.get(api)
+        if lo_hi is None or not lo_hi[0] <= version <= lo_hi[1]:
+            # UNSUPPORTED_VERSION where the response has a top-level error code; with no
+            # layout to answer in, close (what Kafka does for every unsupported request)
+            refusal = encode_refusal(api, version, corr, UNSUPPORTED_VERSION)
+            if refusal is None:
+                self._malformed.log(logging.WARNING, "unsupported api",
+                                    "api %d v%d from %s is not implemented", api, version,
+                                    client.host)
+                return False
+            writer.write(refusal)
             await writer.drain()
             return True
         offload = len(frame) > self.limits.offload_request_bytes or api in _SLOW_APIS

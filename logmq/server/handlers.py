@@ -26,8 +26,8 @@ from logmq.errors import (
     UnknownTopicError,
 )
 from logmq.kafka_codes import ErrorCode as _E
+from logmq.server.admin import AdminHandlers
 from logmq.server.limits import ServerLimits
-from logmq.types import TopicPartition
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -93,7 +93,7 @@ def error_code(e: BaseException | None) -> int:
     return UNKNOWN_SERVER_ERROR
 
 
-class Handlers:
+class Handlers(AdminHandlers):
     """The request handlers of one server (one broker, node id 0)."""
 
     def __init__(self, broker: Broker, host: str, port: int, *,
@@ -307,33 +307,6 @@ class Handlers:
                  "responses": out_topics}, total, errors)
 
     # ------------------------------------------------------------------ offsets
-    def list_offsets(self, body: dict, v: int, client: Any) -> dict:
-        out = []
-        for t in body.get("topics", []):
-            name = t["name"]
-            parts = []
-            for p in t["partitions"]:
-                idx = p["partition_index"]
-                ts = p["timestamp"]
-                pr = {"partition_index": idx, "error_code": NONE, "timestamp": -1, "offset": -1,
-                      "leader_epoch": 0, "old_style_offsets": []}
-                try:
-                    plog = self.broker.partition_log(name, idx)
-                    if ts == -2:
-                        pr["offset"] = plog.log_start_offset
-                    elif ts == -1:
-                        pr["offset"] = plog.next_offset
-                    else:
-                        tp = TopicPartition(name, idx)
-                        hit = self.broker.offsets_for_times({tp: ts})[tp]
-                        if hit is not None:
-                            pr["offset"], pr["timestamp"] = hit.offset, hit.timestamp
-                except LogMQError as e:
-                    pr["error_code"] = e.kafka_code
-                parts.append(pr)
-            out.append({"name": name, "partitions": parts})
-        return {"throttle_time_ms": 0, "topics": out}
-
     def delete_records(self, body: dict, v: int, client: Any) -> dict:
         out = []
         for t in body.get("topics", []):
@@ -420,20 +393,31 @@ class Handlers:
 
     def offset_commit(self, body: dict, v: int, client: Any) -> dict:
         offsets: dict[tuple[str, int], tuple[int, str | None]] = {}
+        unknown: set[tuple[str, int]] = set()
         for t in body.get("topics", []):
+            try:  # as Kafka: a partition that does not exist is refused, the rest committed
+                n = self.broker.partitions_for(t["name"])
+            except LogMQError:
+                n = 0
             for p in t["partitions"]:
-                offsets[(t["name"], p["partition_index"])] = (
-                    p["committed_offset"], p.get("committed_metadata"))
+                tp = (t["name"], p["partition_index"])
+                if not 0 <= tp[1] < n:
+                    unknown.add(tp)
+                    continue
+                offsets[tp] = (p["committed_offset"], p.get("committed_metadata"))
         code = NONE
         try:
-            self.coordinator.commit_offsets(
-                body["group_id"], body.get("generation_id_or_member_epoch", -1),
-                body.get("member_id", ""), offsets)
+            if offsets or not unknown:
+                self.coordinator.commit_offsets(
+                    body["group_id"], body.get("generation_id_or_member_epoch", -1),
+                    body.get("member_id", ""), offsets)
         except LogMQError as e:
             code = e.kafka_code
         return {"throttle_time_ms": 0, "topics": [
             {"name": t["name"], "partitions": [
-                {"partition_index": p["partition_index"], "error_code": code}
+                {"partition_index": p["partition_index"],
+                 "error_code": UNKNOWN_TOPIC_OR_PARTITION
+                 if (t["name"], p["partition_index"]) in unknown else code}
                 for p in t["partitions"]]}
             for t in body.get("topics", [])]}
 
@@ -509,50 +493,6 @@ class Handlers:
                            for g, pt, _state in self.coordinator.list_groups()]}
 
     # ------------------------------------------------------------------ admin
-    def create_topics(self, body: dict, v: int, client: Any) -> dict:
-        out = []
-        cap = self.limits.max_partitions_per_create
-        budget = cap
-        for t in body.get("topics", []):
-            name = t["name"]
-            res = {"name": name, "error_code": NONE, "error_message": None}
-            try:
-                n = t.get("num_partitions", -1)
-                rf = t.get("replication_factor", -1)
-                wanted = 1 if n in (-1, None) else n
-                if wanted > budget:
-                    res["error_code"] = INVALID_PARTITIONS
-                    res["error_message"] = (
-                        f"{wanted} partitions exceed what one CreateTopics may create "
-                        f"(max_partitions_per_create={cap}, {budget} left in this request)")
-                elif rf not in (-1, 1):
-                    res["error_code"] = INVALID_REPLICATION_FACTOR
-                    res["error_message"] = "logmq is a single node: replication factor must be 1"
-                elif t.get("assignments"):
-                    res["error_code"] = INVALID_REQUEST
-                    res["error_message"] = "manual replica assignment is not supported"
-                else:
-                    config = {c["name"]: c["value"] for c in t.get("configs", [])}
-                    partitions = None if n in (-1, None) else n
-                    if body.get("validate_only"):
-                        from logmq.broker.broker import validate_topic_name
-                        from logmq.broker.config import validate_topic_config
-
-                        validate_topic_name(name)
-                        validate_topic_config(config)
-                        if name in self.broker.list_topics():
-                            from logmq.errors import TopicExistsError
-
-                            raise TopicExistsError(name)
-                    else:
-                        self.broker.create_topic(name, partitions=partitions, config=config)
-                        budget -= wanted
-            except LogMQError as e:
-                res["error_code"] = e.kafka_code
-                res["error_message"] = str(e)
-            out.append(res)
-        return {"throttle_time_ms": 0, "topics": out}
-
     def delete_topics(self, body: dict, v: int, client: Any) -> dict:
         out = []
         for name in body.get("topic_names", []):
@@ -563,43 +503,6 @@ class Handlers:
                 code = e.kafka_code
             out.append({"name": name, "error_code": code})
         return {"throttle_time_ms": 0, "responses": out}
-
-    def describe_configs(self, body: dict, v: int, client: Any) -> dict:
-        from logmq.broker.config import TOPIC_CONFIGS
-
-        results = []
-        for r in body.get("resources", []):
-            rt, name = r["resource_type"], r["resource_name"]
-            keys = r.get("configuration_keys")
-            res = {"error_code": NONE, "error_message": None, "resource_type": rt,
-                   "resource_name": name, "configs": []}
-            try:
-                if rt == 2:  # topic
-                    eff = self.broker.topic_config(name)
-                    overrides = self.broker.describe_topic(name).overrides
-                elif rt == 4:  # broker
-                    eff = dict(self.broker.defaults)
-                    overrides = eff
-                else:
-                    raise LogMQError(f"resource type {rt} is not supported")
-                for k, val in sorted(eff.items()):
-                    if keys is not None and k not in keys:
-                        continue
-                    is_override = k in overrides
-                    source = (1 if rt == 2 else 4) if is_override else 5
-                    doc = TOPIC_CONFIGS[k].doc if k in TOPIC_CONFIGS else None
-                    res["configs"].append({
-                        "name": k, "value": None if val is None else str(val),
-                        "read_only": False, "is_default": not is_override,
-                        "config_source": source, "is_sensitive": False,
-                        "synonyms": [], "config_type": 0,
-                        "documentation": doc if body.get("include_documentation") else None,
-                    })
-            except LogMQError as e:
-                res["error_code"] = e.kafka_code if e.kafka_code != -1 else INVALID_REQUEST
-                res["error_message"] = str(e)
-            results.append(res)
-        return {"throttle_time_ms": 0, "results": results}
 
     def init_producer_id(self, body: dict, v: int, client: Any) -> dict:
         if body.get("transactional_id") is not None:
@@ -613,10 +516,10 @@ class Handlers:
     def table(self) -> dict[int, Callable[..., Any]]:
         """api key -> handler (async handlers are awaited by the connection)."""
         return {
-            0: self.produce, 1: self.fetch, 2: self.list_offsets, 3: self.metadata,
+            0: self.produce, 1: self.fetch, 3: self.metadata,
             8: self.offset_commit, 9: self.offset_fetch, 10: self.find_coordinator,
             11: self.join_group, 12: self.heartbeat, 13: self.leave_group,
             14: self.sync_group, 15: self.describe_groups, 16: self.list_groups,
-            19: self.create_topics, 20: self.delete_topics, 21: self.delete_records,
-            22: self.init_producer_id, 32: self.describe_configs,
+            20: self.delete_topics, 21: self.delete_records, 22: self.init_producer_id,
+            **self.admin_table(),
         }

@@ -42,6 +42,15 @@ DEFAULT_API_ELEMENTS: dict[int, int] = {
     21: 100_000,  # DeleteRecords
     22: 10,  # InitProducerId
     32: 10_000,  # DescribeConfigs: resources + keys
+    33: 10_000,  # AlterConfigs: resources + configs
+    35: 100_000,  # DescribeLogDirs: topics + partitions
+    37: 100_000,  # CreatePartitions: topics + assignments + broker ids
+    42: 10_000,  # DeleteGroups
+    43: 100_000,  # ElectLeaders: topics + partitions
+    44: 10_000,  # IncrementalAlterConfigs
+    47: 100_000,  # OffsetDelete: topics + partitions
+    61: 100_000,  # DescribeProducers: topics + partitions
+    75: 10_000,  # DescribeTopicPartitions: topic names
 }
 
 
