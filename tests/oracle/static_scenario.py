@@ -189,16 +189,17 @@ def commit_after_leave(bootstrap: str, prefix: str) -> dict[str, Any]:
 
 class Counts:
     def __init__(self) -> None:
-        self.assign = self.revoke = 0
-        self.log: list[Any] = []
+        self.assign = self.revoke = self.nonempty = self.lost = 0
 
     def on_assign(self, c: Consumer, parts: list[TopicPartition]) -> None:
         self.assign += 1
-        self.log.append(("+", time.monotonic(), len(parts)))
+        self.nonempty += bool(parts)
+
+    def on_lost(self, c: Consumer, parts: list[TopicPartition]) -> None:
+        self.lost += 1
 
     def on_revoke(self, c: Consumer, parts: list[TopicPartition]) -> None:
         self.revoke += 1
-        self.log.append(("-", time.monotonic(), len(parts)))
 
     def snap(self) -> list[int]:
         return [self.assign, self.revoke]
@@ -244,7 +245,51 @@ def cooperative_unsubscribe(bootstrap: str, prefix: str) -> dict[str, Any]:
     c1.close()
     c2.close()
     out["counts_closed"] = [n1.snap(), n2.snap()]
-    print(n1.log, n2.log, file=sys.stderr)
+    return out
+
+
+def cooperative_wildcard(bootstrap: str, prefix: str) -> dict[str, Any]:
+    """librdkafka 0113 n: two cooperative-sticky members subscribe to a regex no topic
+    matches yet; two matching topics appear (both members must land in one generation: no
+    revoke), then one is deleted (its partitions are lost, not revoked, in Kafka)."""
+    base, group = f"{prefix}-nw", f"{prefix}-nw-g"
+    conf = {"bootstrap.servers": bootstrap, "group.id": group, "session.timeout.ms": 30000,
+            "heartbeat.interval.ms": 500, "partition.assignment.strategy": "cooperative-sticky",
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "topic.metadata.refresh.interval.ms": 3000}
+    n1, n2 = Counts(), Counts()
+    c1, c2 = Consumer(conf), Consumer(conf)
+    for c, n in ((c1, n1), (c2, n2)):
+        c.subscribe([f"^{base}_."], on_assign=n.on_assign, on_revoke=n.on_revoke,
+                    on_lost=n.on_lost)
+
+    def until(cond: Any) -> bool:
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            c1.poll(0.1)
+            c2.poll(0.1)
+            if cond():
+                return True
+        return False
+
+    def counts() -> list[list[int]]:
+        return [[n.nonempty, n.revoke, n.lost] for n in (n1, n2)]
+
+    c1.poll(0.5)
+    c2.poll(0.5)
+    out: dict[str, Any] = {"before_topics": counts()}
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics([NewTopic(f"{base}_1", 2, 1),
+                                  NewTopic(f"{base}_2", 2, 1)]).values():
+        f.result(30)
+    out["both_two"] = until(lambda: len(c1.assignment()) == 2 and len(c2.assignment()) == 2)
+    # one rebalance or two (the topics may be discovered apart), never a revoke
+    out["after_create"] = [[min(a, 2) > 0, r, lost] for a, r, lost in counts()]
+    admin.delete_topics([f"{base}_1"])[f"{base}_1"].result(30)
+    out["one_each"] = until(lambda: len(c1.assignment()) == 1 and len(c2.assignment()) == 1)
+    out["after_delete"] = [[r, lost] for _, r, lost in counts()]
+    c1.close()
+    c2.close()
     return out
 
 
@@ -256,7 +301,8 @@ def main() -> int:
     ns = ap.parse_args()
     ops: dict[str, Any] = {}
     for name, fn in (("static", restart_and_fence), ("commit_after_leave", commit_after_leave),
-                     ("cooperative_unsubscribe", cooperative_unsubscribe)):
+                     ("cooperative_unsubscribe", cooperative_unsubscribe),
+                     ("cooperative_wildcard", cooperative_wildcard)):
         if ns.only and ns.only != name:
             continue
         try:
