@@ -1,5 +1,6 @@
-"""Static membership and librdkafka's group findings (0102, 0113 l, 0118) through confluent-kafka,
-against Apache Kafka 4.4 and logmq: the same observations (static_scenario.py says what).
+"""Static membership and librdkafka's group findings (0102, 0113 l and n, 0118) through
+confluent-kafka, against Apache Kafka 4.4 and logmq: the same observations (static_scenario.py
+says what).
 
 Both brokers here run with Kafka's *default* ``group.initial.rebalance.delay.ms`` (3000 ms),
 not the 0 the session brokers use: librdkafka's own suite runs against a default Kafka and its
@@ -76,6 +77,7 @@ SANE = {
     "static": lambda o: o["initial"]["ok"] and o["restart"]["ok"] and o["fenced"]["ok"],
     "commit_after_leave": lambda o: bool(o["commits"]) and o["c1_took_over"],
     "cooperative_unsubscribe": lambda o: o["both_two"] and o["moved"],
+    "cooperative_wildcard": lambda o: o["both_two"] and o["one_each"],
 }
 
 
@@ -98,10 +100,14 @@ def test_static_restart_is_invisible_to_the_other_member(
     """What 0102 wants, stated on its own (the comparison above would also pass if both
     brokers rebalanced): the restarted member gets its partitions back, the other one sees
     no callback, and the fenced duplicate gets a fatal error."""
-    got = _observe(default_delay_brokers)["logmq"]["static"]
+    obs = _observe(default_delay_brokers)["logmq"]
+    got = obs["static"]
     assert got["restart"]["same_partitions"] and got["restart"]["b_events_after"] == []
     assert got["fenced"]["old_errors"] and got["fenced"]["b_events_after"] == []
     assert got["fenced"]["same_partitions"]
-    assert got["commit_after_leave"]["commits"] and "NO_ERROR" not in \
-        got["commit_after_leave"]["commits"]
-    assert got["cooperative_unsubscribe"]["counts_first"] == [[1, 0], [1, 0]]
+    commits = obs["commit_after_leave"]["commits"]
+    assert commits and "NO_ERROR" not in commits  # 0118: no commit of a leaving member
+    # 0113 l: one assign callback each for the first generation, no revoke
+    assert obs["cooperative_unsubscribe"]["counts_first"] == [[1, 0], [1, 0]]
+    # 0113 n: no revoke when the matching topics appear
+    assert [x[1] for x in obs["cooperative_wildcard"]["after_create"]] == [0, 0]
