@@ -8,6 +8,11 @@ computes the plan, the coordinator only runs the state machine::
     Empty --join--> PreparingRebalance --all rejoined / timeout--> CompletingRebalance
     CompletingRebalance --leader sync--> Stable --join/leave/expiry--> PreparingRebalance
 
+Static members (KIP-345, ``group.instance.id``) are Kafka's too: a known instance id joining
+without a member id replaces its old member id in place (see :meth:`_replace_static`), and
+every request naming an instance id is checked against its current holder (FENCED_INSTANCE_ID
+for a replaced one).
+
 Everything is guarded by one lock. Time-based transitions (session expiry, rebalance timeout,
 initial rebalance delay, members that never sync) sit in a heap of deadlines that
 :meth:`GroupCoordinator.advance` drains; :meth:`GroupCoordinator.start` runs a thread that sleeps
