@@ -175,7 +175,7 @@ def test_only_static_laggards_left_waits_for_a_joiner(coord, clock):
 
 
 # ---------------------------------------------------------------- embedded consumers
-FAST = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 50, "rebalance_timeout_ms": 3000,
+FAST = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 50, "rebalance_timeout_ms": 1000,
         "enable_auto_commit": False, "auto_offset_reset": "earliest"}
 
 
