@@ -174,6 +174,22 @@ def test_only_static_laggards_left_waits_for_a_joiner(coord, clock):
         coord.heartbeat(G, gen, b, "b")
 
 
+def test_commit_after_leaving_is_refused_as_kafka_refuses_it(coord):
+    """librdkafka 0118's server side: a member that left commits with its old id and
+    generation; Kafka answers UNKNOWN_MEMBER_ID (and ILLEGAL_GENERATION for a stale
+    generation of a member still in the group)."""
+    a, b, gen = stable_pair(coord)
+    coord.leave_members(G, [(b, None)])  # b leaves by member id (LeaveGroup v0-2 style)
+    with pytest.raises(UnknownMemberError):
+        coord.commit_offsets(G, gen, b, {("t", 0): (1, None)}, "b")
+    with pytest.raises(UnknownMemberError):
+        coord.commit_offsets(G, gen, b, {("t", 0): (1, None)})
+    ra = join(coord, a, "a").result(0)  # the rebalance moves a to the next generation
+    with pytest.raises(IllegalGenerationError):
+        coord.commit_offsets(G, gen, a, {("t", 0): (1, None)}, "a")
+    assert ra.generation_id == gen + 1 and coord.fetch_offsets(G, None) == {}
+
+
 # ---------------------------------------------------------------- embedded consumers
 FAST = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 50, "rebalance_timeout_ms": 1000,
         "enable_auto_commit": False, "auto_offset_reset": "earliest"}
