@@ -38,6 +38,7 @@ __all__ = [
     "IllegalGenerationError",
     "RebalanceInProgressError",
     "MemberIdRequiredError",
+    "FencedInstanceIdError",
     "InconsistentGroupProtocolError",
     "GroupNotEmptyError",
     "GroupIdNotFoundError",
@@ -251,6 +252,12 @@ class IllegalGenerationError(GroupError):
 
 class RebalanceInProgressError(GroupError):
     kafka_code = E.REBALANCE_IN_PROGRESS
+
+
+class FencedInstanceIdError(GroupError):
+    """Another process joined with this member's ``group.instance.id`` and replaced it."""
+
+    kafka_code = E.FENCED_INSTANCE_ID
 
 
 class MemberIdRequiredError(GroupError):

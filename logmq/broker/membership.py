@@ -67,7 +67,13 @@ class GroupMember:
     ``rebalance_timeout_ms`` (30 s: how long a rebalance waits for slow members),
     ``enable_auto_commit`` (True), ``auto_commit_interval_ms`` (5 s),
     ``assignor`` ("range", "roundrobin", "sticky", or a list in preference order),
-    ``client_id``.
+    ``client_id``, ``group_instance_id`` (None: a dynamic member).
+
+    A ``group_instance_id`` makes the member static (KIP-345), as in Kafka's clients: closing
+    or unsubscribing sends no LeaveGroup, so a restarted process with the same id takes its
+    place and partitions back without a rebalance, as long as it returns within
+    ``session_timeout_ms``. A second live process with the same id fences the first:
+    its next poll raises :class:`~logmq.errors.FencedInstanceIdError`.
     """
 
     def __init__(
@@ -84,6 +90,7 @@ class GroupMember:
         auto_commit_interval_ms: int = 5_000,
         assignor: str | list[str] = "range",
         client_id: str = "logmq",
+        group_instance_id: str | None = None,
     ) -> None:
         names = [assignor] if isinstance(assignor, str) else list(assignor)
         if not names or any(n not in ASSIGNORS for n in names):
@@ -100,6 +107,9 @@ class GroupMember:
         self.auto_commit_interval = auto_commit_interval_ms / 1000
         self.assignors = names
         self.client_id = client_id
+        if group_instance_id is not None and not group_instance_id:
+            raise ConfigError("group_instance_id must be a non-empty string or None")
+        self.instance_id = group_instance_id
         self.coordinator = coordinator
         self.subscription: list[str] = []
         self.member_id = ""
@@ -153,7 +163,8 @@ class GroupMember:
 
     def _heartbeat(self) -> None:
         try:
-            self.coordinator.heartbeat(self.group, self.generation, self.member_id)
+            self.coordinator.heartbeat(self.group, self.generation, self.member_id,
+                                       self.instance_id)
         except RebalanceInProgressError:
             self.need_rejoin = True
             self._join()
@@ -222,6 +233,7 @@ class GroupMember:
                 self.group, self.member_id, "consumer", protocols,
                 self.session_timeout_ms, self.rebalance_timeout_ms,
                 client_id=self.client_id, require_known_member_id=True,
+                group_instance_id=self.instance_id,
             )
             res = fut.result(timeout=self.rebalance_timeout_ms / 1000 + 5)
             if isinstance(res.error, MemberIdRequiredError):
@@ -254,7 +266,7 @@ class GroupMember:
                     assignments[mid] = encode_assignment(per_topic)
             try:
                 mine = self.coordinator.sync_group(
-                    self.group, self.generation, self.member_id, assignments
+                    self.group, self.generation, self.member_id, assignments, self.instance_id
                 ).result(timeout=self.rebalance_timeout_ms / 1000 + 5)
             except RebalanceInProgressError:
                 continue
@@ -293,11 +305,13 @@ class GroupMember:
                 data[(t, int(p))] = v if isinstance(v, tuple) else (int(v), None)
         if not data:
             return
-        self.coordinator.commit_offsets(self.group, self.generation, self.member_id, data)
+        self.coordinator.commit_offsets(self.group, self.generation, self.member_id, data,
+                                        self.instance_id)
 
     # ------------------------------------------------------------------ leaving
     def _leave(self) -> None:
-        if self.member_id:
+        # A static member keeps its place for its successor (Kafka's clients do the same).
+        if self.member_id and self.instance_id is None:
             try:
                 self.coordinator.leave_group(self.group, [self.member_id])
             except GroupError:

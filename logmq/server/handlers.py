@@ -359,7 +359,8 @@ class Handlers(AdminHandlers):
         assignments = {a["member_id"]: a["assignment"] for a in body.get("assignments", [])}
         try:
             fut = self.coordinator.sync_group(body["group_id"], body["generation_id"],
-                                              body["member_id"], assignments)
+                                              body["member_id"], assignments,
+                                              body.get("group_instance_id"))
             data = await self._until_stopped(asyncio.wrap_future(fut))
         except LogMQError as e:
             return {"throttle_time_ms": 0, "error_code": e.kafka_code, "assignment": b""}
@@ -367,28 +368,27 @@ class Handlers(AdminHandlers):
 
     def heartbeat(self, body: dict, v: int, client: Any) -> dict:
         try:
-            self.coordinator.heartbeat(body["group_id"], body["generation_id"], body["member_id"])
+            self.coordinator.heartbeat(body["group_id"], body["generation_id"], body["member_id"],
+                                       body.get("group_instance_id"))
         except LogMQError as e:
             return {"throttle_time_ms": 0, "error_code": e.kafka_code}
         return {"throttle_time_ms": 0, "error_code": NONE}
 
     def leave_group(self, body: dict, v: int, client: Any) -> dict:
         if v >= 3:
-            members = [m["member_id"] for m in body.get("members", [])]
+            members = [(m["member_id"], m.get("group_instance_id"))
+                       for m in body.get("members", [])]
         else:
-            members = [body.get("member_id", "")]
-        results = []
-        top = NONE
-        for m in members:
-            try:
-                self.coordinator.leave_group(body["group_id"], [m])
-                code = NONE
-            except LogMQError as e:
-                code = e.kafka_code
-                top = top or code
-            results.append({"member_id": m, "group_instance_id": None, "error_code": code})
-        if v >= 3:
-            top = NONE
+            members = [(body.get("member_id", ""), None)]
+        try:
+            errors = self.coordinator.leave_members(body["group_id"], members)
+        except LogMQError as e:
+            return {"throttle_time_ms": 0, "error_code": e.kafka_code, "members": []}
+        codes = [error_code(e) for e in errors]
+        results = [{"member_id": mid, "group_instance_id": iid, "error_code": code}
+                   for (mid, iid), code in zip(members, codes, strict=True)]
+        # v0-2 carry the one member's error at the top; v3+ per member (Kafka's shape)
+        top = NONE if v >= 3 else codes[0]
         return {"throttle_time_ms": 0, "error_code": top, "members": results}
 
     def offset_commit(self, body: dict, v: int, client: Any) -> dict:
@@ -410,7 +410,7 @@ class Handlers(AdminHandlers):
             if offsets or not unknown:
                 self.coordinator.commit_offsets(
                     body["group_id"], body.get("generation_id_or_member_epoch", -1),
-                    body.get("member_id", ""), offsets)
+                    body.get("member_id", ""), offsets, body.get("group_instance_id"))
         except LogMQError as e:
             code = e.kafka_code
         return {"throttle_time_ms": 0, "topics": [

@@ -8,6 +8,11 @@ computes the plan, the coordinator only runs the state machine::
     Empty --join--> PreparingRebalance --all rejoined / timeout--> CompletingRebalance
     CompletingRebalance --leader sync--> Stable --join/leave/expiry--> PreparingRebalance
 
+Static members (KIP-345, ``group.instance.id``) are Kafka's too: a known instance id joining
+without a member id replaces its old member id in place (see :meth:`_replace_static`), and
+every request naming an instance id is checked against its current holder (FENCED_INSTANCE_ID
+for a replaced one).
+
 Everything is guarded by one lock. Time-based transitions (session expiry, rebalance timeout,
 initial rebalance delay, members that never sync) sit in a heap of deadlines that
 :meth:`GroupCoordinator.advance` drains; :meth:`GroupCoordinator.start` runs a thread that sleeps
@@ -25,9 +30,10 @@ import itertools
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future
 
+from logmq.broker.groups.admin import GroupAdmin
 from logmq.broker.groups.model import (
     GroupDescription,
     JoinResult,
@@ -36,14 +42,17 @@ from logmq.broker.groups.model import (
     _Group,
     _Member,
     _resolved,
+    select_protocol,
+    supports,
+    validate_member,
 )
 from logmq.broker.groups.offsets import Offsets, OffsetStore
-from logmq.broker.groups.states import COMPLETING, DEAD, EMPTY, PREPARING, STABLE, set_state
+from logmq.broker.groups.states import COMPLETING, EMPTY, PREPARING, STABLE, set_state
 from logmq.config import BROKER_KEYS
 from logmq.errors import (
     BrokerClosedError,
-    GroupIdNotFoundError,
-    GroupNotEmptyError,
+    FencedInstanceIdError,
+    GroupError,
     IllegalGenerationError,
     InconsistentGroupProtocolError,
     InvalidSessionTimeoutError,
@@ -56,7 +65,7 @@ __all__ = ["GroupCoordinator", "JoinResult", "GroupDescription", "MemberDescript
 
 
 
-class GroupCoordinator:
+class GroupCoordinator(GroupAdmin):
     """Kafka's classic GroupCoordinator for every group of one broker.
 
     ``offsets`` persists committed offsets; group membership itself is deliberately not
@@ -136,10 +145,6 @@ class GroupCoordinator:
     # topic listener: the facade calls this when the storage manager deletes a topic
     def on_topic_deleted(self, topic: str) -> None:
         self.delete_topic_offsets(topic)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise BrokerClosedError("group coordinator is closed")
 
     # ------------------------------------------------------------------ scheduling
     def _push(self, when: float, kind: str, group_id: str, key: str, token: int) -> None:
@@ -264,8 +269,15 @@ class GroupCoordinator:
             self._complete_join(g, now, done)
 
     def _complete_join(self, g: _Group, now: float, done: _Done) -> None:
-        for m in [m for m in g.members.values() if m.join_future is None]:
+        for m in [m for m in g.members.values()
+                  if m.join_future is None and m.group_instance_id is None]:
             self._remove_member(g, m, done)  # did not rejoin within the rebalance timeout
+        joined = [mid for mid, m in g.members.items() if m.join_future is not None]
+        if g.members and not joined:
+            # Only static members that did not rejoin are left: like Kafka, keep them (their
+            # session timeout removes them) and wait another rebalance timeout for a joiner.
+            self._schedule_join(g, now + self._group_rebalance_timeout(g))
+            return
         g.join_token = next(self._tokens)  # cancel the pending join deadline
         g.initial_delay = False
         g.generation += 1
@@ -274,9 +286,9 @@ class GroupCoordinator:
             g.protocol = None
             g.leader_id = None
             return
-        g.protocol = self._select_protocol(g)
-        if g.leader_id not in g.members:
-            g.leader_id = next(iter(g.members))
+        g.protocol = select_protocol(g)
+        if g.leader_id not in joined:
+            g.leader_id = joined[0]
         set_state(g, COMPLETING)
         g.pending_sync = set(g.members)
         g.sync_token = next(self._tokens)
@@ -297,36 +309,6 @@ class GroupCoordinator:
         return JoinResult(None, g.generation, g.protocol or "", g.leader_id or "", m.member_id,
                           (roster or []) if m.member_id == g.leader_id else [])
 
-    def _select_protocol(self, g: _Group) -> str:
-        """The protocol every member supports that most members prefer (Kafka's vote).
-
-        Ties go to the leader's (else first member's) preference order, so the choice does
-        not depend on set iteration order.
-        """
-        members = list(g.members.values())
-        common = set.intersection(*({n for n, _ in m.protocols} for m in members))
-        votes: dict[str, int] = {}
-        for m in members:
-            for name, _ in m.protocols:
-                if name in common:
-                    votes[name] = votes.get(name, 0) + 1
-                    break
-        ref = g.members.get(g.leader_id or "") or members[0]
-        order = [n for n, _ in ref.protocols if n in common]
-        return max(order, key=lambda n: (votes.get(n, 0), -order.index(n)))
-
-    def _supports(self, g: _Group, member_id: str, protocol_type: str,
-                  protocols: list[tuple[str, bytes]]) -> bool:
-        if not protocol_type or not protocols:
-            return False
-        others = [m for mid, m in g.members.items() if mid != member_id]
-        if not others:
-            return True
-        if g.protocol_type != protocol_type:
-            return False
-        common = set.intersection(*({n for n, _ in m.protocols} for m in others))
-        return any(n in common for n, _ in protocols)
-
     def _remove_member(self, g: _Group, m: _Member, done: _Done) -> None:
         """Drop a member; the caller decides what the group does next."""
         g.members.pop(m.member_id, None)
@@ -336,6 +318,8 @@ class GroupCoordinator:
         done.error(m.sync_future, err)
         m.join_future = m.sync_future = None
         m.session_token = -1
+        if m.group_instance_id is not None and g.static.get(m.group_instance_id) == m.member_id:
+            del g.static[m.group_instance_id]
         if g.leader_id == m.member_id:
             g.leader_id = next(iter(g.members), None)
 
@@ -383,7 +367,7 @@ class GroupCoordinator:
                 # Registered only once the join is accepted: a rejected first join must not
                 # leave an Empty group behind in ListGroups.
                 g = _Group(group_id)
-            if not self._supports(g, member_id, protocol_type, protocols):
+            if not supports(g, member_id, protocol_type, protocols):
                 return fail(InconsistentGroupProtocolError(
                     f"protocol type {protocol_type!r} / protocols "
                     f"{[n for n, _ in protocols]} do not match group {group_id!r}"))
@@ -394,25 +378,33 @@ class GroupCoordinator:
                          else session_timeout_ms) / 1000
 
             if not member_id:
-                new_id = f"{client_id or 'member'}-{uuid.uuid4()}"
-                if require_known_member_id:
+                new_id = f"{group_instance_id or client_id or 'member'}-{uuid.uuid4()}"
+                old_id = (g.static.get(group_instance_id) if group_instance_id is not None
+                          else None)
+                if old_id is not None:
+                    fut = self._replace_static(g, old_id, new_id, protocol_type, protocols,
+                                               session, rebalance, client_id, client_host,
+                                               now, done)
+                elif require_known_member_id and group_instance_id is None:
                     # JoinGroup v4+: hand out the id first, so a client that times out and
                     # retries does not leave a phantom member behind for a session timeout.
                     token = next(self._tokens)
                     g.pending[new_id] = (now + session, token)
                     self._push(now + session, "pending", group_id, new_id, token)
                     return fail(MemberIdRequiredError(new_id), new_id)
-                fut = self._add_member(g, new_id, group_instance_id, client_id, client_host,
-                                       protocol_type, protocols, session, rebalance, now, done)
+                else:
+                    fut = self._add_member(g, new_id, group_instance_id, client_id,
+                                           client_host, protocol_type, protocols, session,
+                                           rebalance, now, done)
             elif member_id in g.pending:
                 del g.pending[member_id]
                 fut = self._add_member(g, member_id, group_instance_id, client_id, client_host,
                                        protocol_type, protocols, session, rebalance, now, done)
             else:
-                m = g.members.get(member_id)
-                if m is None:
-                    return fail(UnknownMemberError(
-                        f"unknown member {member_id!r} in group {group_id!r}"))
+                try:
+                    m = validate_member(g, member_id, group_instance_id)
+                except GroupError as e:
+                    return fail(e)
                 fut = self._rejoin(g, m, protocol_type, protocols, session, rebalance,
                                    client_id, client_host, group_instance_id, now, done)
         done.flush()
@@ -423,6 +415,8 @@ class GroupCoordinator:
                     session: float, rebalance: float, now: float, done: _Done) -> Future:
         m = _Member(member_id, instance, client_id, client_host, protocol_type, protocols,
                     session, rebalance)
+        if instance is not None:
+            g.static[instance] = member_id
         fut: Future = Future()
         m.join_future = fut
         if not g.members:
@@ -433,6 +427,49 @@ class GroupCoordinator:
         if g.state == PREPARING and g.initial_delay:
             g.new_member_added = True
         self._touch(m, g.group_id, now)
+        if g.state == PREPARING:
+            self._maybe_complete_join(g, now, done)
+        else:
+            self._prepare_rebalance(g, now, done)
+        return fut
+
+    def _replace_static(self, g: _Group, old_id: str, new_id: str, protocol_type: str,
+                        protocols: list[tuple[str, bytes]], session: float, rebalance: float,
+                        client_id: str, client_host: str, now: float, done: _Done) -> Future:
+        """A known ``group.instance.id`` joins without a member id: a restarted static member.
+
+        As in Kafka (KIP-345) the new member id takes the old one's place, keeps its
+        assignment, and whoever still waits under the old id is fenced. In a Stable group
+        whose protocol does not change that is all: the member gets the current generation
+        back at once and its SyncGroup returns its old assignment, so the other members see
+        no rebalance at all (the point of static membership: rolling restarts). The answer
+        names the old leader id, as Kafka does for JoinGroup < v9, so a restarted leader
+        does not recompute an assignment a Stable group would never hand out.
+        """
+        old = g.members.pop(old_id)
+        fenced = FencedInstanceIdError(f"member {old_id!r} was replaced by {new_id!r}")
+        done.result(old.join_future, JoinResult(fenced, -1, "", "", old_id, []))
+        done.error(old.sync_future, fenced)
+        old.join_future = old.sync_future = None
+        old.session_token = -1
+        m = _Member(new_id, old.group_instance_id, client_id or old.client_id,
+                    client_host or old.client_host, protocol_type, protocols, session,
+                    rebalance, assignment=old.assignment)
+        g.members[new_id] = m
+        g.static[m.group_instance_id or ""] = new_id
+        if g.pending_sync and old_id in g.pending_sync:
+            g.pending_sync.discard(old_id)
+            g.pending_sync.add(new_id)
+        prev_leader = g.leader_id
+        if prev_leader == old_id:
+            g.leader_id = new_id
+        self._touch(m, g.group_id, now)
+        fut: Future = Future()
+        m.join_future = fut
+        if g.state == STABLE and select_protocol(g) == g.protocol:
+            m.join_future = None
+            return _resolved(JoinResult(None, g.generation, g.protocol or "", prev_leader or "",
+                                        new_id, []))
         if g.state == PREPARING:
             self._maybe_complete_join(g, now, done)
         else:
@@ -474,7 +511,8 @@ class GroupCoordinator:
 
     # ------------------------------------------------------------------ SyncGroup
     def sync_group(self, group_id: str, generation_id: int, member_id: str,
-                   assignments: dict[str, bytes] | None) -> Future[bytes]:
+                   assignments: dict[str, bytes] | None,
+                   group_instance_id: str | None = None) -> Future[bytes]:
         """SyncGroup: the leader's call carries every member's assignment; all callers get
         their own. Errors are raised by ``result()``."""
         done = _Done()
@@ -483,10 +521,11 @@ class GroupCoordinator:
                 return _resolved(exc=BrokerClosedError("group coordinator is closed"))
             now = self._time()
             g = self._groups.get(group_id)
-            m = g.members.get(member_id) if g is not None else None
-            if g is None or m is None:
-                return _resolved(exc=UnknownMemberError(
-                    f"unknown member {member_id!r} in group {group_id!r}"))
+            try:
+                m = validate_member(g, member_id, group_instance_id)
+            except GroupError as e:
+                return _resolved(exc=e)
+            assert g is not None
             if generation_id != g.generation:
                 return _resolved(exc=IllegalGenerationError(
                     f"generation {generation_id} is not {g.group_id!r}'s {g.generation}"))
@@ -514,14 +553,14 @@ class GroupCoordinator:
         return fut
 
     # ------------------------------------------------------------------ Heartbeat / Leave
-    def heartbeat(self, group_id: str, generation_id: int, member_id: str) -> None:
+    def heartbeat(self, group_id: str, generation_id: int, member_id: str,
+                  group_instance_id: str | None = None) -> None:
         """Heartbeat; RebalanceInProgressError is how members learn they must rejoin."""
         with self._lock:
             self._check_open()
             g = self._groups.get(group_id)
-            m = g.members.get(member_id) if g is not None else None
-            if g is None or m is None:
-                raise UnknownMemberError(f"unknown member {member_id!r} in group {group_id!r}")
+            m = validate_member(g, member_id, group_instance_id)
+            assert g is not None
             if generation_id != g.generation:
                 raise IllegalGenerationError(
                     f"generation {generation_id} is not {group_id!r}'s {g.generation}")
@@ -530,33 +569,58 @@ class GroupCoordinator:
                 raise RebalanceInProgressError(f"group {group_id!r} is rebalancing")
 
     def leave_group(self, group_id: str, member_ids: list[str]) -> None:
-        """LeaveGroup for one or more members (v3+ batches). Known members are removed even
-        when some ids are unknown; then UnknownMemberError names the unknown ones."""
+        """LeaveGroup by member ids. Known members are removed even when some ids are
+        unknown; then UnknownMemberError names the unknown ones."""
+        errors = self.leave_members(group_id, [(mid, None) for mid in member_ids])
+        unknown = [mid for mid, e in zip(member_ids, errors, strict=True) if e is not None]
+        if unknown:
+            raise UnknownMemberError(f"unknown members {unknown} in group {group_id!r}")
+
+    def leave_members(self, group_id: str,
+                      members: list[tuple[str, str | None]]) -> list[GroupError | None]:
+        """LeaveGroup v3+: ``(member_id, group_instance_id)`` pairs, one error (or None) each.
+
+        KIP-345 as Kafka does it: an entry with an instance id removes the static member that
+        holds it now (the member id may be empty: an operator removing an instance by name)
+        unless it names another member id (FENCED_INSTANCE_ID: a zombie must not remove its
+        successor); an entry without one removes that member id, static or not.
+        """
         done = _Done()
-        unknown: list[str] = []
+        out: list[GroupError | None] = []
         with self._lock:
             self._check_open()
             now = self._time()
             g = self._groups.get(group_id)
             changed = False
-            for mid in member_ids:
-                if g is not None and mid in g.pending:
+            for mid, instance in members:
+                if g is not None and instance is None and mid in g.pending:
                     del g.pending[mid]
                     changed = True
-                elif g is not None and mid in g.members:
-                    self._remove_member(g, g.members[mid], done)
-                    changed = True
-                else:
-                    unknown.append(mid)
+                    out.append(None)
+                    continue
+                try:
+                    if instance is not None and g is not None and not mid:
+                        holder = g.static.get(instance)
+                        if holder is None:
+                            raise UnknownMemberError(
+                                f"unknown group.instance.id {instance!r} in {group_id!r}")
+                        mid = holder
+                    m = validate_member(g, mid, instance)
+                except GroupError as e:
+                    out.append(e)
+                    continue
+                assert g is not None
+                self._remove_member(g, m, done)
+                changed = True
+                out.append(None)
             if g is not None and changed:
                 self._on_membership_change(g, now, done)
         done.flush()
-        if unknown:
-            raise UnknownMemberError(f"unknown members {unknown} in group {group_id!r}")
+        return out
 
     # ------------------------------------------------------------------ offsets
     def commit_offsets(self, group_id: str, generation_id: int, member_id: str,
-                       offsets: Offsets) -> None:
+                       offsets: Offsets, group_instance_id: str | None = None) -> None:
         """OffsetCommit, durable when it returns.
 
         Accepted from the current generation in Stable *and* PreparingRebalance: consumers
@@ -570,10 +634,8 @@ class GroupCoordinator:
             g = self._groups.get(group_id)
             simple = generation_id < 0 and (g is None or not g.members)
             if not simple:
-                m = g.members.get(member_id) if g is not None else None
-                if g is None or m is None:
-                    raise UnknownMemberError(
-                        f"unknown member {member_id!r} in group {group_id!r}")
+                m = validate_member(g, member_id, group_instance_id)
+                assert g is not None
                 if generation_id != g.generation:
                     raise IllegalGenerationError(
                         f"generation {generation_id} is not {group_id!r}'s {g.generation}")
@@ -582,63 +644,3 @@ class GroupCoordinator:
                                                    "rebalance; commit after SyncGroup")
                 self._touch(m, group_id, self._time())
             self.offsets.commit(group_id, dict(offsets))
-
-    def fetch_offsets(self, group_id: str,
-                      partitions: list[tuple[str, int]] | None) -> Offsets:
-        """OffsetFetch; partitions without a committed offset are absent."""
-        self._check_open()
-        return self.offsets.fetch(group_id, None if partitions is None else list(partitions))
-
-    def delete_topic_offsets(self, topic: str) -> None:
-        with self._lock:
-            self._check_open()
-            self.offsets.delete_topic(topic)
-
-    # ------------------------------------------------------------------ admin
-    def describe_group(self, group_id: str) -> GroupDescription:
-        """DescribeGroups. Like Kafka, metadata, assignments and the protocol are reported
-        only when Stable (mid-rebalance they are in flux); unknown groups are "Dead"."""
-        with self._lock:
-            self._check_open()
-            g = self._groups.get(group_id)
-            if g is None:
-                if self.offsets.fetch(group_id, None):
-                    return GroupDescription(group_id, EMPTY, "consumer", "", [])
-                return GroupDescription(group_id, DEAD, "", "", [])
-            stable = g.state == STABLE
-            members = [
-                MemberDescription(m.member_id, m.group_instance_id, m.client_id, m.client_host,
-                                  m.metadata_for(g.protocol) if stable else b"",
-                                  m.assignment if stable else b"")
-                for m in g.members.values()
-            ]
-            return GroupDescription(group_id, g.state, g.protocol_type or "",
-                                    (g.protocol or "") if stable else "", members)
-
-    def list_groups(self) -> list[tuple[str, str, str]]:
-        """ListGroups, including groups known only by their committed offsets."""
-        with self._lock:
-            self._check_open()
-            out = {gid: (gid, g.protocol_type or "consumer", g.state)
-                   for gid, g in self._groups.items()}
-            for gid in self.offsets.groups():
-                out.setdefault(gid, (gid, "consumer", EMPTY))
-        return [out[k] for k in sorted(out)]
-
-    def delete_groups(self, group_ids: Iterable[str]) -> dict[str, Exception | None]:
-        """DeleteGroups: only Empty groups; their committed offsets go too."""
-        result: dict[str, Exception | None] = {}
-        with self._lock:
-            self._check_open()
-            for gid in group_ids:
-                g = self._groups.get(gid)
-                if g is not None and (g.state != EMPTY or g.members or g.pending):
-                    result[gid] = GroupNotEmptyError(f"group {gid!r} has members")
-                    continue
-                if g is None and not self.offsets.fetch(gid, None):
-                    result[gid] = GroupIdNotFoundError(f"group {gid!r} does not exist")
-                    continue
-                self._groups.pop(gid, None)
-                self.offsets.delete_group(gid)
-                result[gid] = None
-        return result

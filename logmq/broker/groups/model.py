@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from logmq.broker.groups.states import EMPTY
+from logmq.errors import FencedInstanceIdError, UnknownMemberError
 
 __all__ = ["JoinResult", "MemberDescription", "GroupDescription"]
 
@@ -81,6 +82,60 @@ class _Group:
     initial_delay: bool = False  # join phase is an initial delay (never completes early)
     delay_remaining: float = 0.0
     new_member_added: bool = False
+    # static membership (KIP-345): group.instance.id -> the member id that holds it now
+    static: dict[str, str] = field(default_factory=dict)
+
+
+def validate_member(g: _Group | None, member_id: str, instance: str | None) -> _Member:
+    """Kafka's member check for Join/Sync/Heartbeat/OffsetCommit: a request that names a
+    ``group.instance.id`` must come from the member id that holds it now; an older holder
+    (replaced by a restarted process with the same instance id) is FENCED_INSTANCE_ID, so a
+    zombie can neither heartbeat nor commit over its successor."""
+    gid = g.group_id if g is not None else "?"
+    if g is not None and instance is not None:
+        holder = g.static.get(instance)
+        if holder is None:
+            raise UnknownMemberError(f"unknown group.instance.id {instance!r} in {gid!r}")
+        if holder != member_id:
+            raise FencedInstanceIdError(
+                f"member {member_id!r} was replaced by {holder!r} for group.instance.id "
+                f"{instance!r} in {gid!r}")
+    m = g.members.get(member_id) if g is not None else None
+    if m is None:
+        raise UnknownMemberError(f"unknown member {member_id!r} in group {gid!r}")
+    return m
+
+
+def select_protocol(g: _Group) -> str:
+    """The protocol every member supports that most members prefer (Kafka's vote).
+
+    Ties go to the leader's (else first member's) preference order, so the choice does
+    not depend on set iteration order.
+    """
+    members = list(g.members.values())
+    common = set.intersection(*({n for n, _ in m.protocols} for m in members))
+    votes: dict[str, int] = {}
+    for m in members:
+        for name, _ in m.protocols:
+            if name in common:
+                votes[name] = votes.get(name, 0) + 1
+                break
+    ref = g.members.get(g.leader_id or "") or members[0]
+    order = [n for n, _ in ref.protocols if n in common]
+    return max(order, key=lambda n: (votes.get(n, 0), -order.index(n)))
+
+
+def supports(g: _Group, member_id: str, protocol_type: str,
+             protocols: list[tuple[str, bytes]]) -> bool:
+    if not protocol_type or not protocols:
+        return False
+    others = [m for mid, m in g.members.items() if mid != member_id]
+    if not others:
+        return True
+    if g.protocol_type != protocol_type:
+        return False
+    common = set.intersection(*({n for n, _ in m.protocols} for m in others))
+    return any(n in common for n, _ in protocols)
 
 
 class _Done:

@@ -7,6 +7,11 @@
     CompletingRebalance --join/leave/expiry--> PreparingRebalance
     PreparingRebalance --nobody rejoined--> Empty
 
+Static members (``group.instance.id``) that have not rejoined when the join phase ends are
+kept, as Kafka keeps them (their session timeout removes them): if only such members are left
+the group stays in PreparingRebalance for another rebalance timeout rather than moving on
+without any member that could lead it.
+
 The coordinator changes a group's state only through :func:`set_state`, which refuses a
 change the table does not list: a bug shows up as an error where it happens instead of as a
 group wedged in an impossible state. ``Dead`` is only ever reported (a group that does not
