@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from logmq import errors
@@ -147,3 +147,28 @@ try:
     _BY_CODE = _by_code()
 except ImportError:  # pragma: no cover - confluent-kafka missing: connect() says so
     _BY_CODE = {}
+
+
+class ClusterContext(Protocol):
+    """What the producer, consumer and group admin need of the KafkaBroker that made them
+    (a Protocol, so they do not import the broker module that imports them)."""
+
+    request_timeout: float
+
+    @property
+    def admin(self) -> Any: ...
+
+    def client_config(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
+
+    def result(self, fut: Any, topic: str | None = None, partition: int | None = None,
+               what: str = "") -> Any: ...
+
+    def partitions_for(self, topic: str) -> int: ...
+
+    def start_offset(self, tp: Any) -> int: ...
+
+    def end_offset(self, tp: Any) -> int: ...
+
+    def offsets(self, tp: Any) -> tuple[int, int]: ...
+
+    def offsets_for_times(self, timestamps: Mapping[Any, int]) -> dict[Any, Any]: ...

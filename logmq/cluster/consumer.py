@@ -18,18 +18,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from confluent_kafka import OFFSET_STORED, KafkaError, KafkaException
 from confluent_kafka import Consumer as CKConsumer
 from confluent_kafka import TopicPartition as CKTopicPartition
 
 from logmq import errors
-from logmq.cluster.common import translate
+from logmq.cluster.common import ClusterContext, translate
 from logmq.types import OffsetAndTimestamp, Record, TopicPartition
-
-if TYPE_CHECKING:
-    from logmq.cluster.broker import KafkaBroker
 
 __all__ = ["ClusterConsumer"]
 
@@ -57,7 +54,7 @@ class ClusterConsumer:
 
     def __init__(
         self,
-        broker: KafkaBroker,
+        broker: ClusterContext,
         *topics: str,
         group: str | None = None,
         auto_offset_reset: str = "latest",

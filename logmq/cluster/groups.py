@@ -9,16 +9,14 @@ delete. Joining and heartbeating happen inside :class:`~logmq.cluster.consumer.C
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from confluent_kafka import ConsumerGroupTopicPartitions
 from confluent_kafka import TopicPartition as CKTopicPartition
 
 from logmq import errors
 from logmq.broker.groups.model import GroupDescription, MemberDescription
-
-if TYPE_CHECKING:
-    from logmq.cluster.broker import KafkaBroker
+from logmq.cluster.common import ClusterContext
 
 __all__ = ["ClusterGroups"]
 
@@ -37,7 +35,7 @@ def _state(s: Any) -> str:
 class ClusterGroups:
     """The group admin calls of ``log.groups``, on a cluster."""
 
-    def __init__(self, broker: KafkaBroker) -> None:
+    def __init__(self, broker: ClusterContext) -> None:
         self._b = broker
 
     def list_groups(self) -> list[tuple[str, str, str]]:

@@ -18,17 +18,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from confluent_kafka import Producer as CKProducer
 
 from logmq import errors
 from logmq.broker.serde import _norm_headers, serialize_kv
-from logmq.cluster.common import translate
+from logmq.cluster.common import ClusterContext, translate
 from logmq.types import RecordMetadata
-
-if TYPE_CHECKING:
-    from logmq.cluster.broker import KafkaBroker
 
 __all__ = ["ClusterProducer", "ClusterFuture"]
 
@@ -93,7 +90,7 @@ class ClusterProducer:
 
     def __init__(
         self,
-        broker: KafkaBroker,
+        broker: ClusterContext,
         *,
         batch_size: int = 64 * 1024,
         linger_ms: float = 5,
