@@ -84,7 +84,9 @@ class ClusterConsumer:
             raise errors.ConfigError("group id must be a non-empty string")
         self._broker = broker
         self.group = group
-        self._auto_commit = enable_auto_commit
+        self._auto_commit = enable_auto_commit and group is not None
+        self._commit_every = auto_commit_interval_ms / 1000
+        self._next_commit = time.monotonic() + self._commit_every
         self._assignor = assignor
         self.auto_offset_reset = auto_offset_reset
         self.max_poll_records = max_poll_records
@@ -97,8 +99,9 @@ class ClusterConsumer:
         self._timeout = None if consumer_timeout_ms is None else consumer_timeout_ms / 1000
         cfg = broker.client_config({
             "group.id": group or f"logmq-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": bool(enable_auto_commit and group is not None),
-            "auto.commit.interval.ms": auto_commit_interval_ms,
+            # commits are ours (positions, as embedded): librdkafka's own would also commit on
+            # close(), where close(commit=False) must not
+            "enable.auto.commit": False,
             "auto.offset.reset": _RESETS[auto_offset_reset],
             "session.timeout.ms": session_timeout_ms,
             "heartbeat.interval.ms": heartbeat_interval_ms,
@@ -177,6 +180,13 @@ class ClusterConsumer:
         gone = [TopicPartition(p.topic, p.partition) for p in parts]
         if self._user_revoke is not None:
             self._user_revoke(gone)
+        if self._auto_commit and not self._closed:  # hand over what was processed
+            done = {tp: self._positions[tp] for tp in gone if tp in self._positions}
+            if done:
+                try:
+                    self.commit(done)
+                except errors.LogMQError:
+                    pass  # the group moved on (e.g. the member was fenced): Kafka's answer
         self._set_assignment([tp for tp in self._assigned if tp not in gone])
         if self._cooperative():
             c.incremental_unassign(parts)
@@ -320,6 +330,9 @@ class ClusterConsumer:
         if self._closed:
             raise errors.BrokerClosedError("consumer is closed")
         limit = self.max_poll_records if max_records is None else max_records
+        if self._auto_commit and time.monotonic() >= self._next_commit:
+            self._next_commit = time.monotonic() + self._commit_every
+            self.commit()  # what earlier polls returned, as the embedded auto-commit does
         self._sync()
         deadline = time.monotonic() + timeout
         self._woken = False

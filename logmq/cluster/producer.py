@@ -2,10 +2,12 @@
 
 The embedded producer's settings map onto librdkafka's (``batch_size`` -> batch.size,
 ``linger_ms`` -> linger.ms, ``compression`` -> compression.type, ``idempotent`` ->
-enable.idempotence, ``buffer_memory`` -> queue.buffering.max.kbytes). Keys are partitioned
-with murmur2 as the embedded default and the Java client do, so a keyed record lands on the
-same partition number on either side. Sends always wait for acks=all, as an embedded append is
-durable (per the fsync policy) before its future resolves.
+enable.idempotence, ``buffer_memory`` -> queue.buffering.max.kbytes). Keyed records are
+placed as the embedded producer places them (xxh3 of the key, not the Java client's murmur2),
+so after ``logmq mirror`` a key's new records join its old ones in the same partition; pass
+``partitioner=logmq.murmur2_partitioner`` to share placement with Java clients instead.
+Sends always wait for acks=all, as an embedded append is durable (per the fsync policy) before
+its future resolves.
 
 A thread polls the client for delivery reports, so futures complete without the caller
 polling; ``send`` blocks up to ``max_block_ms`` when librdkafka's queue is full, then raises
@@ -23,6 +25,7 @@ from typing import Any
 from confluent_kafka import Producer as CKProducer
 
 from logmq import errors
+from logmq.broker.partitioner import key_partition
 from logmq.broker.serde import _norm_headers, serialize_kv
 from logmq.cluster.common import ClusterContext, translate
 from logmq.types import RecordMetadata
@@ -160,6 +163,8 @@ class ClusterProducer:
         n = self._partition_count(topic)
         if partition is None and self._partitioner is not None:
             partition = self._partitioner(k, n)
+        elif partition is None and k is not None:
+            partition = key_partition(k, n)  # the embedded placement: keys keep partitions
         if partition is not None and not 0 <= partition < n:
             raise errors.InvalidPartitionError(topic, partition, n)
         fut = ClusterFuture()
