@@ -221,8 +221,9 @@ class KafkaBroker:
 
     def _configs(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
         res = ConfigResource(ResourceType.TOPIC, name)
-        fut = self.admin.describe_configs([res], request_timeout=self.request_timeout)[res]
-        entries = self.result(fut, name, None, f"configs of {name!r}")
+        entries = self.retrying(lambda: self.result(
+            self.admin.describe_configs([res], request_timeout=self.request_timeout)[res],
+            name, None, f"configs of {name!r}"))
         config: dict[str, Any] = {}
         overrides: dict[str, Any] = {}
         for k, e in entries.items():
@@ -277,13 +278,32 @@ class KafkaBroker:
             for tp in tps:
                 if tp.topic == t and not 0 <= tp.partition < n:
                     raise errors.InvalidPartitionError(t, tp.partition, n)
-        req = {CKTopicPartition(tp.topic, tp.partition): spec for tp in tps}
-        futs = self.admin.list_offsets(req, request_timeout=self.request_timeout)
-        out: dict[TopicPartition, tuple[int, int]] = {}
-        for ck, fut in futs.items():
-            info = self.result(fut, ck.topic, ck.partition, "list offsets")
-            out[TopicPartition(ck.topic, ck.partition)] = (info.offset, info.timestamp)
-        return out
+        def attempt() -> dict[TopicPartition, tuple[int, int]]:
+            req = {CKTopicPartition(tp.topic, tp.partition): spec for tp in tps}
+            futs = self.admin.list_offsets(req, request_timeout=self.request_timeout)
+            out: dict[TopicPartition, tuple[int, int]] = {}
+            for ck, fut in futs.items():
+                info = self.result(fut, ck.topic, ck.partition, "list offsets")
+                out[TopicPartition(ck.topic, ck.partition)] = (info.offset, info.timestamp)
+            return out
+
+        return self.retrying(attempt)
+
+    def retrying(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` again while the cluster answers with a retriable error (a new topic's
+        leader not known everywhere yet, a leader moving), up to ``request_timeout``."""
+        deadline = time.monotonic() + self.request_timeout
+        delay = 0.02
+        while True:
+            try:
+                return fn()
+            except errors.LogMQError as e:
+                ke = getattr(e, "kafka_error", None)
+                transient = ke is not None and (ke.retriable() or ke.code() in (5, 6))
+                if not transient or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)  # backoff before asking the cluster again, bounded above
+            delay = min(delay * 2, 0.5)
 
     def start_offset(self, tp: Any) -> int:
         t = _tp(tp)
