@@ -191,3 +191,24 @@ def test_cli_mirror_patterns_and_exit_code(tmp_path: Path) -> None:
     with logmq.open(tmp_path / "b") as b:
         assert sorted(b.list_topics()) == [CHECKPOINT_TOPIC, "keep"]
         assert b.groups.list_groups() == []
+
+
+def test_follow_keeps_the_destination_in_step(tmp_path: Path) -> None:
+    make_source(tmp_path / "a", "live", n=10)
+    src = logmq.open(tmp_path / "a")
+    passes = {"n": 0}
+
+    def stop() -> bool:  # called after each pass: write more during the first two
+        passes["n"] += 1
+        if passes["n"] <= 2:
+            with src.producer() as p:
+                p.send("live", b"new%d" % passes["n"], partition=2).result(10)
+            return False
+        return True
+    try:
+        report = mirror(src, str(tmp_path / "b"), follow=True, follow_interval=0.01,
+                        follow_for=60, stop=stop)
+        assert report.ok and report.verified and report.total_copied == 13
+        assert records(src, "live", 3) == records(tmp_path / "b", "live", 3)
+    finally:
+        src.close()
