@@ -186,8 +186,15 @@ class KafkaBroker:
 
     @staticmethod
     def _kafka_config(config: Mapping[str, Any] | None) -> dict[str, str]:
-        parsed = validate_topic_config(config)
-        local = [k for k in parsed if not TOPIC_CONFIGS[k].kafka]
+        config = dict(config or {})
+        # keys logmq does not know (min.insync.replicas, unclean.leader.election.enable...)
+        # are the cluster's to judge: passed through, dotted, as strings
+        extra = {k.replace("_", "."): v for k, v in config.items()
+                 if k.replace("_", ".") not in TOPIC_CONFIGS}
+        parsed = validate_topic_config({k: v for k, v in config.items()
+                                        if k.replace("_", ".") in TOPIC_CONFIGS})
+        parsed.update(extra)
+        local = [k for k in parsed if k in TOPIC_CONFIGS and not TOPIC_CONFIGS[k].kafka]
         if local:
             _unsupported(f"topic config {', '.join(sorted(local))}",
                          "Kafka brokers have no such setting (durability there is replication "

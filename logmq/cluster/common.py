@@ -28,6 +28,8 @@ _ALIASES = {
 }
 
 _RDKAFKA_LOG = logging.getLogger("logmq.cluster.rdkafka")
+_RDKAFKA_LOG.addHandler(logging.NullHandler())  # a library's logs: shown if the app asks
+_RDKAFKA_LOG.propagate = True
 
 #: connection settings every client made by one connect() shares
 CONNECTION_KEYS = ("security_protocol", "sasl_mechanism", "sasl_username", "sasl_password",
