@@ -184,10 +184,14 @@ def test_delete_records(log: Any) -> None:
 def test_unknown_names_raise_typed_errors(log: Any) -> None:
     with pytest.raises(UnknownTopicError):
         log.end_offset((name("missing"), 0))
+    with log.producer() as p, pytest.raises(UnknownTopicError):
+        p.send(name("missing"), b"x")
     t = name()
     log.create_topic(t, 1)
     with pytest.raises(InvalidPartitionError):
         log.end_offset((t, 3))
+    with log.producer() as p, pytest.raises(InvalidPartitionError):
+        p.send(t, b"x", partition=1)
 
 
 def test_local_only_calls(log: Any) -> None:
@@ -214,3 +218,26 @@ def test_connect_targets(tmp_path: Any) -> None:
     for bad in ("http://x", "kafka://", "kafka://host-without-port", "kafka://u:p@h:1"):
         with pytest.raises(ConfigError):
             logmq.connect(bad)
+
+
+def test_kafka_url_settings_become_librdkafka_config() -> None:
+    from logmq.cluster.common import client_config, parse_kafka_url
+
+    boot, settings = parse_kafka_url(
+        "kafka://a:9092,b:9093?security_protocol=SASL_SSL&sasl_mechanism=SCRAM-SHA-512")
+    cfg = client_config(boot, {**settings, "sasl_username": "u", "ssl_cafile": "/ca.pem",
+                               "socket.timeout.ms": 5000})
+    assert cfg["bootstrap.servers"] == "a:9092,b:9093"
+    assert (cfg["security.protocol"], cfg["sasl.mechanism"]) == ("SASL_SSL", "SCRAM-SHA-512")
+    assert (cfg["sasl.username"], cfg["ssl.ca.location"]) == ("u", "/ca.pem")
+    assert cfg["socket.timeout.ms"] == 5000
+
+
+def test_unreachable_cluster_is_a_bounded_typed_error() -> None:
+    from logmq.errors import KafkaTimeoutError
+
+    t0 = time.monotonic()
+    with logmq.connect("kafka://127.0.0.1:1", request_timeout=1) as log, \
+            pytest.raises(KafkaTimeoutError):
+        log.list_topics()
+    assert time.monotonic() - t0 < 10

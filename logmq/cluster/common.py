@@ -140,7 +140,9 @@ def _by_code() -> dict[int, type[LogMQError]]:
         K.OUT_OF_ORDER_SEQUENCE_NUMBER: errors.OutOfOrderSequenceError,
         K.DUPLICATE_SEQUENCE_NUMBER: errors.DuplicateSequenceError,
         K.INVALID_PRODUCER_EPOCH: errors.InvalidProducerEpochError,
-        K._ALL_BROKERS_DOWN: errors.BrokerClosedError,
+        # an unreachable cluster: the bounded wait ran out, as a request to a dead server does
+        K._ALL_BROKERS_DOWN: errors.KafkaTimeoutError,
+        K._TRANSPORT: errors.KafkaTimeoutError,
         K._DESTROY: errors.BrokerClosedError,
     }
 
