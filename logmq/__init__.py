@@ -23,6 +23,7 @@ from logmq.broker.producer import Producer, RecordFuture
 from logmq.broker.queues import GroupConfig, QueueConsumer, QueueRecord, QueueStats
 from logmq.broker.queues.remote import QueueServer, RemoteQueue
 from logmq.broker.queues.worker import AsyncWorker, CircuitBreaker, Worker
+from logmq.cluster import connect
 from logmq.types import (
     OffsetAndTimestamp,
     PartitionInfo,
@@ -38,6 +39,7 @@ open = open_log  # noqa: A001 - logmq.open(path) mirrors sqlite3.connect's role
 
 __all__ = [
     "open",
+    "connect",
     "Broker",
     "Producer",
     "Consumer",

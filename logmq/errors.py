@@ -55,6 +55,7 @@ __all__ = [
     "AuthenticationError",
     "InvalidRecordError",
     "InvalidTimestampError",
+    "UnsupportedOnClusterError",
 ]
 
 
@@ -368,3 +369,10 @@ class InvalidTimestampError(InvalidRecordError):
     """A record timestamp outside message.timestamp.before/after.max.ms of the broker's clock."""
 
     kafka_code = E.INVALID_TIMESTAMP
+
+
+class UnsupportedOnClusterError(LogMQError, NotImplementedError):
+    """The call exists on an embedded log but cannot on a Kafka cluster (``connect("kafka://")``):
+    the message says what to use instead (README "Scaling out" has the table)."""
+
+    kafka_code = E.UNSUPPORTED_VERSION

@@ -32,9 +32,10 @@ LAYERS: list[tuple[str, list[str]]] = [
     # ops.figures/ops.stats read the services' state for log.metrics() and /metrics: the
     # facade's metrics() needs them below it
     ("services", ["logmq.broker", "logmq.streams", "logmq.ops.figures", "logmq.ops.stats"]),
-    ("facade", ["logmq.broker.broker", "logmq"]),
+    ("facade", ["logmq.broker.broker", "logmq", "logmq.cluster"]),  # cluster: kafka:// beside it
     ("surfaces", ["logmq.server", "logmq.cli", "logmq.ops", "logmq.aio", "logmq.testing",
-                  "logmq.wire_client", "logmq.client", "logmq.eventsourcing", "logmq.metrics"]),
+                  "logmq.wire_client", "logmq.client", "logmq.eventsourcing", "logmq.metrics",
+                  "logmq.mirror"]),
 ]
 RANK = {name: i for i, (name, _) in enumerate(LAYERS)}
 

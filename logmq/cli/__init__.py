@@ -9,6 +9,7 @@ from logmq.cli.demo import demo
 from logmq.cli.groups import groups
 from logmq.cli.inspect import compact, dump, stats, verify
 from logmq.cli.io import consume, produce
+from logmq.cli.mirror import mirror
 from logmq.cli.queues import queues
 from logmq.cli.replay import replay
 from logmq.cli.serve import serve
@@ -27,7 +28,7 @@ def cli() -> None:
 cli.add_command(demo)
 cli.add_command(serve)
 for _command in (topics, produce, consume, replay, groups, queues, dump, verify, compact,
-                 stats, status):
+                 stats, status, mirror):
     cli.add_command(_command)
 
 
