@@ -42,6 +42,7 @@ UNKNOWN_TOPIC_OR_PARTITION = 3
 COORDINATOR_NOT_AVAILABLE = 15
 INVALID_TOPIC = 17
 INVALID_GROUP_ID = 24
+GROUP_MAX_SIZE_REACHED = 81
 UNSUPPORTED_VERSION = 35
 TOPIC_ALREADY_EXISTS = 36
 INVALID_PARTITIONS = 37
@@ -361,6 +362,10 @@ class Handlers:
         if rebalance is None or rebalance < 0:
             rebalance = session
         rebalance = min(rebalance, self.limits.max_rebalance_timeout_ms)
+        if not body.get("member_id") and self._group_size(body["group_id"]) >= \
+                self.limits.max_group_members:
+            return {"error_code": GROUP_MAX_SIZE_REACHED, "generation_id": -1,
+                    "protocol_name": "", "leader": "", "member_id": "", "members": []}
         fut = self.coordinator.join_group(
             body["group_id"], body.get("member_id", ""), body["protocol_type"],
             [(p["name"], p["metadata"]) for p in body.get("protocols", [])],
@@ -382,6 +387,12 @@ class Handlers:
             "members": [{"member_id": m[0], "group_instance_id": m[1], "metadata": m[2]}
                         for m in res.members],
         }
+
+    def _group_size(self, group_id: str) -> int:
+        try:
+            return len(self.coordinator.describe_group(group_id).members)
+        except LogMQError:
+            return 0
 
     async def sync_group(self, body: dict, v: int, client: Any) -> dict:
         assignments = {a["member_id"]: a["assignment"] for a in body.get("assignments", [])}
@@ -486,14 +497,18 @@ class Handlers:
 
     def describe_groups(self, body: dict, v: int, client: Any) -> dict:
         out = []
+        seen: dict[str, dict] = {}  # a group named twice is described once (same object)
         for g in body.get("groups", []):
+            if g in seen:
+                out.append(seen[g])
+                continue
             try:
                 d = self.coordinator.describe_group(g)
             except LogMQError as e:
                 out.append({"error_code": e.kafka_code, "group_id": g, "group_state": "Dead",
                             "protocol_type": "", "protocol_data": "", "members": []})
                 continue
-            out.append({
+            seen[g] = {
                 "error_code": NONE, "group_id": g, "group_state": d.state,
                 "protocol_type": d.protocol_type or "", "protocol_data": d.protocol or "",
                 "members": [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
@@ -501,7 +516,8 @@ class Handlers:
                              "member_metadata": m.metadata, "member_assignment": m.assignment}
                             for m in d.members],
                 "authorized_operations": _ALL_OPS,
-            })
+            }
+            out.append(seen[g])
         return {"throttle_time_ms": 0, "groups": out}
 
     def list_groups(self, body: dict, v: int, client: Any) -> dict:
