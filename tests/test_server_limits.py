@@ -352,3 +352,26 @@ def test_long_poll_of_a_client_that_went_away_frees_its_connection(tserver):
                "B's connection to be released")
     assert tserver.state(lambda: tserver.server.stats["client_gone"]) == 1
     a.close()
+
+
+@pytest.mark.parametrize("tserver", [{"max_group_members": 3}], indirect=True)
+def test_group_size_cap_and_repeated_describe(tserver):
+    """Members pile up from joins of vanished v0 clients; the cap bounds what each answer holds."""
+    codes = []
+    for _ in range(5):
+        c = RawClient(tserver.host, tserver.port)
+        c.corr += 1
+        c.sock.sendall(encode_request(11, 0, c.corr, "j", {
+            "group_id": "big", "session_timeout_ms": 30_000, "member_id": "",
+            "protocol_type": "consumer", "protocols": [{"name": "range", "metadata": b""}]}))
+        c.sock.settimeout(0.3)
+        try:
+            codes.append(struct.unpack(">ih", c.read_frame()[:6])[1])
+        except OSError:
+            codes.append(None)  # still waiting in the rebalance: a member all the same
+        c.close()
+    assert codes[3:] == [81, 81]  # GROUP_MAX_SIZE_REACHED
+    c = RawClient(tserver.host, tserver.port)
+    resp = c.call(15, 0, {"groups": ["big"] * 200})
+    assert len(resp["groups"]) == 200 and len(resp["groups"][0]["members"]) == 3
+    c.close()

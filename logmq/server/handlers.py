@@ -49,6 +49,7 @@ INVALID_REPLICATION_FACTOR: int = _E.INVALID_REPLICATION_FACTOR
 INVALID_REQUEST: int = _E.INVALID_REQUEST
 INVALID_RECORD: int = _E.INVALID_RECORD
 INVALID_GROUP_ID: int = _E.INVALID_GROUP_ID
+GROUP_MAX_SIZE_REACHED: int = _E.GROUP_MAX_SIZE_REACHED
 _SMALL_SLICE = 32 * 1024
 _ALL_OPS = -2147483648
 
@@ -333,6 +334,10 @@ class Handlers(AdminHandlers):
         if rebalance is None or rebalance < 0:
             rebalance = session
         rebalance = min(rebalance, self.limits.max_rebalance_timeout_ms)
+        if not body.get("member_id") and self._group_size(body["group_id"]) >= \
+                self.limits.max_group_members:
+            return {"error_code": GROUP_MAX_SIZE_REACHED, "generation_id": -1,
+                    "protocol_name": "", "leader": "", "member_id": "", "members": []}
         fut = self.coordinator.join_group(
             body["group_id"], body.get("member_id", ""), body["protocol_type"],
             [(p["name"], p["metadata"]) for p in body.get("protocols", [])],
@@ -354,6 +359,12 @@ class Handlers(AdminHandlers):
             "members": [{"member_id": m[0], "group_instance_id": m[1], "metadata": m[2]}
                         for m in res.members],
         }
+
+    def _group_size(self, group_id: str) -> int:
+        try:
+            return len(self.coordinator.describe_group(group_id).members)
+        except LogMQError:
+            return 0
 
     async def sync_group(self, body: dict, v: int, client: Any) -> dict:
         assignments = {a["member_id"]: a["assignment"] for a in body.get("assignments", [])}
@@ -469,14 +480,18 @@ class Handlers(AdminHandlers):
 
     def describe_groups(self, body: dict, v: int, client: Any) -> dict:
         out = []
+        seen: dict[str, dict] = {}  # a group named twice is described once (same object)
         for g in body.get("groups", []):
+            if g in seen:
+                out.append(seen[g])
+                continue
             try:
                 d = self.coordinator.describe_group(g)
             except LogMQError as e:
                 out.append({"error_code": e.kafka_code, "group_id": g, "group_state": "Dead",
                             "protocol_type": "", "protocol_data": "", "members": []})
                 continue
-            out.append({
+            seen[g] = {
                 "error_code": NONE, "group_id": g, "group_state": d.state,
                 "protocol_type": d.protocol_type or "", "protocol_data": d.protocol or "",
                 "members": [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
@@ -484,7 +499,8 @@ class Handlers(AdminHandlers):
                              "member_metadata": m.metadata, "member_assignment": m.assignment}
                             for m in d.members],
                 "authorized_operations": _ALL_OPS,
-            })
+            }
+            out.append(seen[g])
         return {"throttle_time_ms": 0, "groups": out}
 
     def list_groups(self, body: dict, v: int, client: Any) -> dict:

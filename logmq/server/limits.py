@@ -34,7 +34,7 @@ DEFAULT_API_ELEMENTS: dict[int, int] = {
     12: 10,  # Heartbeat
     13: 10_000,  # LeaveGroup: members
     14: 10_000,  # SyncGroup: assignments
-    15: 10_000,  # DescribeGroups
+    15: 1_000,  # DescribeGroups (each group's members are in the answer)
     16: 100,  # ListGroups
     18: 100,  # ApiVersions
     19: 10_000,  # CreateTopics: topics + configs + assignments
@@ -82,6 +82,9 @@ class ServerLimits:
     #: Longest a JoinGroup's rebalance may wait for members (its rebalance_timeout_ms is cut
     #: to this; Kafka Streams asks for 2^31-1 ms).
     max_rebalance_timeout_ms: int = 1_800_000
+    #: Members one consumer group may hold (Kafka: group.max.size); a new member beyond it
+    #: gets GROUP_MAX_SIZE_REACHED. Every member's metadata is in each rebalance's answer.
+    max_group_members: int = 1_000
     #: Total array elements of one request; per-API values in ``api_elements`` win.
     max_request_elements: int = 100_000
     api_elements: Mapping[int, int] = field(default_factory=lambda: dict(DEFAULT_API_ELEMENTS))
