@@ -210,7 +210,29 @@ def test_conditional_appends_race_without_lost_updates(log):
         recs.extend(c.poll(timeout=1))
     by_offset = {o: b"%d:%d" % (w, i) for o, w, i in appended}
     assert all(by_offset[r.offset] == r.value for r in recs)
-    assert conflicts[0] > 0  # the race really happened
+
+    # The race, forced (the loop above may or may not collide, by scheduling): two writers
+    # read the same end offset, then both append on it; exactly one wins.
+    gate = threading.Barrier(2)
+    results: list[object] = []
+
+    def racer() -> None:
+        p = log.producer()
+        expected = log.end_offset(("account-7", 0))
+        gate.wait()
+        try:
+            results.append(p.send("account-7", b"race", partition=0,
+                                  expected_offset=expected).result().offset)
+        except ConcurrencyError as e:
+            results.append(e)
+
+    racers = [threading.Thread(target=racer) for _ in range(2)]
+    for t in racers:
+        t.start()
+    for t in racers:
+        t.join()
+    assert sorted(type(r).__name__ for r in results) == ["ConcurrencyError", "int"]
+    assert [r for r in results if isinstance(r, int)] == [total]
     # the batch form is all or nothing
     p = log.producer()
     end = log.end_offset(("account-7", 0))
