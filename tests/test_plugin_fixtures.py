@@ -160,6 +160,26 @@ def test_a_stopped_server_is_running_again_for_the_next_test(run) -> None:
     result.assert_outcomes(passed=1, failed=1)
 
 
+def test_a_projects_own_fixture_of_that_name_is_left_alone(run, pytester) -> None:
+    """A conftest may define ``logmq_server`` itself (logmq's own oracle suite does): the
+    plugin's restart-before-each-test hook must not treat that object as its server."""
+    pytester.makeconftest("""
+        import pytest
+
+        class Other:
+            bootstrap = "127.0.0.1:1"
+
+        @pytest.fixture(scope="session")
+        def logmq_server():
+            return Other()
+    """)
+    result = run("""
+        def test_it(logmq_server, kafka_bootstrap):
+            assert kafka_bootstrap == "127.0.0.1:1"
+    """)
+    result.assert_outcomes(passed=1)
+
+
 def test_server_config_fixture_override(run, pytester: pytest.Pytester) -> None:
     pytester.makeconftest("""
         import pytest
