@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from logmq.broker.seeking import Seeking, as_tp
 from logmq.codec.batch import LOG_OVERHEAD, batch_size_at, validate_batch
 from logmq.codec.records import decode_records_into
 from logmq.errors import (
@@ -28,7 +29,7 @@ from logmq.errors import (
     NoOffsetError,
     OffsetOutOfRangeError,
 )
-from logmq.types import OffsetAndTimestamp, Record, TopicPartition
+from logmq.types import Record, TopicPartition
 
 if TYPE_CHECKING:
     from logmq.broker.groups.coordinator import GroupCoordinator
@@ -39,14 +40,10 @@ __all__ = ["Consumer"]
 _RESETS = ("earliest", "latest", "none")
 
 
-def _tp(x: Any) -> TopicPartition:
-    if isinstance(x, TopicPartition):
-        return x
-    t, p = x
-    return TopicPartition(t, int(p))
+_tp = as_tp  # the name the code below uses
 
 
-class Consumer:
+class Consumer(Seeking):
     """Reads records from a :class:`~logmq.broker.broker.Broker`.
 
     Config: ``group`` (consumer group id, or None), ``auto_offset_reset`` (earliest, latest
@@ -173,26 +170,6 @@ class Consumer:
             raise ConfigError("offset must be >= 0")
         self._positions[t] = offset
         self._wake.set()
-
-    def seek_to_beginning(self, *partitions: Any) -> None:
-        for t in [_tp(p) for p in partitions] or self._assigned:
-            self.seek(t, self._broker.start_offset(t))
-
-    def seek_to_end(self, *partitions: Any) -> None:
-        for t in [_tp(p) for p in partitions] or self._assigned:
-            self.seek(t, self._broker.end_offset(t))
-
-    def offsets_for_times(self, timestamps: Mapping[Any, int]
-                          ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
-        return self._broker.offsets_for_times(timestamps)
-
-    def seek_to_timestamp(self, timestamp_ms: int, *partitions: Any) -> None:
-        """Position each partition at its first record with timestamp >= ``timestamp_ms``."""
-        tps = [_tp(p) for p in partitions] or list(self._assigned)
-        found = self._broker.offsets_for_times({t: timestamp_ms for t in tps})
-        for t in tps:
-            hit = found[t]
-            self.seek(t, hit.offset if hit is not None else self._broker.end_offset(t))
 
     def position(self, tp: Any) -> int:
         t = _tp(tp)

@@ -25,8 +25,9 @@ from confluent_kafka import Consumer as CKConsumer
 from confluent_kafka import TopicPartition as CKTopicPartition
 
 from logmq import errors
+from logmq.broker.seeking import Seeking, as_tp
 from logmq.cluster.common import ClusterContext, translate
-from logmq.types import OffsetAndTimestamp, Record, TopicPartition
+from logmq.types import Record, TopicPartition
 
 __all__ = ["ClusterConsumer"]
 
@@ -35,14 +36,10 @@ _ASSIGNORS = {"range": "range", "roundrobin": "roundrobin", "sticky": "cooperati
 _SLICE = 0.1  # longest wait inside poll() between checks for wakeup()/close()
 
 
-def _tp(x: Any) -> TopicPartition:
-    if isinstance(x, TopicPartition):
-        return x
-    t, p = x
-    return TopicPartition(str(t), int(p))
+_tp = as_tp  # the name the code below uses
 
 
-class ClusterConsumer:
+class ClusterConsumer(Seeking):
     """Reads records from a cluster with the embedded :class:`~logmq.Consumer`'s API.
 
     Config as embedded (``group``, ``auto_offset_reset``, ``max_poll_records``,
@@ -245,26 +242,6 @@ class ClusterConsumer:
                 raise translate(e, t.topic, t.partition, "seek") from None
         else:
             self._dirty = True
-
-    def seek_to_beginning(self, *partitions: Any) -> None:
-        for t in [_tp(p) for p in partitions] or list(self._assigned):
-            self.seek(t, self._broker.start_offset(t))
-
-    def seek_to_end(self, *partitions: Any) -> None:
-        for t in [_tp(p) for p in partitions] or list(self._assigned):
-            self.seek(t, self._broker.end_offset(t))
-
-    def offsets_for_times(self, timestamps: Mapping[Any, int]
-                          ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
-        return self._broker.offsets_for_times(timestamps)
-
-    def seek_to_timestamp(self, timestamp_ms: int, *partitions: Any) -> None:
-        """Position each partition at its first record with timestamp >= ``timestamp_ms``."""
-        tps = [_tp(p) for p in partitions] or list(self._assigned)
-        found = self._broker.offsets_for_times({t: timestamp_ms for t in tps})
-        for t in tps:
-            hit = found[t]
-            self.seek(t, hit.offset if hit is not None else self._broker.end_offset(t))
 
     def position(self, tp: Any) -> int:
         t = _tp(tp)
