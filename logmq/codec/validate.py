@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,7 @@ from logmq.codec.batch import (
 )
 from logmq.codec.compression import decompress
 from logmq.codec.walk import _N as _native_walk_module
+from logmq.config import TopicConfig
 from logmq.errors import CorruptRecordError, InvalidRecordError, InvalidTimestampError
 
 __all__ = [
@@ -93,15 +94,12 @@ class ProducePolicy:
     single_batch: bool = False
 
 
-def policy_from_config(config: Mapping[str, Any], **overrides: Any) -> ProducePolicy:
-    """The policy of a topic from its effective config dict (Kafka's dotted key names)."""
-    kw: dict[str, Any] = {
-        "timestamp_before_max_ms": int(config.get("message.timestamp.before.max.ms", _LONG_MAX)),
-        "timestamp_after_max_ms": int(config.get("message.timestamp.after.max.ms", 3_600_000)),
-        "require_keys": "compact" in str(config.get("cleanup.policy", "delete")),
-    }
-    kw.update(overrides)
-    return ProducePolicy(**kw)
+def policy_from_config(config: TopicConfig, **overrides: Any) -> ProducePolicy:
+    """The policy of a topic from its typed config (a partition log holds it, current after
+    every config change), so a produce resolves no config dict."""
+    return ProducePolicy(timestamp_before_max_ms=config.message_timestamp_before_max_ms,
+                         timestamp_after_max_ms=config.message_timestamp_after_max_ms,
+                         require_keys=config.compact, **overrides)
 
 
 # ---------------------------------------------------------------------- the per-record walk

@@ -215,7 +215,7 @@ class Handlers(AdminHandlers):
         try:
             plog = self.broker.partition_log(topic, partition)
             policy = policy_from_config(
-                self.broker.topic_config(topic), single_batch=True,
+                plog.config, single_batch=True,
                 max_uncompressed_bytes=self.limits.max_uncompressed_batch_bytes)
             data, headers = validate_produce(records or b"", policy)
             first, _ = plog.append(data, validate=False, headers=headers)

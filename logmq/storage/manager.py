@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from logmq.codec.validate import policy_from_config, validate_produce
 from logmq.config import (
     TopicConfig,
     normalize_key,
@@ -421,12 +422,11 @@ class LogManager:
     def append_batches(self, tp: Any, data: bytes | bytearray | memoryview, *,
                        expected_offset: int | None = None) -> int:
         """Append already-encoded v2 batches (validated, offsets assigned); first offset."""
-        from logmq.codec.validate import policy_from_config, validate_produce
-
         t = as_tp(tp)
         self.ensure_topic(t.topic)
-        data, headers = validate_produce(data, policy_from_config(self.topic_config(t.topic)))
-        first, _ = self.partition_log(t.topic, t.partition).append(
+        plog = self.partition_log(t.topic, t.partition)
+        data, headers = validate_produce(data, policy_from_config(plog.config))
+        first, _ = plog.append(
             data, validate=False, expected_offset=expected_offset, headers=headers)
         return first
 
