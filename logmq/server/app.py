@@ -191,6 +191,10 @@ class KafkaServer:
             now = time.monotonic()
             for task, c in list(self._conns.items()):
                 if c.closed_by:
+                    # cancelled already, but Python 3.11's asyncio.wait_for can swallow a
+                    # cancel that races its future's result (BytePool.acquire): cancel again
+                    # until the connection is gone, or it stays open for good
+                    task.cancel()
                     continue
                 if c.writing_since is not None:  # a client that does not read its responses
                     if slow and now - c.writing_since > slow:
