@@ -197,7 +197,12 @@ def main() -> None:
                         incremental_operation=AlterConfigOpType.SET)])
         admin.incremental_alter_configs([r])[r].result(T)
         d = ConfigResource(ResourceType.TOPIC, topic)
-        return admin.describe_configs([d])[d].result(T)["retention.ms"].value
+        # KRaft shows an altered config a moment after the alter returns (see Scenario.java)
+        until = time.monotonic() + 10
+        while True:
+            seen = admin.describe_configs([d])[d].result(T)["retention.ms"].value
+            if seen == "123456" or time.monotonic() > until:
+                return seen
     rec.op("incremental_alter_configs", incremental_alter)
     rec.op("delete_group", lambda: admin.delete_consumer_groups([group])[group].result(T)
            or "ok")

@@ -292,8 +292,16 @@ public class Scenario {
       admin.incrementalAlterConfigs(Map.of(r, List.of(new AlterConfigOp(
           new ConfigEntry("retention.ms", "123456"), AlterConfigOp.OpType.SET)))).all()
           .get(T, TimeUnit.SECONDS);
-      return admin.describeConfigs(List.of(r)).all().get(T, TimeUnit.SECONDS).get(r)
-          .get("retention.ms").value();
+      // KRaft applies an altered config to the broker's metadata image a moment after the
+      // alter returns, so Kafka itself can still describe the old value: read until it shows
+      // (bounded), as a client wanting its own write would
+      long until = System.currentTimeMillis() + 10_000;
+      String seen;
+      do {
+        seen = admin.describeConfigs(List.of(r)).all().get(T, TimeUnit.SECONDS).get(r)
+            .get("retention.ms").value();
+      } while (!"123456".equals(seen) && System.currentTimeMillis() < until);
+      return seen;
     });
     op("delete_group", () -> {
       admin.deleteConsumerGroups(List.of(group)).all().get(T, TimeUnit.SECONDS);
