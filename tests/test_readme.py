@@ -8,6 +8,8 @@ before its fence:
 - ``<!-- readme-test: server -->``: runs with a logmq server on a free port, its
   ``127.0.0.1:9092`` replaced by that address.
 - ``<!-- readme-test: pytest -->``: a test module for the pytest plugin, run by pytest.
+- ``<!-- readme-test: quix -->``: the same, needing quixstreams, which pins an older
+  confluent-kafka than the test suite's: ``.ci/step-quix.sh`` runs it in its own venv.
 - no comment: a plain script, run with ``python`` in an empty directory.
 """
 
@@ -61,7 +63,7 @@ def test_readme_has_snippets_of_every_kind() -> None:
     modes = {mode for _, mode, _, _ in SNIPPETS}
     assert {"script", "pytest", "server"} <= modes
     for sid, mode, reason, _ in SNIPPETS:
-        assert mode in ("script", "pytest", "server", "skip"), f"{sid}: unknown mark {mode!r}"
+        assert mode in ("script", "pytest", "server", "skip", "quix"), f"{sid}: unknown mark {mode!r}"
         assert mode != "skip" or reason, f"{sid}: a skipped snippet must say why"
 
 
@@ -72,8 +74,12 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert "logmq demo" in lines[3] and "python -m pytest" in lines[4] and lines[5] == "```"
 
 
-@pytest.mark.parametrize("mode,reason,code", [s[1:] for s in SNIPPETS if s[1] != "pytest"],
-                         ids=[s[0] for s in SNIPPETS if s[1] != "pytest"])
+_PLUGIN_MODES = ("pytest", "quix")
+
+
+@pytest.mark.parametrize("mode,reason,code",
+                         [s[1:] for s in SNIPPETS if s[1] not in _PLUGIN_MODES],
+                         ids=[s[0] for s in SNIPPETS if s[1] not in _PLUGIN_MODES])
 def test_snippet_runs_twice(mode: str, reason: str | None, code: str, tmp_path) -> None:
     if mode == "skip":
         pytest.skip(f"marked in README: {reason}")
@@ -86,13 +92,24 @@ def test_snippet_runs_twice(mode: str, reason: str | None, code: str, tmp_path) 
     _run_script(code, str(tmp_path))
 
 
-def test_pytest_snippets_pass_twice(pytester: pytest.Pytester,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def _pytest_snippets_pass_twice(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                                mode: str) -> None:
     files = {f"test_readme_{sid.replace('-', '_')}": code
-             for sid, mode, _, code in SNIPPETS if mode == "pytest"}
+             for sid, m, _, code in SNIPPETS if m == mode}
     assert files
     pytester.makepyfile(**files)
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     for _ in (1, 2):
         result = pytester.runpytest("-p", "logmq.testing.pytest_plugin", "-q", "-p", "no:cacheprovider")
         result.assert_outcomes(passed=len(files))
+
+
+def test_pytest_snippets_pass_twice(pytester: pytest.Pytester,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    _pytest_snippets_pass_twice(pytester, monkeypatch, "pytest")
+
+
+@pytest.mark.quix
+def test_quix_snippets_pass_twice(pytester: pytest.Pytester,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    _pytest_snippets_pass_twice(pytester, monkeypatch, "quix")

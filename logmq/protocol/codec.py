@@ -54,14 +54,14 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     15: (0, 4),  # DescribeGroups
     16: (0, 2),  # ListGroups
     18: (0, 2),  # ApiVersions
-    19: (0, 4),  # CreateTopics
-    20: (0, 3),  # DeleteTopics
+    19: (2, 4),  # CreateTopics (Kafka 4 removed v0-1, KIP-896)
+    20: (1, 3),  # DeleteTopics (v0 removed)
     21: (0, 1),  # DeleteRecords
     22: (0, 1),  # InitProducerId
-    32: (0, 3),  # DescribeConfigs
+    32: (1, 3),  # DescribeConfigs (v0 removed)
     # the admin surface (logmq/server/admin.py)
     33: (0, 2),  # AlterConfigs
-    35: (0, 4),  # DescribeLogDirs
+    35: (1, 4),  # DescribeLogDirs (v0 removed)
     37: (0, 3),  # CreatePartitions
     42: (0, 2),  # DeleteGroups
     43: (0, 2),  # ElectLeaders

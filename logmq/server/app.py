@@ -56,14 +56,18 @@ _SLOW_APIS = frozenset((19, 20, 21, 33, 35, 37, 42, 44, 47))
 
 
 class ClientInfo:
-    """Who is on the other end of a connection (for group member descriptions)."""
+    """Who is on the other end of a connection: group member descriptions, and the principal
+    and listener that authorization and quotas key on (``User:ANONYMOUS`` until a listener's
+    TLS or SASL layer says otherwise, as in Kafka)."""
 
-    __slots__ = ("host", "port", "client_id")
+    __slots__ = ("host", "port", "client_id", "principal", "listener")
 
     def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.port = port
         self.client_id: str | None = None
+        self.principal = "User:ANONYMOUS"
+        self.listener = "PLAINTEXT"
 
 
 class _Conn(ClientInfo):
