@@ -279,6 +279,8 @@ _LIMIT_ROWS: list[tuple[str, int, str]] = [
     ("max_connections_per_ip", 1, "open connections from one IP address"),
     ("max_fetch_wait_ms", 0, "longest a Fetch may wait for data (its max_wait_ms is cut)"),
     ("max_group_members", 1, "members of one consumer group (Kafka's group.max.size)"),
+    ("max_group_member_metadata_bytes", 1, "bytes of one member's JoinGroup protocol metadata "
+     "and of one member's SyncGroup assignment (logmq's own; Kafka has no such cap)"),
     ("max_rebalance_timeout_ms", 0, "longest a JoinGroup's rebalance may wait for members "
      "(its rebalance_timeout_ms is cut)"),
     ("max_request_elements", 0, "array elements of one request, all arrays together"),

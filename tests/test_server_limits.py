@@ -375,3 +375,26 @@ def test_group_size_cap_and_repeated_describe(tserver):
     resp = c.call(15, 0, {"groups": ["big"] * 200})
     assert len(resp["groups"]) == 200 and len(resp["groups"][0]["members"]) == 3
     c.close()
+
+
+@pytest.mark.parametrize("tserver", [{"max_group_member_metadata_bytes": 1000}], indirect=True)
+def test_member_metadata_and_assignment_caps(tserver):
+    """A member's metadata past the cap is refused before the coordinator keeps it."""
+    c = RawClient(tserver.host, tserver.port)
+    join = {"group_id": "meta", "session_timeout_ms": 30_000, "rebalance_timeout_ms": 5_000,
+            "member_id": "", "protocol_type": "consumer",
+            "protocols": [{"name": "range", "metadata": b"x" * 600},
+                          {"name": "roundrobin", "metadata": b"y" * 600}]}
+    r = c.call(11, 2, join)
+    assert r["error_code"] == 42 and r["member_id"] == ""  # INVALID_REQUEST, nothing kept
+    assert tserver.state(lambda: tserver.server.handlers._group_size("meta")) == 0
+    join["protocols"] = [{"name": "range", "metadata": b"x" * 1000}]  # at the cap: fine
+    r = c.call(11, 2, join)
+    assert r["error_code"] == 0, r
+    big = {"group_id": "meta", "generation_id": r["generation_id"], "member_id": r["member_id"],
+           "assignments": [{"member_id": r["member_id"], "assignment": b"z" * 1001}]}
+    assert c.call(14, 1, big)["error_code"] == 42
+    big["assignments"][0]["assignment"] = b"z" * 10
+    s = c.call(14, 1, big)
+    assert s["error_code"] == 0 and s["assignment"] == b"z" * 10
+    c.close()

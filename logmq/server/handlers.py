@@ -338,6 +338,10 @@ class Handlers(AdminHandlers):
                 self.limits.max_group_members:
             return {"error_code": GROUP_MAX_SIZE_REACHED, "generation_id": -1,
                     "protocol_name": "", "leader": "", "member_id": "", "members": []}
+        if sum(len(p["metadata"] or b"") for p in body.get("protocols", [])) > \
+                self.limits.max_group_member_metadata_bytes:
+            return {"error_code": INVALID_REQUEST, "generation_id": -1, "protocol_name": "",
+                    "leader": "", "member_id": body.get("member_id", ""), "members": []}
         fut = self.coordinator.join_group(
             body["group_id"], body.get("member_id", ""), body["protocol_type"],
             [(p["name"], p["metadata"]) for p in body.get("protocols", [])],
@@ -368,6 +372,9 @@ class Handlers(AdminHandlers):
 
     async def sync_group(self, body: dict, v: int, client: Any) -> dict:
         assignments = {a["member_id"]: a["assignment"] for a in body.get("assignments", [])}
+        if any(len(a or b"") > self.limits.max_group_member_metadata_bytes
+               for a in assignments.values()):
+            return {"throttle_time_ms": 0, "error_code": INVALID_REQUEST, "assignment": b""}
         try:
             fut = self.coordinator.sync_group(body["group_id"], body["generation_id"],
                                               body["member_id"], assignments,

@@ -85,6 +85,11 @@ class ServerLimits:
     #: Members one consumer group may hold (Kafka: group.max.size); a new member beyond it
     #: gets GROUP_MAX_SIZE_REACHED. Every member's metadata is in each rebalance's answer.
     max_group_members: int = 1_000
+    #: Bytes of one member's JoinGroup protocol metadata (all protocols together) and of one
+    #: member's SyncGroup assignment. The coordinator keeps both and repeats every member's
+    #: metadata to the leader each rebalance, so without a cap one group could hold
+    #: max_group_members x max_request_size. Java's subscription of 10,000 topics is ~300 KiB.
+    max_group_member_metadata_bytes: int = 1024 * 1024
     #: Total array elements of one request; per-API values in ``api_elements`` win.
     max_request_elements: int = 100_000
     api_elements: Mapping[int, int] = field(default_factory=lambda: dict(DEFAULT_API_ELEMENTS))
