@@ -27,6 +27,14 @@ def test_protocol_conformance(store):
     assert isinstance(store, OffsetStore)
 
 
+def test_delete_partitions_keeps_the_rest(store):
+    store.commit("g", {("t", 0): (1, None), ("t", 1): (2, None), ("u", 0): (3, "m")})
+    store.commit("h", {("t", 0): (9, None)})
+    store.delete_partitions("g", [("t", 0), ("u", 0), ("nope", 5)])
+    assert store.fetch("g", None) == {("t", 1): (2, None)}
+    assert store.fetch("h", None) == {("t", 0): (9, None)}  # another group's row stays
+
+
 def test_commit_fetch_roundtrip(store):
     store.commit("g", {("t", 0): (10, None), ("t", 1): (11, ""), ("u", 7): (3, "héllo")})
     assert store.fetch("g", None) == {("t", 0): (10, None), ("t", 1): (11, ""),

@@ -369,7 +369,7 @@ class AdminHandlers:
                 parts.append({"partition_index": idx, "error_code": code})
             out.append({"name": name, "partitions": parts})
         if doomed:
-            self._delete_offsets(gid, doomed)
+            self.coordinator.delete_offsets(gid, doomed)
         return {"error_code": _E.NONE, "throttle_time_ms": 0, "topics": out}
 
     def _group_subscriptions(self, gid: str) -> tuple[set[str], bool]:
@@ -393,15 +393,6 @@ class AdminHandlers:
         if opaque:  # protect every topic the group has offsets for
             topics.update(t for t, _p in self.coordinator.fetch_offsets(gid, None))
         return topics, True
-
-    def _delete_offsets(self, gid: str, doomed: set[tuple[str, int]]) -> None:
-        # The offset store deletes whole groups only; rewrite the group's rows without the
-        # doomed partitions under the coordinator's lock, so no commit lands in between.
-        store = self.coordinator.offsets
-        with self.coordinator._lock:
-            kept = {tp: v for tp, v in store.fetch(gid, None).items() if tp not in doomed}
-            store.delete_group(gid)
-            store.commit(gid, kept)
 
     # ------------------------------------------------------------------ log dirs, producers
     def describe_log_dirs(self, body: dict, v: int, client: Any) -> dict:

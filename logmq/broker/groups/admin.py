@@ -32,6 +32,12 @@ class GroupAdmin:
         self._check_open()
         return self.offsets.fetch(group_id, None if partitions is None else list(partitions))
 
+    def delete_offsets(self, group_id: str, partitions: Iterable[tuple[str, int]]) -> None:
+        """OffsetDelete's effect (the caller checked the group does not consume them)."""
+        with self._lock:
+            self._check_open()
+            self.offsets.delete_partitions(group_id, list(partitions))
+
     def delete_topic_offsets(self, topic: str) -> None:
         with self._lock:
             self._check_open()

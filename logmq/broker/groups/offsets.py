@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 import threading
+from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 import lmdb
@@ -35,6 +36,9 @@ class OffsetStore(Protocol):
     def groups(self) -> list[str]: ...
 
     def delete_group(self, group_id: str) -> None: ...
+
+    def delete_partitions(self, group_id: str, partitions: Iterable[tuple[str, int]]) -> None:
+        ...
 
     def delete_topic(self, topic: str) -> None: ...
 
@@ -77,6 +81,12 @@ class MemoryOffsetStore:
     def delete_group(self, group_id: str) -> None:
         with self._lock:
             self._data.pop(group_id, None)
+
+    def delete_partitions(self, group_id: str, partitions: Iterable[tuple[str, int]]) -> None:
+        with self._lock:
+            have = self._data.get(group_id, {})
+            for topic, partition in partitions:
+                have.pop((topic, int(partition)), None)
 
     def delete_topic(self, topic: str) -> None:
         with self._lock:
@@ -192,6 +202,13 @@ class LmdbOffsetStore:
             while cur.key().startswith(prefix):
                 if not cur.delete():
                     break
+
+    def delete_partitions(self, group_id: str, partitions: Iterable[tuple[str, int]]) -> None:
+        """OffsetDelete: one write transaction, so a concurrent commit lands before or after."""
+        g = _check_name("group id", group_id)
+        with self.env.begin(db=self._db, write=True) as txn:
+            for topic, partition in partitions:
+                txn.delete(_key(g, topic, int(partition)))
 
     def delete_topic(self, topic: str) -> None:
         _check_name("topic", topic)
