@@ -1,14 +1,42 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
 )
 
+// groupHandler consumes until want records were seen, then commits what it marked.
+type groupHandler struct {
+	want int
+	mu   sync.Mutex
+	seen int
+	done chan struct{}
+}
+
+func (h *groupHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (h *groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	for m := range c.Messages() {
+		s.MarkMessage(m, "")
+		h.mu.Lock()
+		h.seen++
+		last := h.seen == h.want
+		h.mu.Unlock()
+		if last { // every claim marked its records before counting them
+			s.Commit()
+			close(h.done)
+		}
+	}
+	return nil
+}
+
 func runSarama(rec *recorder, bs, topic string) {
+	group := topic + "-g"
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V3_6_0_0
 	cfg.Admin.Timeout = timeout
@@ -18,6 +46,8 @@ func runSarama(rec *recorder, bs, topic string) {
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
 	cfg.Producer.Partitioner = sarama.NewManualPartitioner
 	cfg.Consumer.Return.Errors = true
+	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	cfg.Consumer.Offsets.AutoCommit.Enable = false
 	client, err := sarama.NewClient([]string{bs}, cfg)
 	if err != nil {
 		panic(err)
@@ -120,6 +150,68 @@ func runSarama(rec *recorder, bs, topic string) {
 	rec.op("offsets_earliest", func() (any, error) { return offsets(sarama.OffsetOldest) })
 	rec.op("offsets_latest", func() (any, error) { return offsets(sarama.OffsetNewest) })
 	rec.op("offsets_by_time", func() (any, error) { return offsets(byTime) })
+	var stopGroup func()
+	rec.op("group_consume_commit", func() (any, error) {
+		cg, err := sarama.NewConsumerGroupFromClient(group, client)
+		if err != nil {
+			return nil, err
+		}
+		h := &groupHandler{want: len(tsDeltas), done: make(chan struct{})}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if err := cg.Consume(ctx, []string{topic}, h); err != nil {
+					return
+				}
+			}
+		}()
+		stopGroup = func() { cancel(); wg.Wait(); cg.Close() }
+		select {
+		case <-h.done:
+		case <-time.After(timeout):
+			return nil, fmt.Errorf("consumed %d of %d", h.seen, h.want)
+		}
+		return map[string]any{"consumed": h.want}, nil
+	})
+	rec.op("group_describe", func() (any, error) {
+		gs, err := adm.DescribeConsumerGroups([]string{group})
+		if err != nil {
+			return nil, err
+		}
+		g := gs[0]
+		var parts []int32
+		for _, m := range g.Members {
+			a, err := m.GetMemberAssignment()
+			if err != nil {
+				return nil, err
+			}
+			if a != nil {
+				for _, ps := range a.Topics {
+					parts = append(parts, ps...)
+				}
+			}
+		}
+		sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
+		return map[string]any{"state": g.State, "protocol_type": g.ProtocolType,
+			"protocol": g.Protocol, "members": len(g.Members), "assignment": parts}, nil
+	})
+	if stopGroup != nil {
+		stopGroup()
+	}
+	rec.op("group_offsets", func() (any, error) {
+		r, err := adm.ListConsumerGroupOffsets(group, nil)
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]any{}
+		for p, b := range r.Blocks[topic] {
+			out[fmt.Sprint(p)] = b.Offset
+		}
+		return out, nil
+	})
 	rec.op("describe_configs", func() (any, error) {
 		es, err := adm.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic})
 		if err != nil {
@@ -157,6 +249,9 @@ func runSarama(rec *recorder, bs, topic string) {
 	})
 	rec.op("create_partitions", func() (any, error) {
 		return "ok", adm.CreatePartitions(topic, 3, nil, false)
+	})
+	rec.op("delete_group", func() (any, error) {
+		return "ok", adm.DeleteConsumerGroup(group)
 	})
 	rec.op("delete_topic", func() (any, error) {
 		return "ok", adm.DeleteTopic(topic)
