@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from logmq.broker.partitioner import Partitioner, StickyPartitioner, key_partition
 from logmq.broker.serde import _norm_headers, serialize_kv
-from logmq.codec.keys import bucket_keys
+from logmq.codec.keys import bucket_encode, bucket_keys
 from logmq.codec.records import encode_batch
 from logmq.errors import (
     BrokerClosedError,
@@ -134,6 +134,11 @@ class BulkSend:
         if kser is None and vser is None and partition is None and self._partitioner is None:
             if not isinstance(records, list):
                 records = list(records)
+            if self.producer_id < 0 and not self.compression:
+                # plain records, no sequence numbers to stamp: bucket and encode in one pass
+                encoded = bucket_encode(records, n, ts, self._max_batch_bytes(topic))
+                if encoded is not None:
+                    return self._append_encoded(topic, encoded, ts)
             fast = bucket_keys(records, n)
             if fast is not None:
                 return self._append_buckets(topic, fast, ts)
@@ -166,6 +171,22 @@ class BulkSend:
         if sticky_p is not None:
             self._sticky.next(topic, n)
         return self._append_buckets(topic, buckets, ts)
+
+    def _max_batch_bytes(self, topic: str) -> int:
+        """Bulk batches: up to half the topic's max.message.bytes, and no more than the larger
+        of batch_size and 1 MiB (the encoder's buffer per partition)."""
+        cfg = self._broker.partition_log(topic, 0).config
+        return min(max(1, cfg.max_message_bytes // 2), max(self.batch_size, 1 << 20))
+
+    def _append_encoded(self, topic: str, encoded: dict[int, list[bytes]], ts: int
+                        ) -> list[RecordMetadata]:
+        out: list[RecordMetadata] = []
+        for p, batches in encoded.items():
+            plog = self._broker.partition_log(topic, p)
+            for data in batches:
+                first, _ = plog.append(data, validate=False)
+                out.append(RecordMetadata(topic, p, first, ts))
+        return out
 
     def _append_buckets(self, topic: str, buckets: dict[int, list], ts: int
                         ) -> list[RecordMetadata]:

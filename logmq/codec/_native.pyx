@@ -12,7 +12,7 @@ time, never a different answer.
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE, PyList_New
 from cpython.long cimport PyLong_FromLongLong
@@ -612,3 +612,4 @@ cdef object _encode(object records, object timestamps, object base_ts_o, object 
 
 
 include "_native_walk.pxi"
+include "_native_bulk.pxi"

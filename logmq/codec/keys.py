@@ -11,23 +11,26 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from logmq.codec.keys_ref import _py_bucket_keys
+from logmq.codec.keys_ref import _py_bucket_encode, _py_bucket_keys
 
-__all__ = ["bucket_keys"]
+__all__ = ["bucket_keys", "bucket_encode"]
 
 
-def _select() -> Any:
-    """The native bucketing unless LOGMQ_PURE=1 or the extension is not built."""
+def _select(name: str, pure: Any) -> Any:
+    """The native function unless LOGMQ_PURE=1 or the extension is not built."""
     if os.environ.get("LOGMQ_PURE", "") in ("", "0"):
         try:
             from logmq.codec import _native
         except ImportError:
             pass
         else:
-            _native._fallbacks["bucket_keys"] = _py_bucket_keys
-            return _native.bucket_keys
-    return _py_bucket_keys
+            _native._fallbacks[name] = pure
+            return getattr(_native, name)
+    return pure
 
 
 #: ``bucket_keys(records, num_partitions) -> {partition: [records]} | None``, bound once here
-bucket_keys: Any = _select()
+bucket_keys: Any = _select("bucket_keys", _py_bucket_keys)
+#: ``bucket_encode(records, num_partitions, timestamp, max_batch_bytes)
+#: -> {partition: [batch bytes]} | None``: bucketing and encoding in one pass
+bucket_encode: Any = _select("bucket_encode", _py_bucket_encode)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from xxhash import xxh3_64_intdigest
 
-__all__ = ["_py_bucket_keys"]
+from logmq.codec.records import encode_batch
+
+__all__ = ["_py_bucket_keys", "_py_bucket_encode"]
 
 
 def _py_bucket_keys(records: list, num_partitions: int) -> dict[int, list] | None:
@@ -39,3 +41,42 @@ def _py_bucket_keys(records: list, num_partitions: int) -> dict[int, list] | Non
     except (TypeError, ValueError):
         return None
     return buckets
+
+
+def _zz_len(n: int) -> int:
+    """Bytes of ``n``'s zigzag varint (n >= 0 here: lengths and offset deltas)."""
+    z, size = n << 1, 1
+    while z >= 0x80:
+        z >>= 7
+        size += 1
+    return size
+
+
+def _record_size(k: bytes, v: bytes, delta: int) -> int:
+    """Bytes of one plain record (timestamp delta 0, no headers) in a v2 batch."""
+    body = 3 + _zz_len(delta) + _zz_len(len(k)) + len(k) + _zz_len(len(v)) + len(v)
+    return _zz_len(body) + body
+
+
+def _py_bucket_encode(records: list, num_partitions: int, timestamp: int,
+                      max_batch_bytes: int) -> dict[int, list[bytes]] | None:
+    """Bucketing and encoding in one: the batches (uncompressed, one timestamp, no producer
+    id) each partition gets, each at most ``max_batch_bytes`` unless one record alone is
+    larger. None where :func:`_py_bucket_keys` says None. The compiled core does this in one
+    pass over the records, writing each into its partition's buffer as it meets it, so a bulk
+    load reads every record once instead of once to bucket and twice to encode."""
+    buckets = _py_bucket_keys(records, num_partitions)
+    if buckets is None:
+        return None
+    out: dict[int, list[bytes]] = {}
+    for p, recs in buckets.items():
+        batches = out[p] = []
+        start, size = 0, 61
+        for i, (k, v) in enumerate(recs):
+            rs = _record_size(k, v, i - start)
+            if i > start and size + rs > max_batch_bytes:
+                batches.append(encode_batch(recs[start:i], timestamp=timestamp))
+                start, size, rs = i, 61, _record_size(k, v, 0)
+            size += rs
+        batches.append(encode_batch(recs[start:], timestamp=timestamp))
+    return out
