@@ -126,6 +126,39 @@ def test_disk_full_append_is_all_or_nothing_and_the_log_recovers_without_restart
     crashed.close()
 
 
+def test_a_crashed_log_opens_on_a_full_disk(small_fs):
+    """Recovery rebuilds the indexes; with no room to write them the log opens all the same
+    (its data readable, appends refused with DiskFullError), and writes them once it can."""
+    d = os.path.join(small_fs, "t-0")
+    plog = PartitionLog(d, "t", 0, LogConfig(fsync="always", index_interval_bytes=100))
+    acked = []
+    for i in range(40):
+        data, value = _batch(i, 2000)
+        plog.append(data)
+        acked.append(value)
+    plog.close()
+    for name in os.listdir(d):  # as after a crash: indexes gone, rebuilt by recovery
+        if name.endswith((".index", ".timeindex")):
+            os.unlink(os.path.join(d, name))
+    filler = _fill(small_fs, 0)
+    crashed = PartitionLog(d, "t", 0, LogConfig(fsync="always", index_interval_bytes=100),
+                           clean=False)
+    assert _values(crashed) == acked
+    assert crashed.active_segment.index_failed
+    assert crashed.active_segment.translate(25)[1].base_offset == 25  # in-memory index
+    with pytest.raises(DiskFullError):
+        crashed.append(_batch(99, 2000)[0])
+    os.unlink(filler)
+    data, value = _batch(40, 2000)
+    assert crashed.append(data)[0] == 40
+    acked.append(value)
+    crashed.close()
+    again = PartitionLog(d, "t", 0, LogConfig(fsync="always", index_interval_bytes=100),
+                         clean=False)
+    assert _values(again) == acked and not again.active_segment.index_failed
+    again.close()
+
+
 def test_disk_full_through_the_broker_loses_no_acknowledged_record(small_fs):
     """The issue's case: fsync='always', disk fills mid-stream, space freed, clean close,
     reopen (with and without repair): every acknowledged record once, in order."""

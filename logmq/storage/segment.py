@@ -25,7 +25,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 
 from logmq.codec.batch import HEADER_SIZE, BatchHeader, parse_header, validate_batch
-from logmq.errors import CorruptRecordError, LogDirFailedError
+from logmq.errors import CorruptRecordError, DiskFullError, LogDirFailedError
 from logmq.storage.files import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX
 from logmq.storage.fsutil import fsync_fd, write_error
 from logmq.storage.handles import CACHE, FileHandle
@@ -201,9 +201,17 @@ class LogSegment:
             os.ftruncate(fh.fd, valid)
         self.size = valid
         self.next_offset = nxt
-        self.index.save()
         self.close_time_index_entry()
-        self.time_index.save()
+        try:
+            self.index.save()
+            self.time_index.save()
+        except DiskFullError as e:
+            # The indexes are rebuilt in memory and nothing in them is lost by not writing
+            # them: a log recovered on a full disk still opens, so its data can be read and
+            # space freed through it (delete records or topics); the next open rebuilds them.
+            self.index_failed = True
+            log.warning("indexes of %s not written (%s); the log is open, and they are "
+                        "rebuilt on the next open", self.log_path, e)
         self._dirty = True
         return truncated
 
