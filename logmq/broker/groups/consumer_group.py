@@ -53,6 +53,7 @@ from logmq.errors import (
     GroupError,
     GroupIdNotFoundError,
     GroupNotEmptyError,
+    InconsistentGroupProtocolError,
     InvalidRegularExpressionError,
     ProtocolError,
     StaleMemberEpochError,
@@ -412,7 +413,9 @@ class ConsumerGroups:
             return
         self._expire(g, self._time())
         if g.members:
-            raise GroupIdNotFoundError(f"Group {group_id} is not a classic group.")
+            raise InconsistentGroupProtocolError(
+                f"Group {group_id} is a consumer-protocol group with members; classic "
+                "members cannot join it (online migration is not supported).")
         del self.groups[group_id]
 
     def check_commit(self, group_id: str, member_id: str, member_epoch: int) -> None:
