@@ -100,7 +100,7 @@ class Kip848Handlers:
         except LogMQError as e:
             return error(e.kafka_code, str(e))
         if res.error is not None:
-            return error(res.error.kafka_code, str(res.error))
+            return error(getattr(res.error, "wire_code", res.error.kafka_code), str(res.error))
         assignment = None
         if res.assignment is not None:
             assignment = {"topic_partitions": self._wire_partitions(res.assignment, False)}
