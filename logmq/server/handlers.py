@@ -150,8 +150,9 @@ class Handlers(AdminHandlers, Kip848Handlers):
     def _metadata(self, body: dict, v: int) -> dict:
         requested = body.get("topics")
         allow_create = body.get("allow_auto_topic_creation", True) and self.auto_create_topics
+        names: list[str | None]
         if requested is None or (v == 0 and not requested):
-            names = self.broker.list_topics()
+            names = list(self.broker.list_topics())
             create = False
         else:
             names = [self.topic_name_of(t) for t in requested]  # v10+: by id

@@ -125,7 +125,7 @@ class Kip848Handlers:
                 "member_id": m.member_id, "instance_id": m.instance_id, "rack_id": m.rack_id,
                 "member_epoch": m.member_epoch, "client_id": m.client_id,
                 "client_host": m.client_host, "subscribed_topic_names": m.subscribed_topic_names,
-                "subscribed_topic_regex": m.subscribed_topic_regex,
+                "subscribed_topic_regex": m.subscribed_topic_regex or "",  # Kafka: "", not null
                 "assignment": {"topic_partitions": self._wire_partitions(m.assignment, True)},
                 "target_assignment": {
                     "topic_partitions": self._wire_partitions(m.target_assignment, True)},

@@ -122,7 +122,7 @@ class ConsumerGroups:
             m = self._join(g, req, now)
         else:
             if g is None:
-                raise UnknownMemberError(f"consumer group {req.group_id!r} not found")
+                raise GroupIdNotFoundError(f"Consumer group {req.group_id} not found.")
             m = self._member(g, req.member_id)
             self._check_epoch(m, req)
         full = req.owned is not None or req.member_epoch == 0
@@ -195,7 +195,9 @@ class ConsumerGroups:
             if classic.members or classic.pending:
                 raise GroupIdNotFoundError(f"Group {group_id} is not a consumer group.")
             del self._classic[group_id]  # empty: its committed offsets stay in the store
-        g = self.groups[group_id] = CGroup(group_id)
+        # Kafka 4.4 counts the group's creation as an epoch of its own: its first member
+        # gets epoch 2 (what the oracle shows), so epochs line up with Kafka's.
+        g = self.groups[group_id] = CGroup(group_id, epoch=1, target_epoch=1)
         return g
 
     def _join(self, g: CGroup, req: HeartbeatRequest, now: float) -> CMember:
@@ -304,6 +306,8 @@ class ConsumerGroups:
         if m.instance_id is not None and g.static.get(m.instance_id) == m.member_id:
             del g.static[m.instance_id]
         self._refresh(g)
+        if g.epoch > g.target_epoch:
+            self._assign(g)  # as Kafka: a departure recomputes the target at once
 
     def _expire(self, g: CGroup, now: float) -> None:
         """Members past their session timeout, or past their rebalance timeout while still

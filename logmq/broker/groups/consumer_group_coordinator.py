@@ -25,22 +25,12 @@ from logmq.broker.groups.consumer_group import (
     TopicCatalog,
 )
 from logmq.broker.groups.coordinator import GroupCoordinator
-from logmq.broker.groups.model import (
-    GroupDescription,
-    JoinResult,
-    MemberDescription,
-    _resolved,
-)
+from logmq.broker.groups.model import GroupDescription, JoinResult, _resolved
 from logmq.broker.groups.offsets import Offsets, OffsetStore
-from logmq.broker.groups.states import COMPLETING, DEAD, EMPTY, PREPARING, STABLE
+from logmq.broker.groups.states import DEAD
 from logmq.errors import GroupError
-from logmq.protocol.consumer_protocol import encode_assignment, encode_subscription
 
 __all__ = ["KafkaGroupCoordinator"]
-
-# a consumer group's state as the classic DescribeGroups/ListGroups v0-3 vocabulary has it
-_CLASSIC_STATE = {"Empty": EMPTY, "Assigning": PREPARING, "Reconciling": COMPLETING,
-                  "Stable": STABLE, "Dead": DEAD}
 
 
 class KafkaGroupCoordinator(GroupCoordinator):
@@ -83,29 +73,14 @@ class KafkaGroupCoordinator(GroupCoordinator):
         super().commit_offsets(group_id, generation_id, member_id, offsets, group_instance_id)
 
     def describe_group(self, group_id: str) -> GroupDescription:
-        """DescribeGroups of a consumer group: its state in the classic vocabulary, protocol
-        type ``consumer``, the assignor as the protocol, and each member's subscription and
-        assignment in the consumer protocol's encoding (what Kafka 4 answers)."""
+        """DescribeGroups of a consumer group: as Kafka 4.4 answers it, "Dead" with no
+        protocol and no members (it describes classic groups only; DescribeGroups v6 turns
+        that into GROUP_ID_NOT_FOUND)."""
         with self._lock:
             owned = self.consumer_groups.owns(group_id)
         if not owned:
             return super().describe_group(group_id)
-        try:
-            d = self.consumer_groups.describe(group_id)
-        except GroupError:
-            return super().describe_group(group_id)
-        members = []
-        for m in d.members:
-            parts: dict[str, list[int]] = {}
-            for t, p in m.assignment:
-                parts.setdefault(t, []).append(p)
-            members.append(MemberDescription(
-                m.member_id, m.instance_id, m.client_id, m.client_host,
-                encode_subscription(sorted(m.subscribed_topic_names), None, parts, version=3,
-                                    generation_id=m.member_epoch, rack_id=m.rack_id),
-                encode_assignment(parts)))
-        return GroupDescription(group_id, _CLASSIC_STATE.get(d.state, d.state), "consumer",
-                                d.assignor_name, members)
+        return GroupDescription(group_id, DEAD, "", "", [])
 
     def list_groups(self) -> list[tuple[str, str, str]]:
         rows = {gid: row for gid, row in ((r[0], r) for r in super().list_groups())}
