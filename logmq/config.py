@@ -230,6 +230,12 @@ BROKER_KEYS: dict[str, ConfigKey] = {d.name: d for d in [
             "smallest session timeout a group member may ask for"),
     _broker("group_max_session_timeout_ms", int, 1_800_000, _int(1),
             "largest session timeout a group member may ask for"),
+    _broker("group_consumer_session_timeout_ms", int, 45_000, _int(1),
+            "session timeout of consumer-protocol (KIP-848) group members (Kafka's "
+            "group.consumer.session.timeout.ms)"),
+    _broker("group_consumer_heartbeat_interval_ms", int, 5_000, _int(1),
+            "how often consumer-protocol (KIP-848) members heartbeat (Kafka's "
+            "group.consumer.heartbeat.interval.ms)"),
     _broker("map_size", int, 16 << 30, _int(1 << 20), "LMDB map size (address space, bytes)"),
     _broker("repair", bool, False, _bool,
             "cut a partition at damage found in cleanly closed data instead of refusing"),
@@ -362,6 +368,8 @@ class BrokerConfig:
     group_initial_rebalance_delay_ms: int = 0
     group_min_session_timeout_ms: int = 1000
     group_max_session_timeout_ms: int = 1_800_000
+    group_consumer_session_timeout_ms: int = 45_000
+    group_consumer_heartbeat_interval_ms: int = 5_000
     map_size: int = 16 << 30
     repair: bool = False
     listen: str = "127.0.0.1:9092"

@@ -43,6 +43,11 @@ __all__ = [
     "GroupNotEmptyError",
     "GroupIdNotFoundError",
     "InvalidSessionTimeoutError",
+    "FencedMemberEpochError",
+    "StaleMemberEpochError",
+    "UnreleasedInstanceIdError",
+    "UnsupportedAssignorError",
+    "InvalidRegularExpressionError",
     "NoOffsetError",
     "OutOfOrderSequenceError",
     "DuplicateSequenceError",
@@ -285,6 +290,38 @@ class GroupIdNotFoundError(GroupError):
 
 class InvalidSessionTimeoutError(GroupError):
     kafka_code = E.INVALID_SESSION_TIMEOUT
+
+
+# KIP-848 consumer groups (logmq.broker.groups.consumer_group)
+class FencedMemberEpochError(GroupError):
+    """A consumer-protocol member sent an epoch the group never gave it: it must rejoin."""
+
+    kafka_code = E.FENCED_MEMBER_EPOCH
+
+
+class StaleMemberEpochError(GroupError):
+    """A commit or fetch carries an older epoch than the member's current one."""
+
+    kafka_code = E.STALE_MEMBER_EPOCH
+
+
+class UnreleasedInstanceIdError(GroupError):
+    """A static member joined while the previous holder of its instance id is still active."""
+
+    kafka_code = E.UNRELEASED_INSTANCE_ID
+
+
+class UnsupportedAssignorError(GroupError):
+    kafka_code = E.UNSUPPORTED_ASSIGNOR
+
+
+class InvalidRegularExpressionError(GroupError):
+    """A subscription regex that does not compile. Kafka 4 answers INVALID_REGULAR_EXPRESSION
+    (128), which the generated vocabulary (a 2024 snapshot) lacks: the KIP-848 handler sends
+    128 on the wire, this code is the closest older one."""
+
+    kafka_code = E.INVALID_REQUEST
+    wire_code = 128
 
 
 class NoOffsetError(LogMQError):

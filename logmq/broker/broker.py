@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from logmq.broker.cleaner import Cleaner
 from logmq.broker.consumer import Consumer
-from logmq.broker.groups import GroupCoordinator, LmdbOffsetStore
+from logmq.broker.groups import LmdbOffsetStore
+from logmq.broker.groups.consumer_group_coordinator import KafkaGroupCoordinator
 from logmq.broker.producer import Producer
 from logmq.broker.producer_ids import ProducerIdAllocator
 from logmq.broker.queues.manager import QueueManager
@@ -80,7 +81,7 @@ class Broker:
 
     def _wire(self) -> None:
         self._lock = threading.Lock()
-        self._groups: GroupCoordinator | None = None
+        self._groups: KafkaGroupCoordinator | None = None
         self._queues: QueueManager | None = None
         self._streams: Streams | None = None
         self.producer_ids = ProducerIdAllocator(self.logs.meta.env)
@@ -109,14 +110,16 @@ class Broker:
 
     # ------------------------------------------------------------------ services
     @property
-    def groups(self) -> GroupCoordinator:
+    def groups(self) -> KafkaGroupCoordinator:
         """The consumer-group coordinator of this directory (started on first use)."""
         with self._lock:
             if self._groups is None:
                 self.logs.check_open()
                 c = self.config
-                coord = GroupCoordinator(
-                    LmdbOffsetStore(self.logs.meta.env),
+                coord = KafkaGroupCoordinator(
+                    LmdbOffsetStore(self.logs.meta.env), self.logs,
+                    consumer_session_timeout_ms=c.group_consumer_session_timeout_ms,
+                    consumer_heartbeat_interval_ms=c.group_consumer_heartbeat_interval_ms,
                     initial_rebalance_delay_ms=c.group_initial_rebalance_delay_ms,
                     min_session_timeout_ms=c.group_min_session_timeout_ms,
                     max_session_timeout_ms=c.group_max_session_timeout_ms,

@@ -43,7 +43,7 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     0: (3, 8),  # Produce
     1: (4, 11),  # Fetch
     2: (1, 10),  # ListOffsets (v7 max-timestamp, v8 earliest-local, v9 latest-tiered)
-    3: (0, 8),  # Metadata
+    3: (0, 12),  # Metadata (v10 topic ids, v12 topics by id: KIP-848 assignments need both)
     8: (2, 7),  # OffsetCommit
     9: (1, 5),  # OffsetFetch
     10: (0, 2),  # FindCoordinator
@@ -69,6 +69,8 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     47: (0, 0),  # OffsetDelete
     61: (0, 0),  # DescribeProducers
     75: (0, 0),  # DescribeTopicPartitions
+    68: (0, 1),  # ConsumerGroupHeartbeat (KIP-848, logmq/server/kip848.py)
+    69: (0, 1),  # ConsumerGroupDescribe
 }
 
 SCHEMAS: dict[str, Any] = _SCHEMAS  # generated plain data; typed once here
@@ -528,8 +530,9 @@ def _decode_request(frame: bytes | memoryview) -> Request:
         raise
     except (struct.error, IndexError, ValueError, OverflowError, MemoryError) as e:
         raise ProtocolError(f"malformed request: {e}") from None
-    if pos != len(buf):
-        raise ProtocolError(f"{len(buf) - pos} unexpected bytes after the request body")
+    # Bytes after the body are ignored, as Kafka's broker ignores them: librdkafka's
+    # all-topics Metadata v9+ leaves the unused part of the topic count's reserved space
+    # behind its body, and Kafka 4.4 serves it.
     return Request(header, body)
 
 

@@ -27,6 +27,7 @@ from logmq.errors import (
 )
 from logmq.kafka_codes import ErrorCode as _E
 from logmq.server.admin import AdminHandlers
+from logmq.server.kip848 import Kip848Handlers, _id_bytes
 from logmq.server.limits import ServerLimits
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def error_code(e: BaseException | None) -> int:
     return UNKNOWN_SERVER_ERROR
 
 
-class Handlers(AdminHandlers):
+class Handlers(AdminHandlers, Kip848Handlers):
     """The request handlers of one server (one broker, node id 0)."""
 
     def __init__(self, broker: Broker, host: str, port: int, *,
@@ -149,11 +150,12 @@ class Handlers(AdminHandlers):
     def _metadata(self, body: dict, v: int) -> dict:
         requested = body.get("topics")
         allow_create = body.get("allow_auto_topic_creation", True) and self.auto_create_topics
+        names: list[str | None]
         if requested is None or (v == 0 and not requested):
-            names = self.broker.list_topics()
+            names = list(self.broker.list_topics())
             create = False
         else:
-            names = [t["name"] for t in requested]
+            names = [self.topic_name_of(t) for t in requested]  # v10+: by id
             create = allow_create
         topics = []
         for name in names:
@@ -167,7 +169,10 @@ class Handlers(AdminHandlers):
             "cluster_authorized_operations": _ALL_OPS,
         }
 
-    def _topic_metadata(self, name: str, create: bool) -> dict:
+    def _topic_metadata(self, name: str | None, create: bool) -> dict:
+        if name is None:  # a topic id we do not know
+            return {"error_code": _E.UNKNOWN_TOPIC_ID, "name": None, "is_internal": False,
+                    "partitions": [], "topic_authorized_operations": _ALL_OPS}
         err = NONE
         n = 0
         try:
@@ -183,7 +188,8 @@ class Handlers(AdminHandlers):
                   "leader_epoch": 0, "replica_nodes": [NODE_ID], "isr_nodes": [NODE_ID],
                   "offline_replicas": []} for p in range(n)]
         return {"error_code": err, "name": name, "is_internal": False, "partitions": parts,
-                "topic_authorized_operations": _ALL_OPS}
+                "topic_authorized_operations": _ALL_OPS,
+                "topic_id": _id_bytes(self.broker.topic_id(name)) if n else b"\x00" * 16}
 
     def find_coordinator(self, body: dict, v: int, client: Any) -> dict:
         if body.get("key_type", 0) != 0:  # transactions have no coordinator here
@@ -545,4 +551,5 @@ class Handlers(AdminHandlers):
             14: self.sync_group, 15: self.describe_groups, 16: self.list_groups,
             20: self.delete_topics, 21: self.delete_records, 22: self.init_producer_id,
             **self.admin_table(),
+            **self.kip848_table(),
         }
