@@ -79,6 +79,7 @@ class KafkaBroker:
         self._admin = AdminClient(client_config(bootstrap, self.settings))
         self._closed = False
         self._groups = ClusterGroups(self)
+        self._share_ok: bool | None = None
 
     # ------------------------------------------------------------------ plumbing
     def client_config(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -364,10 +365,27 @@ class KafkaBroker:
         return self._groups
 
     # ------------------------------------------------------------------ not on a cluster
-    def queue(self, topic: str, group: str = "workers", **config: Any) -> NoReturn:
-        _unsupported("log.queue() (share groups)",
-                     "KIP-932 share consumers need confluent-kafka >= 2.13, which is not "
-                     "supported yet; use a consumer group (log.consumer(group=...))")
+    def queue(self, topic: str, group: str = "workers", **config: Any) -> Any:
+        """A member of share group ``group`` on ``topic`` (KIP-932, Kafka >= 4.1): the
+        embedded queue API on confluent-kafka's ShareConsumer; see
+        :mod:`logmq.cluster.queue` for what maps how."""
+        from logmq.cluster.queue import ClusterQueue
+
+        self.check_open()
+        self._check_share_groups()
+        return ClusterQueue(self, topic, group, **config)
+
+    def _check_share_groups(self) -> None:
+        if self._share_ok is None:
+            from logmq.cluster.probe import supports_share_groups
+
+            self._share_ok = supports_share_groups(self.bootstrap, self.settings,
+                                                   self.request_timeout)
+        if not self._share_ok:
+            _unsupported("log.queue() (share groups)",
+                         f"the cluster at {self.bootstrap} does not offer KIP-932 share "
+                         "groups (ShareGroupHeartbeat/ShareFetch; Apache Kafka >= 4.1); use "
+                         "a consumer group (log.consumer(group=...))")
 
     def request(self, *a: Any, **kw: Any) -> NoReturn:
         _unsupported("log.request()", "request-reply rides on log.queue(), not built for "
