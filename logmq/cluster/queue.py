@@ -128,7 +128,8 @@ class ClusterQueue(SettleVerbs):
         conf.update(kafka_config or {})
         self._c = ShareConsumer(conf)
         self._lock = threading.RLock()
-        self._buffer: deque[Any] = deque()  # polled, acquired, not handed out yet
+        #: polled (acquired) and not handed out yet, with the wall-clock ms of the poll
+        self._buffer: deque[tuple[Any, int]] = deque()
         self._out: dict[tuple[int, int], Any] = {}  # handed out, not settled: message by key
         self._closed = False
         self._woken = False
@@ -180,6 +181,18 @@ class ClusterQueue(SettleVerbs):
         fut = admin.incremental_alter_configs(
             [res], request_timeout=self._broker.request_timeout)[res]
         self._broker.result(fut, what=f"share group {self.group!r} configs")
+        if lock_ms is None:  # the group's lock duration, whoever set it
+            self.lock_ms = self._group_lock_ms()
+
+    def _group_lock_ms(self) -> int:
+        res = ConfigResource(ResourceType.GROUP, self.group)
+        try:
+            fut = self._broker.admin.describe_configs(
+                [res], request_timeout=self._broker.request_timeout)[res]
+            entries = self._broker.result(fut, what=f"share group {self.group!r} configs")
+            return int(entries["share.record.lock.duration.ms"].value)
+        except (errors.LogMQError, KeyError, TypeError, ValueError):
+            return _DEFAULT_LOCK_MS  # Kafka's default too
 
     # ------------------------------------------------------------------ receive
     def receive(self, max_records: int = 1, timeout: float = 0.0) -> list[QueueRecord]:
@@ -213,6 +226,7 @@ class ClusterQueue(SettleVerbs):
         except KafkaException as e:
             raise translate(e, self.topic, None, "share fetch") from None
         skipped = False
+        polled = int(time.time() * 1000)
         for m in msgs:
             err = m.error()
             if err is not None:
@@ -223,7 +237,7 @@ class ClusterQueue(SettleVerbs):
                 self._c.acknowledge(m, AcknowledgeType.ACCEPT)  # archived, as embedded
                 skipped = True
                 continue
-            self._buffer.append(m)
+            self._buffer.append((m, polled))
         if skipped:
             self._commit("filtered records")
 
@@ -238,12 +252,11 @@ class ClusterQueue(SettleVerbs):
 
     def _take(self, n: int) -> list[QueueRecord]:
         out: list[QueueRecord] = []
-        deadline_ms = int(time.time() * 1000) + self.lock_ms
         while self._buffer and len(out) < n:
-            m = self._buffer.popleft()
+            m, polled = self._buffer.popleft()
             self._out[(m.partition(), m.offset())] = m
             out.append(QueueRecord(self, self._record(m), int(m.delivery_count() or 1),
-                                   deadline_ms))
+                                   polled + self.lock_ms))
         return out
 
     def __iter__(self) -> Iterator[QueueRecord]:
@@ -269,6 +282,7 @@ class ClusterQueue(SettleVerbs):
         with self._lock:
             self._check_open()
             msgs = []
+            now = int(time.time() * 1000)
             for r in recs:
                 if r._consumer is not self:
                     raise errors.ConfigError(
@@ -278,6 +292,16 @@ class ClusterQueue(SettleVerbs):
                     raise errors.RecordStateError(
                         f"{r.topic}-{r.partition}@{r.offset} is not held by this member "
                         "(settled already)")
+                if now > r.lock_deadline_ms:
+                    # librdkafka reports a late acknowledgement as a success while the
+                    # broker has handed the record on: refuse it here, as embedded does
+                    del self._out[(r.partition, r.offset)]
+                    self._c.acknowledge(m, AcknowledgeType.RELEASE)  # librdkafka wants all
+                    r.settled = "release"
+                    raise errors.RecordStateError(
+                        f"{r.topic}-{r.partition}@{r.offset}: its lock "
+                        f"({self.lock_ms} ms) expired before {action}(); the group may "
+                        "have delivered it again")
                 msgs.append((r, m))
             for r, m in msgs:
                 self._c.acknowledge(m, kind)
@@ -327,7 +351,7 @@ class ClusterQueue(SettleVerbs):
             self._closed = True
             try:
                 if release:
-                    held = list(self._out.values()) + list(self._buffer)
+                    held = list(self._out.values()) + [m for m, _ in self._buffer]
                     for m in held:
                         self._c.acknowledge(m, AcknowledgeType.RELEASE)
                     if held:
