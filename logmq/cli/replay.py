@@ -24,6 +24,7 @@ from logmq.cli.common import (
     record_to_json,
     target_options,
 )
+from logmq.cli.target import ClusterSink, check_partition, is_cluster
 from logmq.codec.records import encode_batch
 from logmq.types import Record, TopicPartition
 
@@ -53,6 +54,7 @@ class _DestWriter:
         self.size: dict[int, int] = {}
         self.rr = itertools.count()
         self.written = 0
+        self.sink = ClusterSink(log) if ClusterSink.wanted(log) else None  # a Kafka cluster
 
     def _partition(self, r: Record) -> int:
         if self.same:
@@ -77,12 +79,17 @@ class _DestWriter:
         ts = self.ts.pop(p, None)
         self.size.pop(p, None)
         if recs and ts:
-            self.log.append_batches((self.topic, p), encode_batch(recs, timestamps=ts))
+            if self.sink is not None:
+                self.sink.send(self.topic, p, recs, ts)
+            else:
+                self.log.append_batches((self.topic, p), encode_batch(recs, timestamps=ts))
             self.written += len(recs)
 
     def flush(self) -> None:
         for p in list(self.buf):
             self._flush(p)
+        if self.sink is not None:
+            self.sink.close()
 
 
 @click.command()
@@ -117,7 +124,7 @@ def replay(src: str, dest: str | None, partitions: tuple[int, ...], from_offset:
     with open_broker(data) as log:
         n = log.partitions_for(src)
         for p in partitions:
-            log.partition_log(src, p)  # InvalidPartitionError before anything is written
+            check_partition(log, src, p)  # InvalidPartitionError before anything is written
         tps = [TopicPartition(src, p) for p in (sorted(set(partitions)) or range(n))]
         ranges = _ranges(log, tps, from_offset, to_offset, from_time, to_time)
         total = sum(stop - start for start, stop in ranges.values())
@@ -181,7 +188,7 @@ def _copy(log: Broker, ranges: dict[TopicPartition, tuple[int, int]],
     try:
         if show:
             bar.__enter__()
-        for chunk in read_records(consumer, stop_offsets=stops):
+        for chunk in read_records(consumer, stop_offsets=stops, wait=is_cluster(log)):
             for r in chunk:
                 if bucket is not None:
                     bucket.acquire()

@@ -76,7 +76,10 @@ class KafkaBroker:
         self.settings = dict(settings or {})
         self.request_timeout = float(request_timeout)
         self.target = target or f"kafka://{bootstrap}"
-        self._admin = AdminClient(client_config(bootstrap, self.settings))
+        # a metadata lookup must never create the topic it names (a broker's
+        # auto.create.topics.enable would otherwise apply to the admin's requests)
+        self._admin = AdminClient({**client_config(bootstrap, self.settings),
+                                   "allow.auto.create.topics": False})
         self._closed = False
         self._groups = ClusterGroups(self)
         self._share_ok: bool | None = None
@@ -247,7 +250,8 @@ class KafkaBroker:
 
     def alter_topic_config(self, name: str, config: Mapping[str, Any], *,
                            replace: bool = False) -> dict[str, Any]:
-        """Set (``replace``: reset to exactly) per-topic overrides; None removes one."""
+        """Set (``replace``: reset to exactly) per-topic overrides; None removes one.
+        Returns the overrides now in force, as embedded."""
         from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
 
         self._topic_meta(name)
@@ -263,7 +267,7 @@ class KafkaBroker:
         fut = self.admin.incremental_alter_configs([res],
                                                    request_timeout=self.request_timeout)[res]
         self.result(fut, name, None, f"alter configs of {name!r}")
-        return self.topic_config(name)
+        return self._configs(name)[1]
 
     def describe_topic(self, name: str) -> TopicDescription:
         """Partitions with offsets and the config. ``size_bytes`` and ``segments`` are -1:
@@ -420,6 +424,12 @@ class KafkaBroker:
 
     def partition_logs(self) -> NoReturn:
         _unsupported("partition_logs()", "partitions live on the cluster's brokers")
+
+    @property
+    def cleaner(self) -> NoReturn:
+        _unsupported("retention and compaction runs (logmq compact)",
+                     "the cluster's brokers run their own log cleaner; tune it with topic "
+                     "configs (cleanup.policy, retention.ms, min.cleanable.dirty.ratio)")
 
     def metrics(self) -> NoReturn:
         _unsupported("metrics()", "read the cluster's own JMX/Prometheus metrics")
