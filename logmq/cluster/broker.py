@@ -43,6 +43,11 @@ INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state",
                              "__share_group_state", "__cluster_metadata"})
 
 
+#: answers while a new topic's leadership settles (leader unknown, not leader, a leader epoch
+#: this broker has not seen yet): Kafka clients retry them, and so does retrying()
+_SETTLING = (5, 6, 74, 75)
+
+
 def _tp(x: Any) -> TopicPartition:
     if isinstance(x, TopicPartition):
         return x
@@ -311,7 +316,7 @@ class KafkaBroker:
                 return fn()
             except errors.LogMQError as e:
                 ke = getattr(e, "kafka_error", None)
-                transient = ke is not None and (ke.retriable() or ke.code() in (5, 6))
+                transient = ke is not None and (ke.retriable() or ke.code() in _SETTLING)
                 if not transient or time.monotonic() + delay > deadline:
                     raise
             time.sleep(delay)  # backoff before asking the cluster again, bounded above
