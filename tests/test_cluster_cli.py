@@ -139,3 +139,21 @@ def test_kafka_url_target_and_local_only_commands(cluster: str) -> None:
     assert t in run(f"kafka://{cluster}", "topics", "list").stdout.split()
     r = run(cluster, "compact", t, ok=False)
     assert r.exit_code == 1 and "cluster" in r.output
+
+
+def test_status_and_queues_list(cluster: str) -> None:
+    t, g = name(), name("g")
+    run(cluster, "topics", "create", t, "--partitions", "2")
+    run(cluster, "produce", t, stdin="a\nb\nc\n")
+    assert len(consume_json(cluster, t, "--group", g)) == 3
+    run(cluster, "produce", t, "-p", "1", stdin="d\n")  # one record the group has not read
+    o = json.loads(run(cluster, "status", "--json").stdout)
+    assert len(o["brokers"]) >= 1 and o["cluster_id"]
+    (row,) = [x for x in o["topics"] if x["name"] == t]
+    assert (row["partitions"], row["records"]) == (2, 4)
+    (grp,) = [x for x in o["groups"] if x["group_id"] == g]
+    assert (grp["state"], grp["members"], grp["lag"]) == ("Empty", 0, 1)
+    text = run(cluster, "status").stdout
+    assert any(ln.split() == [g, "Empty", "0", "1"] for ln in text.splitlines())
+    r = run(cluster, "queues", "list", "--topic", t, "--json")
+    assert r.stdout == ""  # no share group reads t

@@ -12,6 +12,7 @@ test_produce_consume_and_inspect = cc.test_produce_consume_and_inspect
 test_groups = cc.test_groups_list_describe_reset_and_delete
 test_replay = cc.test_replay_a_time_window_into_another_topic
 test_kafka_url_target = cc.test_kafka_url_target_and_local_only_commands
+test_status_and_queues_list = cc.test_status_and_queues_list
 
 
 @pytest.fixture

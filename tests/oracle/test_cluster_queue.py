@@ -155,3 +155,26 @@ def test_what_share_groups_lack_is_a_typed_error(log: Any) -> None:
     with pytest.raises(RecordStateError):
         r.ack()
     q.close()
+
+
+def test_queues_list_shows_a_share_groups_depth_and_dead_letters(log: Any) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from logmq.cli import cli
+
+    t = topic(log, 5, partitions=1)
+    g = f"g-{t}"
+    q = log.queue(t, g)
+    got = receive_until(q, 2)
+    got[0].ack()
+    got[1].reject()
+    q.close()
+    dead_letters(log, f"dlq.{t}", 1)  # written by the broker: wait until it is there
+    r = CliRunner().invoke(cli, ["queues", "list", "--topic", t, "--json",
+                                 "--bootstrap", log.bootstrap])
+    assert r.exit_code == 0, r.output
+    (row,) = [json.loads(x) for x in r.output.splitlines()]
+    assert (row["group"], row["depth"], row["dlq_size"]) == (g, 3, 1)
+    assert row["dead_letter_topic"] == f"dlq.{t}"
