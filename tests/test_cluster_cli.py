@@ -157,3 +157,26 @@ def test_status_and_queues_list(cluster: str) -> None:
     assert any(ln.split() == [g, "Empty", "0", "1"] for ln in text.splitlines())
     r = run(cluster, "queues", "list", "--topic", t, "--json")
     assert r.stdout == ""  # no share group reads t
+
+
+def test_replay_from_a_data_directory_onto_the_cluster(cluster: str, tmp_path: Any) -> None:
+    src = name("local")
+    data = str(tmp_path / "data")
+    recs = "".join(json.dumps({"key": f"k{i}", "value": f"v{i}", "headers": {"n": str(i)},
+                               "timestamp": 1_700_000_000_000 + i}) + "\n" for i in range(20))
+    local = CliRunner().invoke(cli, ["topics", "create", src, "-p", "3", "--data", data])
+    assert local.exit_code == 0, local.output
+    local = CliRunner().invoke(cli, ["produce", src, "--format", "json", "--data", data],
+                               input=recs)
+    assert local.exit_code == 0, local.output
+    r = CliRunner().invoke(cli, ["replay", src, "--data", data, "--to-cluster", cluster,
+                                 "--rate", "2000", "--from-time", "1700000000005"])
+    assert r.exit_code == 0, r.output
+    assert f"replayed 15 record(s) from {src!r} to topic {src!r} on {cluster}" in r.output
+    got = consume_json(cluster, src, "--from-beginning")
+    assert sorted((x["key"], x["timestamp"], x["headers"][0]["value"]) for x in got) == sorted(
+        (f"k{i}", 1_700_000_000_000 + i, str(i)) for i in range(5, 20))
+    local_json = CliRunner().invoke(cli, ["consume", src, "--from-beginning", "--format",
+                                          "json", "--data", data]).stdout
+    where = {json.loads(x)["key"]: json.loads(x)["partition"] for x in local_json.splitlines()}
+    assert all(where[x["key"]] == x["partition"] for x in got)

@@ -13,6 +13,7 @@ test_groups = cc.test_groups_list_describe_reset_and_delete
 test_replay = cc.test_replay_a_time_window_into_another_topic
 test_kafka_url_target = cc.test_kafka_url_target_and_local_only_commands
 test_status_and_queues_list = cc.test_status_and_queues_list
+test_replay_from_a_data_directory = cc.test_replay_from_a_data_directory_onto_the_cluster
 
 
 @pytest.fixture
