@@ -180,3 +180,29 @@ def test_replay_from_a_data_directory_onto_the_cluster(cluster: str, tmp_path: A
                                           "json", "--data", data]).stdout
     where = {json.loads(x)["key"]: json.loads(x)["partition"] for x in local_json.splitlines()}
     assert all(where[x["key"]] == x["partition"] for x in got)
+
+
+def test_an_active_group_is_described_and_not_reset(cluster: str) -> None:
+    import time
+
+    import logmq
+
+    t, g = name(), name("g")
+    run(cluster, "topics", "create", t, "--partitions", "2")
+    with logmq.connect(f"kafka://{cluster}") as log:
+        c = log.consumer(t, group=g, auto_offset_reset="earliest", client_id="cli-test")
+        try:
+            deadline = time.monotonic() + 30
+            while len(c.assignment()) < 2 and time.monotonic() < deadline:
+                c.poll(0.2)
+            assert len(c.assignment()) == 2
+            desc = run(cluster, "groups", "describe", g).stdout
+            assert "state: Stable" in desc and "members: 1" in desc
+            (member,) = [ln.split() for ln in desc.splitlines()
+                         if "cli-test" in ln and not ln.startswith(t)]
+            assert member[-1] == f"{t}:0,1"
+            r = run(cluster, "groups", "reset-offsets", g, "-t", t, "--to-latest",
+                    "--execute", ok=False)
+            assert r.exit_code == 1 and "active member" in r.output
+        finally:
+            c.close()

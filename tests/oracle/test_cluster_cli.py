@@ -14,6 +14,7 @@ test_replay = cc.test_replay_a_time_window_into_another_topic
 test_kafka_url_target = cc.test_kafka_url_target_and_local_only_commands
 test_status_and_queues_list = cc.test_status_and_queues_list
 test_replay_from_a_data_directory = cc.test_replay_from_a_data_directory_onto_the_cluster
+test_an_active_group = cc.test_an_active_group_is_described_and_not_reset
 
 
 @pytest.fixture
