@@ -11,8 +11,10 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -40,14 +42,29 @@ def test_probe_reads_what_logmq_serve_advertises(served: LogMQServer) -> None:
     assert supports_share_groups(served.bootstrap, {}, 5.0) is offered
 
 
-def test_queue_without_share_groups_is_a_typed_error(served: LogMQServer) -> None:
-    if supports_share_groups(served.bootstrap, {}, 5.0):
-        pytest.skip("this logmq serve offers share groups: tests/oracle covers the API")
+def test_queue_on_logmq_serve_works_or_says_why(served: LogMQServer) -> None:
+    """Without share groups on the server: a typed error at once. With them (KIP-932 served):
+    the same round trip the oracle runs on Kafka."""
     with logmq.connect(f"kafka://{served.bootstrap}") as log:
         t = f"q-{uuid.uuid4().hex[:8]}"
         log.create_topic(t, 1)
-        with pytest.raises(UnsupportedOnClusterError, match="KIP-932 share"):
-            log.queue(t, "workers")
+        if not supports_share_groups(served.bootstrap, {}, 5.0):
+            with pytest.raises(UnsupportedOnClusterError, match="KIP-932 share"):
+                log.queue(t, "workers")
+            return
+        with log.producer() as p:
+            p.send(t, b"job").result(10)
+        q = log.queue(t, f"g-{t}")
+        try:
+            got: list[Any] = []
+            deadline = time.monotonic() + 30
+            while len(got) < 2 and time.monotonic() < deadline:
+                for r in q.receive(1, timeout=0.5):
+                    got.append((r.value, r.delivery_count))
+                    r.nack() if r.delivery_count == 1 else r.ack()
+            assert got == [(b"job", 1), (b"job", 2)]
+        finally:
+            q.close()
 
 
 def _fake_broker(apis: list[int]) -> tuple[str, threading.Thread]:

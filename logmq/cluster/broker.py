@@ -397,12 +397,14 @@ class KafkaBroker:
                          "a consumer group (log.consumer(group=...))")
 
     def request(self, *a: Any, **kw: Any) -> NoReturn:
-        _unsupported("log.request()", "request-reply rides on log.queue(), not built for "
-                     "clusters yet")
+        _unsupported("log.request()", "request-reply rides on logmq's reply router; on a "
+                     "cluster, produce the request and read the reply topic with a consumer")
 
     @property
     def queues(self) -> NoReturn:
-        _unsupported("log.queues", "share groups on a cluster are not built yet")
+        _unsupported("log.queues (the embedded queue engine)",
+                     "share groups live on the cluster: use log.queue(topic, group), and "
+                     "`logmq queues list --bootstrap` for their depth")
 
     @property
     def streams(self) -> NoReturn:
