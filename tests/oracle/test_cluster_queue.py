@@ -178,3 +178,29 @@ def test_queues_list_shows_a_share_groups_depth_and_dead_letters(log: Any) -> No
     (row,) = [json.loads(x) for x in r.output.splitlines()]
     assert (row["group"], row["depth"], row["dlq_size"]) == (g, 3, 1)
     assert row["dead_letter_topic"] == f"dlq.{t}"
+
+
+def test_a_worker_runs_unchanged_on_a_share_group(log: Any) -> None:
+    """logmq.Worker (threads, each its own member) on kafka://: every record handled once
+    successfully; a failure is released and handled again by whichever member gets it."""
+    import threading
+
+    t = topic(log, 20)
+    done: list[bytes] = []
+    lock = threading.Lock()
+    failed_once: set[bytes] = set()
+
+    def handle(rec: Any) -> None:
+        if rec.value == b"v3" and rec.value not in failed_once:
+            failed_once.add(rec.value)
+            raise RuntimeError("first try fails")
+        with lock:
+            done.append(rec.value)
+
+    with logmq.Worker(log, t, handle, group=f"g-{t}", concurrency=2, prefetch=5,
+                      poll_timeout=0.2) as w:
+        deadline = time.monotonic() + 60
+        while len(done) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)  # waiting for the worker's threads, bounded by the deadline
+    assert sorted(done) == sorted(b"v%d" % i for i in range(20))
+    assert w.failed == 1 and not w.errors
