@@ -206,3 +206,22 @@ def test_an_active_group_is_described_and_not_reset(cluster: str) -> None:
             assert r.exit_code == 1 and "active member" in r.output
         finally:
             c.close()
+
+
+def test_kafka_config_file_supplies_client_settings(cluster: str, tmp_path: Any) -> None:
+    from logmq.cli.target import open_cluster
+
+    props = tmp_path / "client.properties"
+    props.write_text("# client settings\nclient.id = from-file\n! also a comment\n"
+                     "socket.timeout.ms: 20000\nrequest_timeout=7\n")
+    with open_cluster(f"kafka://{cluster}?client.id=from-url", str(props)) as log:
+        assert log.settings["socket.timeout.ms"] == "20000"
+        assert log.settings["client.id"] == "from-url"  # the URL wins
+        assert log.request_timeout == 7.0
+    r = CliRunner().invoke(cli, ["topics", "list", "--bootstrap", cluster,
+                                 "--kafka-config", str(props)])
+    assert r.exit_code == 0, r.output
+    props.write_text("not a setting\n")
+    r = CliRunner().invoke(cli, ["topics", "list", "--bootstrap", cluster,
+                                 "--kafka-config", str(props)])
+    assert r.exit_code == 2 and "expected key=value" in r.output

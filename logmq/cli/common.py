@@ -145,6 +145,12 @@ def _remember_bootstrap(ctx: click.Context, _param: click.Parameter,
         ctx.meta["logmq.bootstrap"] = value
 
 
+def _remember_kafka_config(ctx: click.Context, _param: click.Parameter,
+                           value: str | None) -> None:
+    if value:
+        ctx.meta["logmq.kafka_config"] = value
+
+
 def _remember_config_file(ctx: click.Context, _param: click.Parameter,
                           value: str | None) -> None:
     if value:
@@ -167,6 +173,11 @@ def target_options(f: F) -> F:
     :class:`~logmq.cli.remote.RemoteLog`; it is kept in the click context so commands keep
     their signatures and only :func:`open_broker` decides.
     """
+    f = click.option("--kafka-config", envvar="LOGMQ_KAFKA_CONFIG", metavar="FILE",
+                     expose_value=False, callback=_remember_kafka_config,
+                     type=click.Path(exists=True, dir_okay=False),
+                     help="client settings for --bootstrap: a properties file (librdkafka "
+                          "names: security.protocol, sasl.mechanism, sasl.username, ...)")(f)
     f = click.option("--bootstrap", "-b", envvar="LOGMQ_BOOTSTRAP", metavar="HOST:PORT",
                      expose_value=False, callback=_remember_bootstrap,
                      help="work on a cluster instead of a data directory: Apache Kafka or "
@@ -191,7 +202,8 @@ def open_broker(data: str, *, create: bool = False) -> Iterator[Broker]:
     if bootstrap or str(data).startswith("kafka://"):  # any cluster: logmq/cli/target.py
         from logmq.cli.target import open_cluster
 
-        with open_cluster(bootstrap or data) as cluster:
+        with open_cluster(bootstrap or data, ctx.meta.get("logmq.kafka_config")
+                          if ctx is not None else None) as cluster:
             yield cluster
         return
     if not create and not os.path.isdir(os.path.join(data, "meta")):

@@ -3,7 +3,10 @@
 ``--bootstrap HOST:PORT[,HOST:PORT]`` (env ``LOGMQ_BOOTSTRAP``), ``--bootstrap kafka://...``
 or ``--data kafka://...`` run a command against a cluster through ``logmq.connect``: Apache
 Kafka, Redpanda, a managed service, or ``logmq serve``; connection settings ride in the URL's
-query string (``kafka://h:9093?security_protocol=SASL_SSL&sasl_mechanism=SCRAM-SHA-512&...``).
+query string (``kafka://h:9093?security_protocol=SASL_SSL&sasl_mechanism=SCRAM-SHA-512&...``)
+or, for secrets that should stay out of shell history, in a properties file given with
+``--kafka-config FILE`` (env ``LOGMQ_KAFKA_CONFIG``), as Kafka's tools take
+``--command-config``.
 Without confluent-kafka installed the commands fall back to :class:`~logmq.cli.remote.RemoteLog`
 (logmq's own wire client: enough for ``logmq serve``, without groups or config changes).
 
@@ -21,7 +24,7 @@ from typing import Any
 from logmq.errors import InvalidPartitionError
 
 __all__ = ["cluster_url", "is_cluster", "open_cluster", "check_partition", "ClusterSink",
-           "REQUEST_TIMEOUT_S"]
+           "read_properties", "REQUEST_TIMEOUT_S"]
 
 #: seconds each admin call waits for a cluster (env LOGMQ_REQUEST_TIMEOUT overrides)
 REQUEST_TIMEOUT_S = 30.0
@@ -47,10 +50,34 @@ def _have_confluent() -> bool:
     return True
 
 
+def read_properties(path: str) -> dict[str, str]:
+    """``key=value`` (or ``key: value``) lines of a client properties file, as Kafka's tools
+    read ``--command-config``; ``#``/``!`` lines are comments."""
+    from logmq.cli.common import SettingsError
+
+    out: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise SettingsError(f"cannot read {path}: {e}") from None
+    for n, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line[0] in "#!":
+            continue
+        cut = min((i for i in (line.find("="), line.find(":")) if i > 0), default=-1)
+        if cut < 0:
+            raise SettingsError(f"{path}:{n}: expected key=value, got {raw!r}")
+        out[line[:cut].strip()] = line[cut + 1:].strip()
+    return out
+
+
 @contextmanager
-def open_cluster(spec: str) -> Iterator[Any]:
-    """The cluster behind ``spec`` for one command, closed afterwards."""
+def open_cluster(spec: str, config_file: str | None = None) -> Iterator[Any]:
+    """The cluster behind ``spec`` for one command, closed afterwards; ``config_file``
+    (``--kafka-config``) adds client settings, which the URL's query string overrides."""
     url = cluster_url(spec)
+    settings = read_properties(config_file) if config_file else {}
     if not _have_confluent():  # pragma: no cover - CI installs confluent-kafka
         from logmq.cli.remote import RemoteLog
         from logmq.cluster.common import parse_kafka_url
@@ -62,9 +89,12 @@ def open_cluster(spec: str) -> Iterator[Any]:
             remote.close()
         return
     import logmq
+    from logmq.cluster.common import parse_kafka_url
 
-    timeout = float(os.environ.get("LOGMQ_REQUEST_TIMEOUT", REQUEST_TIMEOUT_S))
-    log = logmq.connect(url, request_timeout=timeout)
+    timeout = float(settings.pop("request_timeout", os.environ.get("LOGMQ_REQUEST_TIMEOUT",
+                                                                   REQUEST_TIMEOUT_S)))
+    settings.update(parse_kafka_url(url)[1])  # the URL's own settings win
+    log = logmq.connect(url, request_timeout=timeout, **settings)
     try:
         yield log
     finally:
