@@ -203,7 +203,7 @@ def test_local_only_calls(log: Any) -> None:
         return
     with log.producer() as p, pytest.raises(UnsupportedOnClusterError, match="expected_offset"):
         p.send(t, b"a", expected_offset=0)
-    for call in (lambda: log.append_batches((t, 0), b""), lambda: log.queue(t),
+    for call in (lambda: log.append_batches((t, 0), b""),
                  lambda: log.append_to_stream(t, b"k", [b"e"]),
                  lambda: log.read_batches((t, 0), 0)):
         with pytest.raises(UnsupportedOnClusterError):

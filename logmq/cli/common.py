@@ -145,6 +145,12 @@ def _remember_bootstrap(ctx: click.Context, _param: click.Parameter,
         ctx.meta["logmq.bootstrap"] = value
 
 
+def _remember_kafka_config(ctx: click.Context, _param: click.Parameter,
+                           value: str | None) -> None:
+    if value:
+        ctx.meta["logmq.kafka_config"] = value
+
+
 def _remember_config_file(ctx: click.Context, _param: click.Parameter,
                           value: str | None) -> None:
     if value:
@@ -167,9 +173,15 @@ def target_options(f: F) -> F:
     :class:`~logmq.cli.remote.RemoteLog`; it is kept in the click context so commands keep
     their signatures and only :func:`open_broker` decides.
     """
+    f = click.option("--kafka-config", envvar="LOGMQ_KAFKA_CONFIG", metavar="FILE",
+                     expose_value=False, callback=_remember_kafka_config,
+                     type=click.Path(exists=True, dir_okay=False),
+                     help="client settings for --bootstrap: a properties file (librdkafka "
+                          "names: security.protocol, sasl.mechanism, sasl.username, ...)")(f)
     f = click.option("--bootstrap", "-b", envvar="LOGMQ_BOOTSTRAP", metavar="HOST:PORT",
                      expose_value=False, callback=_remember_bootstrap,
-                     help="work on a running `logmq serve` instead of a data directory")(f)
+                     help="work on a cluster instead of a data directory: Apache Kafka or "
+                          "`logmq serve` (HOST:PORT[,...] or a kafka:// URL with settings)")(f)
     return data_option(config_file_option(f))
 
 
@@ -187,14 +199,12 @@ def open_broker(data: str, *, create: bool = False) -> Iterator[Broker]:
         return
     ctx = click.get_current_context(silent=True)
     bootstrap = ctx.meta.get("logmq.bootstrap") if ctx is not None else None
-    if bootstrap:
-        from logmq.cli.remote import RemoteLog
+    if bootstrap or str(data).startswith("kafka://"):  # any cluster: logmq/cli/target.py
+        from logmq.cli.target import open_cluster
 
-        remote = RemoteLog(bootstrap)
-        try:
-            yield remote  # type: ignore[misc]
-        finally:
-            remote.close()
+        with open_cluster(bootstrap or data, ctx.meta.get("logmq.kafka_config")
+                          if ctx is not None else None) as cluster:
+            yield cluster
         return
     if not create and not os.path.isdir(os.path.join(data, "meta")):
         raise click.ClickException(
@@ -394,6 +404,7 @@ def read_records(
     follow: bool = False,
     limit: int | None = None,
     poll_timeout: float = 1.0,
+    wait: bool = False,
 ) -> Iterator[list[Record]]:
     """Chunks of records from ``consumer`` until the end of the log (or a stop condition).
 
@@ -401,9 +412,13 @@ def read_records(
     first record with a timestamp >= it. Without ``follow`` the log's end is where a poll
     returns nothing and moves no position: a position can sit below the end offset for good
     (compaction removed the last offsets), so comparing with end offsets alone could spin.
+
+    ``wait`` (a cluster, where records arrive a fetch round trip after the poll) polls with
+    ``poll_timeout`` even without ``follow``, and waits up to 30 s for a group assignment.
     """
     done: set[TopicPartition] = set()
     left = limit
+    join_deadline = time.monotonic() + 30.0
     while True:
         if left is not None and left <= 0:
             return
@@ -415,7 +430,7 @@ def read_records(
                     consumer.pause(tp)
             if before and done >= set(before):
                 return
-        recs = consumer.poll(timeout=poll_timeout if follow else 0.0, max_records=left)
+        recs = consumer.poll(timeout=poll_timeout if follow or wait else 0.0, max_records=left)
         out: list[Record] = []
         for r in recs:
             tp = r.tp
@@ -436,6 +451,8 @@ def read_records(
         if assigned and done >= assigned:
             return
         if not recs and not follow:
+            if wait and not assigned and time.monotonic() < join_deadline:
+                continue  # a cluster's group assignment arrives after a few polls
             after = {tp: consumer.position(tp) for tp in assigned}
             if after == before:
                 return

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from logmq.cli.common import DURATION, TIME, open_broker, print_table, target_options
+from logmq.cli.target import check_partition
 from logmq.errors import GroupIdNotFoundError, LogMQError, UnknownMemberError
 from logmq.types import TopicPartition
 
@@ -151,7 +152,7 @@ def reset_offsets(group: str, topics: tuple[str, ...], partitions: tuple[int, ..
         for t in topics:
             n = log.partitions_for(t)
             for p in partitions or range(n):
-                log.partition_log(t, p)  # InvalidPartitionError for a partition out of range
+                check_partition(log, t, p)  # InvalidPartitionError for one out of range
                 tps.append(TopicPartition(t, p))
         current = coord.fetch_offsets(group, [(tp.topic, tp.partition) for tp in tps])
         by_time = log.offsets_for_times({tp: to_datetime for tp in tps}) \

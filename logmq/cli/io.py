@@ -19,6 +19,7 @@ from logmq.cli.common import (
     record_to_json,
     target_options,
 )
+from logmq.cli.target import check_partition, is_cluster
 from logmq.errors import OffsetOutOfRangeError, UnknownTopicError
 from logmq.types import Record, TopicPartition
 
@@ -263,7 +264,7 @@ def consume(topic: str, from_beginning: bool, from_end: bool, offset: int | None
     with open_broker(data) as log:
         n = log.partitions_for(topic)
         if partition is not None:
-            log.partition_log(topic, partition)  # InvalidPartitionError before anything else
+            check_partition(log, topic, partition)  # InvalidPartitionError before anything
         if offset is not None and partition is None and n > 1:
             raise click.UsageError(f"--offset needs --partition ({topic!r} has {n} partitions)")
         tps = ([TopicPartition(topic, partition)] if partition is not None
@@ -293,10 +294,14 @@ def consume(topic: str, from_beginning: bool, from_end: bool, offset: int | None
             stops = None
             if stop_offset is not None:
                 stops = {tp: stop_offset for tp in tps}
+            wait = is_cluster(log)
+            if wait and not follow:  # a cluster: end at the log end as it is now
+                stops = {tp: min(log.end_offset(tp), (stops or {}).get(tp, 1 << 62))
+                         for tp in tps}
             try:
                 emitted = 0
                 for chunk in read_records(consumer, stop_offsets=stops, stop_time=stop_time,
-                                          follow=follow, limit=max_records):
+                                          follow=follow, limit=max_records, wait=wait):
                     for r in chunk:
                         write(r, out)
                     out.flush()

@@ -12,8 +12,9 @@ import json
 
 import click
 
-from logmq.cli.common import data_option, open_broker, print_table
+from logmq.cli.common import open_broker, print_table, target_options
 from logmq.cli.status import http_option, queue_rows
+from logmq.cli.target import is_cluster
 
 __all__ = ["queues"]
 
@@ -38,7 +39,7 @@ def queues() -> None:
 @click.option("--topic", "-t", "topics", multiple=True, help="only these topics (repeatable)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per group")
 @http_option()
-@data_option
+@target_options
 def list_(topics: tuple[str, ...], as_json: bool, http: str | None, data: str) -> None:
     """Every share group with its numbers (dead letters counted in ``<topic>.dlq``)."""
     from logmq.broker.queues.manager import queue_manager
@@ -47,10 +48,15 @@ def list_(topics: tuple[str, ...], as_json: bool, http: str | None, data: str) -
         found = [s for s in queue_rows(http) if not topics or s["topic"] in topics]
     else:
         with open_broker(data) as log:
-            mgr = queue_manager(log)
-            found = [dict(mgr.share_group(topic, group).stats().__dict__)
-                     for topic in sorted(topics or log.list_topics())
-                     for group in sorted(mgr.groups_of(topic))]
+            if is_cluster(log):  # Kafka share groups (--bootstrap): logmq/cli/cluster_info.py
+                from logmq.cli.cluster_info import share_group_rows
+
+                found = share_group_rows(log, topics)
+            else:
+                mgr = queue_manager(log)
+                found = [dict(mgr.share_group(topic, group).stats().__dict__)
+                         for topic in sorted(topics or log.list_topics())
+                         for group in sorted(mgr.groups_of(topic))]
     if as_json:
         for st in found:
             click.echo(json.dumps(st))

@@ -9,6 +9,7 @@ producer (xxh3), null keys round-robin.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 from typing import IO, TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from logmq.cli.common import (
     record_to_json,
     target_options,
 )
+from logmq.cli.target import ClusterSink, check_partition, is_cluster, open_cluster
 from logmq.codec.records import encode_batch
 from logmq.types import Record, TopicPartition
 
@@ -53,6 +55,7 @@ class _DestWriter:
         self.size: dict[int, int] = {}
         self.rr = itertools.count()
         self.written = 0
+        self.sink = ClusterSink(log) if ClusterSink.wanted(log) else None  # a Kafka cluster
 
     def _partition(self, r: Record) -> int:
         if self.same:
@@ -77,12 +80,17 @@ class _DestWriter:
         ts = self.ts.pop(p, None)
         self.size.pop(p, None)
         if recs and ts:
-            self.log.append_batches((self.topic, p), encode_batch(recs, timestamps=ts))
+            if self.sink is not None:
+                self.sink.send(self.topic, p, recs, ts)
+            else:
+                self.log.append_batches((self.topic, p), encode_batch(recs, timestamps=ts))
             self.written += len(recs)
 
     def flush(self) -> None:
         for p in list(self.buf):
             self._flush(p)
+        if self.sink is not None:
+            self.sink.close()
 
 
 @click.command()
@@ -97,12 +105,15 @@ class _DestWriter:
 @click.option("--to-time", type=TIME, help="window end (exclusive)")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True),
               help="at most N records per second")
+@click.option("--to-cluster", metavar="HOST:PORT|kafka://URL",
+              help="write DEST (default: a topic named like SRC) on this cluster instead")
 @click.option("--progress/--no-progress", default=None,
               help="progress bar on stderr [default: when stderr is a terminal]")
 @target_options
 def replay(src: str, dest: str | None, partitions: tuple[int, ...], from_offset: int | None,
            to_offset: int | None, from_time: int | None, to_time: int | None,
-           rate: float | None, progress: bool | None, data: str) -> None:
+           rate: float | None, to_cluster: str | None, progress: bool | None,
+           data: str) -> None:
     """Copy records of SRC to stdout (JSON lines) or into topic DEST.
 
     The range is [--from-offset, --to-offset) in each selected partition, or the time window
@@ -114,22 +125,28 @@ def replay(src: str, dest: str | None, partitions: tuple[int, ...], from_offset:
             from_time is not None or to_time is not None):
         raise click.UsageError("use either offsets (--from/--to-offset) or times "
                                "(--from/--to-time), not both")
-    with open_broker(data) as log:
+    with open_broker(data) as log, contextlib.ExitStack() as stack:
+        out_log = log
+        if to_cluster:  # another cluster: logmq/cli/target.py
+            out_log = stack.enter_context(open_cluster(to_cluster))
+            dest = dest or src
         n = log.partitions_for(src)
         for p in partitions:
-            log.partition_log(src, p)  # InvalidPartitionError before anything is written
+            check_partition(log, src, p)  # InvalidPartitionError before anything is written
         tps = [TopicPartition(src, p) for p in (sorted(set(partitions)) or range(n))]
         ranges = _ranges(log, tps, from_offset, to_offset, from_time, to_time)
         total = sum(stop - start for start, stop in ranges.values())
         writer: _DestWriter | None = None
         if dest is not None:
-            if dest not in log.list_topics():
-                log.create_topic(dest, partitions=n)
+            if dest not in out_log.list_topics():
+                out_log.create_topic(dest, partitions=n)
                 click.echo(f"created topic {dest!r} with {n} partition(s)", err=True)
             batch = _MAX_BATCH_RECORDS if rate is None else max(1, min(500, int(rate // 10)))
-            writer = _DestWriter(log, dest, log.partitions_for(dest) >= n, batch)
+            writer = _DestWriter(out_log, dest, out_log.partitions_for(dest) >= n, batch)
         copied = _copy(log, ranges, writer, rate, total, progress)
     where = f"topic {dest!r}" if dest is not None else "stdout"
+    if to_cluster:
+        where += f" on {to_cluster}"
     msg = f"replayed {copied} record(s) from {src!r} to {where}"
     click.echo(msg, err=dest is None)
 
@@ -181,7 +198,7 @@ def _copy(log: Broker, ranges: dict[TopicPartition, tuple[int, int]],
     try:
         if show:
             bar.__enter__()
-        for chunk in read_records(consumer, stop_offsets=stops):
+        for chunk in read_records(consumer, stop_offsets=stops, wait=is_cluster(log)):
             for r in chunk:
                 if bucket is not None:
                     bucket.acquire()

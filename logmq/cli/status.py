@@ -46,14 +46,25 @@ def queue_rows(http: str) -> list[dict[str, Any]]:
 
 
 @click.command()
-@http_option(required=True)
+@http_option()
+@click.option("--bootstrap", "-b", envvar="LOGMQ_BOOTSTRAP", metavar="HOST:PORT",
+              help="a cluster instead (Apache Kafka or `logmq serve`; HOST:PORT or kafka://)")
 @click.option("--json", "as_json", is_flag=True, help="the whole overview as JSON")
-def status(http: str, as_json: bool) -> None:
+def status(http: str | None, bootstrap: str | None, as_json: bool) -> None:
     """Readiness, topics, consumer group lag, queues and warnings of a running server."""
     import json
 
     from logmq.ops.client import get_json
 
+    if bootstrap and not http:  # a cluster's brokers, topics and lag: cli/cluster_info.py
+        from logmq.cli.cluster_info import show_cluster_status
+        from logmq.cli.target import open_cluster
+
+        with open_cluster(bootstrap) as log:
+            show_cluster_status(log, as_json)
+        return
+    if not http:
+        raise click.UsageError("give --http HOST:PORT (logmq serve --http) or --bootstrap")
     o = get_json(http, "overview")
     if as_json:
         click.echo(json.dumps(o, indent=2))

@@ -43,6 +43,11 @@ INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state",
                              "__share_group_state", "__cluster_metadata"})
 
 
+#: answers while a new topic's leadership settles (leader unknown, not leader, a leader epoch
+#: this broker has not seen yet): Kafka clients retry them, and so does retrying()
+_SETTLING = (5, 6, 74, 75)
+
+
 def _tp(x: Any) -> TopicPartition:
     if isinstance(x, TopicPartition):
         return x
@@ -76,9 +81,13 @@ class KafkaBroker:
         self.settings = dict(settings or {})
         self.request_timeout = float(request_timeout)
         self.target = target or f"kafka://{bootstrap}"
-        self._admin = AdminClient(client_config(bootstrap, self.settings))
+        # a metadata lookup must never create the topic it names (a broker's
+        # auto.create.topics.enable would otherwise apply to the admin's requests)
+        self._admin = AdminClient({**client_config(bootstrap, self.settings),
+                                   "allow.auto.create.topics": False})
         self._closed = False
         self._groups = ClusterGroups(self)
+        self._share_ok: bool | None = None
 
     # ------------------------------------------------------------------ plumbing
     def client_config(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -246,7 +255,8 @@ class KafkaBroker:
 
     def alter_topic_config(self, name: str, config: Mapping[str, Any], *,
                            replace: bool = False) -> dict[str, Any]:
-        """Set (``replace``: reset to exactly) per-topic overrides; None removes one."""
+        """Set (``replace``: reset to exactly) per-topic overrides; None removes one.
+        Returns the overrides now in force, as embedded."""
         from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
 
         self._topic_meta(name)
@@ -262,7 +272,7 @@ class KafkaBroker:
         fut = self.admin.incremental_alter_configs([res],
                                                    request_timeout=self.request_timeout)[res]
         self.result(fut, name, None, f"alter configs of {name!r}")
-        return self.topic_config(name)
+        return self._configs(name)[1]
 
     def describe_topic(self, name: str) -> TopicDescription:
         """Partitions with offsets and the config. ``size_bytes`` and ``segments`` are -1:
@@ -306,7 +316,7 @@ class KafkaBroker:
                 return fn()
             except errors.LogMQError as e:
                 ke = getattr(e, "kafka_error", None)
-                transient = ke is not None and (ke.retriable() or ke.code() in (5, 6))
+                transient = ke is not None and (ke.retriable() or ke.code() in _SETTLING)
                 if not transient or time.monotonic() + delay > deadline:
                     raise
             time.sleep(delay)  # backoff before asking the cluster again, bounded above
@@ -364,18 +374,37 @@ class KafkaBroker:
         return self._groups
 
     # ------------------------------------------------------------------ not on a cluster
-    def queue(self, topic: str, group: str = "workers", **config: Any) -> NoReturn:
-        _unsupported("log.queue() (share groups)",
-                     "KIP-932 share consumers need confluent-kafka >= 2.13, which is not "
-                     "supported yet; use a consumer group (log.consumer(group=...))")
+    def queue(self, topic: str, group: str = "workers", **config: Any) -> Any:
+        """A member of share group ``group`` on ``topic`` (KIP-932, Kafka >= 4.1): the
+        embedded queue API on confluent-kafka's ShareConsumer; see
+        :mod:`logmq.cluster.queue` for what maps how."""
+        from logmq.cluster.queue import ClusterQueue
+
+        self.check_open()
+        self._check_share_groups()
+        return ClusterQueue(self, topic, group, **config)
+
+    def _check_share_groups(self) -> None:
+        if self._share_ok is None:
+            from logmq.cluster.probe import supports_share_groups
+
+            self._share_ok = supports_share_groups(self.bootstrap, self.settings,
+                                                   self.request_timeout)
+        if not self._share_ok:
+            _unsupported("log.queue() (share groups)",
+                         f"the cluster at {self.bootstrap} does not offer KIP-932 share "
+                         "groups (ShareGroupHeartbeat/ShareFetch; Apache Kafka >= 4.1); use "
+                         "a consumer group (log.consumer(group=...))")
 
     def request(self, *a: Any, **kw: Any) -> NoReturn:
-        _unsupported("log.request()", "request-reply rides on log.queue(), not built for "
-                     "clusters yet")
+        _unsupported("log.request()", "request-reply rides on logmq's reply router; on a "
+                     "cluster, produce the request and read the reply topic with a consumer")
 
     @property
     def queues(self) -> NoReturn:
-        _unsupported("log.queues", "share groups on a cluster are not built yet")
+        _unsupported("log.queues (the embedded queue engine)",
+                     "share groups live on the cluster: use log.queue(topic, group), and "
+                     "`logmq queues list --bootstrap` for their depth")
 
     @property
     def streams(self) -> NoReturn:
@@ -402,6 +431,12 @@ class KafkaBroker:
 
     def partition_logs(self) -> NoReturn:
         _unsupported("partition_logs()", "partitions live on the cluster's brokers")
+
+    @property
+    def cleaner(self) -> NoReturn:
+        _unsupported("retention and compaction runs (logmq compact)",
+                     "the cluster's brokers run their own log cleaner; tune it with topic "
+                     "configs (cleanup.policy, retention.ms, min.cleanable.dirty.ratio)")
 
     def metrics(self) -> NoReturn:
         _unsupported("metrics()", "read the cluster's own JMX/Prometheus metrics")

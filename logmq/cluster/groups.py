@@ -32,6 +32,18 @@ def _state(s: Any) -> str:
     return _STATES.get(name, name.title())
 
 
+def _assignment_bytes(member: Any) -> bytes:
+    """A described member's partitions as ConsumerProtocol assignment bytes, the form an
+    embedded description carries, so tools decode both alike."""
+    from logmq.protocol.consumer_protocol import encode_assignment
+
+    tps = getattr(getattr(member, "assignment", None), "topic_partitions", None) or []
+    parts: dict[str, list[int]] = {}
+    for tp in tps:
+        parts.setdefault(tp.topic, []).append(tp.partition)
+    return encode_assignment(parts) if parts else b""
+
+
 class ClusterGroups:
     """The group admin calls of ``log.groups``, on a cluster."""
 
@@ -60,7 +72,7 @@ class ClusterGroups:
         except errors.GroupIdNotFoundError:
             return GroupDescription(group_id, "Dead", "", "", [])
         members = [MemberDescription(m.member_id, m.group_instance_id, m.client_id, m.host,
-                                     b"", b"") for m in d.members]
+                                     b"", _assignment_bytes(m)) for m in d.members]
         state = _state(d.state)
         return GroupDescription(group_id, state, "consumer" if state != "Dead" else "",
                                 d.partition_assignor or "", members)
