@@ -531,8 +531,9 @@ def _decode_request(frame: bytes | memoryview) -> Request:
         raise
     except (struct.error, IndexError, ValueError, OverflowError, MemoryError) as e:
         raise ProtocolError(f"malformed request: {e}") from None
-    if pos != len(buf):
-        raise ProtocolError(f"{len(buf) - pos} unexpected bytes after the request body")
+    # Bytes after the body are ignored, as Kafka's broker ignores them: librdkafka's
+    # all-topics Metadata v9+ leaves the unused part of the topic count's reserved space
+    # behind its body, and Kafka 4.4 serves it.
     return Request(header, body)
 
 

@@ -166,7 +166,7 @@ class AdminHandlers:
         budget = self.limits.max_partitions_per_create
         for t in body.get("topics", []):
             res: dict[str, Any] = {"name": t["name"], "error_code": _E.NONE,
-                                   "error_message": None}
+                                   "error_message": None, "configs": []}
             try:
                 budget -= self._create_topic(t, body.get("validate_only", False), budget, res)
                 if res["error_code"] == _E.NONE and v >= 5:
