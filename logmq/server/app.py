@@ -137,6 +137,8 @@ class KafkaServer:
         self.max_request_size = limits.max_request_size
         self.auto_create_topics = auto_create_topics
         self.stats = ServerStats()
+        #: requests served per (api key, version): which versions clients really speak
+        self.versions_seen: Counter[tuple[int, int]] = Counter()
         self.pool = BytePool(limits.queued_max_request_bytes)
         self._malformed = RateLimitedLog(log, limits.malformed_log_per_minute)
         self._server: asyncio.base_events.Server | None = None
@@ -351,6 +353,7 @@ class KafkaServer:
             writer.write(refusal)
             await writer.drain()
             return True
+        self.versions_seen[api, version] += 1
         offload = len(frame) > self.limits.offload_request_bytes or api in _SLOW_APIS
         limit = self.limits.elements_for(api)
         try:

@@ -348,6 +348,8 @@ class Handlers(AdminHandlers):
                             pr["records"] = sl.read() if sl.length <= _SMALL_SLICE else sl
                 except OffsetOutOfRangeError as e:
                     pr["error_code"] = e.kafka_code
+                    pr["high_watermark"] = pr["last_stable_offset"] = -1  # as Kafka answers
+                    pr["log_start_offset"] = -1
                     errors = True
                 except LogMQError as e:
                     pr["error_code"] = e.kafka_code
