@@ -23,6 +23,7 @@ from logmq.server.configs import (
     topic_entries,
 )
 from logmq.server.limits import ServerLimits
+from logmq.server.topic_ids import ZERO_ID, TopicIds
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -92,6 +93,7 @@ class AdminHandlers:
     host: str
     port: int
     cluster_id: str
+    topic_ids: TopicIds
 
     # ------------------------------------------------------------------ cluster
     def describe_cluster(self, body: dict, v: int, client: Any) -> dict:
@@ -251,6 +253,34 @@ class AdminHandlers:
         self.broker.create_topic(name, partitions=None if n in (-1, None) else n,
                                  config=config)
         return wanted
+
+    def delete_topics(self, body: dict, v: int, client: Any) -> dict:
+        wanted: list[tuple[str | None, bytes]]
+        if v >= 6:  # each topic by name or by id
+            wanted = [(t.get("name"), t.get("topic_id") or ZERO_ID)
+                      for t in body.get("topics", [])]
+        else:
+            wanted = [(n, ZERO_ID) for n in body.get("topic_names", [])]
+        out = []
+        for name, tid in wanted:
+            res: dict[str, Any] = {"name": name, "topic_id": tid, "error_code": _E.NONE,
+                                   "error_message": None}
+            if name is None:
+                name = res["name"] = self.topic_ids.name_of(tid)
+                if name is None:
+                    res.update(error_code=_E.UNKNOWN_TOPIC_ID,
+                               error_message="This server does not host this topic ID.")
+                    out.append(res)
+                    continue
+            try:
+                res["topic_id"] = self.topic_ids.id_of(name)
+                self.broker.delete_topic(name)  # the coordinator drops its offsets too
+            except LogMQError as e:
+                res.update(error_code=e.kafka_code, topic_id=ZERO_ID,
+                           error_message="This server does not host this topic-partition."
+                           if isinstance(e, UnknownTopicError) else str(e))
+            out.append(res)
+        return {"throttle_time_ms": 0, "responses": out}
 
     def create_partitions(self, body: dict, v: int, client: Any) -> dict:
         results = []
@@ -512,7 +542,8 @@ class AdminHandlers:
         return {"throttle_time_ms": 0, "topics": out}
 
     def admin_table(self) -> dict[int, Any]:
-        return {2: self.list_offsets, 19: self.create_topics, 32: self.describe_configs,
+        return {2: self.list_offsets, 19: self.create_topics, 20: self.delete_topics,
+                32: self.describe_configs,
                 33: self.alter_configs, 35: self.describe_log_dirs, 37: self.create_partitions,
                 42: self.delete_groups, 43: self.elect_leaders,
                 44: self.incremental_alter_configs, 47: self.offset_delete,

@@ -595,32 +595,6 @@ class Handlers(AdminHandlers):
                 "groups": filter_groups(groups, body) if v >= 4 else groups}
 
     # ------------------------------------------------------------------ admin
-    def delete_topics(self, body: dict, v: int, client: Any) -> dict:
-        if v >= 6:  # each topic by name or by id
-            wanted = [(t.get("name"), t.get("topic_id") or ZERO_ID)
-                      for t in body.get("topics", [])]
-        else:
-            wanted = [(n, ZERO_ID) for n in body.get("topic_names", [])]
-        out = []
-        for name, tid in wanted:
-            res = {"name": name, "topic_id": tid, "error_code": NONE, "error_message": None}
-            if name is None:
-                name = res["name"] = self.topic_ids.name_of(tid)
-                if name is None:
-                    res.update(error_code=UNKNOWN_TOPIC_ID,
-                               error_message="This server does not host this topic ID.")
-                    out.append(res)
-                    continue
-            try:
-                res["topic_id"] = self.topic_ids.id_of(name)
-                self.broker.delete_topic(name)  # the coordinator drops its offsets too
-            except LogMQError as e:
-                res.update(error_code=e.kafka_code, topic_id=ZERO_ID,
-                           error_message="This server does not host this topic-partition."
-                           if isinstance(e, UnknownTopicError) else str(e))
-            out.append(res)
-        return {"throttle_time_ms": 0, "responses": out}
-
     def init_producer_id(self, body: dict, v: int, client: Any) -> dict:
         if body.get("transactional_id") is not None:
             return {"throttle_time_ms": 0, "error_code": COORDINATOR_NOT_AVAILABLE,
@@ -637,6 +611,6 @@ class Handlers(AdminHandlers):
             8: self.offset_commit, 9: self.offset_fetch, 10: self.find_coordinator,
             11: self.join_group, 12: self.heartbeat, 13: self.leave_group,
             14: self.sync_group, 15: self.describe_groups, 16: self.list_groups,
-            20: self.delete_topics, 21: self.delete_records, 22: self.init_producer_id,
+            21: self.delete_records, 22: self.init_producer_id,
             **self.admin_table(),
         }

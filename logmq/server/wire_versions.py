@@ -63,7 +63,7 @@ def offset_fetch_groups(ids: TopicIds, body: dict, v: int,
             groups.append({"group_id": g["group_id"], "error_code": resp["error_code"],
                            "topics": topics})
             continue
-        code = [_E.NONE]
+        code: list[int] = [_E.NONE]
 
         def call(named: list[dict], req: dict = req, code: list[int] = code) -> list[dict]:
             resp = one(dict(req, topics=named))
