@@ -381,6 +381,9 @@ class KafkaServer:
                     body = await result if inspect.isawaitable(result) else result
             if body is None:
                 return True  # acks=0 produce: no response at all
+            if self.observer is not None:  # counted before the client can see its answer
+                self.observer.request(api, time.perf_counter() - t0, body, raised)
+                t0 = -1.0
             await self._write_response(writer, api, version, corr, body, client)
             return True
         except (ConnectionError, ServerStopping):
@@ -393,7 +396,7 @@ class KafkaServer:
                                 client.host, exc_info=True)
             return False
         finally:
-            if self.observer is not None:
+            if self.observer is not None and t0 >= 0:
                 self.observer.request(api, time.perf_counter() - t0, body, raised)
 
     def _api_keys(self) -> list[dict]:
