@@ -20,6 +20,10 @@ from logmq.protocol.codec import SUPPORTED_VERSIONS
 __all__ = ["WireClient", "WireError"]
 
 _SIZE = struct.Struct(">i")
+#: the versions this client speaks (bodies below name topics by name), whatever a newer
+#: server advertises; every one is served by logmq and by Kafka 4.x
+_VERSIONS = {0: 8, 1: 11, 2: 10, 3: 8, 8: 7, 9: 5, 10: 2, 11: 5, 12: 3, 13: 3, 14: 3,
+             15: 4, 16: 2, 18: 2, 19: 4, 20: 3, 21: 1, 22: 1, 32: 3, 35: 4, 42: 2}
 
 
 class WireError(LogMQError):
@@ -63,7 +67,7 @@ class WireClient:
         return b"".join(chunks)
 
     def call(self, api: int, body: dict, version: int | None = None) -> dict:
-        v = SUPPORTED_VERSIONS[api][1] if version is None else version
+        v = _VERSIONS.get(api, SUPPORTED_VERSIONS[api][1]) if version is None else version
         self._corr += 1
         self.sock.sendall(encode_request(api, v, self._corr, self.client_id, body))
         size = _SIZE.unpack(self._recv_exact(4))[0]

@@ -145,11 +145,12 @@ def test_unknown_api_and_version_are_typed_errors_but_peekable():
     with pytest.raises(UnsupportedVersionError):
         decode_request(frame)
     assert peek_header(frame).correlation_id == 5
-    v3 = encode_request(18, 3, 9, "x", {"client_software_name": "a",
+    v5 = encode_request(18, 5, 9, "x", {"client_software_name": "a",
                                         "client_software_version": "1"})[4:]
-    assert peek_header(v3).api_version == 3
+    v6 = v5[:2] + struct.pack(">h", 6) + v5[4:]  # a version newer than any schema
+    assert peek_header(v6).api_version == 6
     with pytest.raises(UnsupportedVersionError):
-        decode_request(v3)  # advertised ApiVersions is 0-2; the server answers v0 itself
+        decode_request(v6)  # advertised ApiVersions is 0-5; the server answers v0 itself
 
 
 def test_frame_buffer():

@@ -16,6 +16,7 @@ import logmq
 from logmq.codec.records import encode_batch
 from logmq.kafka_codes import ErrorCode as E
 from logmq.protocol import SUPPORTED_VERSIONS
+from logmq.protocol.codec import SCHEMAS
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wire_util import RawClient, ThreadServer  # noqa: E402
@@ -64,17 +65,17 @@ def _describe(c: RawClient, topic: str, rt: int = 2) -> dict[str, str | None]:
 def test_api_versions_lists_the_admin_apis(c):
     keys = {k["api_key"]: (k["min_version"], k["max_version"])
             for k in c.call(18, 2, {})["api_keys"]}
-    for api, rng in {33: (0, 2), 35: (1, 4), 37: (0, 3), 42: (0, 2), 43: (0, 2), 44: (0, 1),
-                     47: (0, 0), 61: (0, 0), 75: (0, 0), 2: (1, 10)}.items():
+    for api, rng in {33: (0, 2), 35: (1, 5), 37: (0, 3), 42: (0, 3), 43: (0, 2), 44: (0, 1),
+                     47: (0, 0), 60: (0, 2), 61: (0, 0), 75: (0, 0), 2: (1, 11)}.items():
         assert keys[api] == rng
     assert keys == dict(SUPPORTED_VERSIONS)
 
 
 def test_unsupported_version_gets_an_error_not_a_closed_connection(c):
-    jg_max = SUPPORTED_VERSIONS[11][1]
-    r = c.call(11, jg_max + 1, {"group_id": "g", "session_timeout_ms": 10000,
-                                "rebalance_timeout_ms": 10000, "member_id": "",
-                                "protocol_type": "consumer", "protocols": []})
+    # InitProducerId v6 (2PC) has a layout, but Kafka 4.4 does not advertise it, nor do we
+    pid_max = SUPPORTED_VERSIONS[22][1]
+    assert pid_max < SCHEMAS["InitProducerIdRequest"]["valid"][1]
+    r = c.call(22, pid_max + 1, {"transactional_id": None, "transaction_timeout_ms": 1000})
     assert r["error_code"] == E.UNSUPPORTED_VERSION
     assert c.call(3, 1, {"topics": None})["brokers"]  # the connection still serves
 
@@ -330,11 +331,13 @@ def test_elect_leaders_is_a_no_op(c, broker):
 
 
 def test_api_without_a_handler_is_refused_in_its_own_layout(c):
-    """DescribeCluster (not served): UNSUPPORTED_VERSION in DescribeCluster's response layout
-    (header v1, throttle_time_ms, error_code), and the connection keeps serving."""
+    """ListPartitionReassignments (not served: nothing to reassign on one node):
+    UNSUPPORTED_VERSION in its response layout (header v1, throttle_time_ms, error_code),
+    and the connection keeps serving."""
     import struct
 
-    frame = struct.pack(">hhih", 60, 0, 99, 3) + b"raw" + b"\x00" + b"\x00" + b"\x00"
+    frame = (struct.pack(">hhih", 46, 0, 99, 3) + b"raw" + b"\x00"
+             + struct.pack(">i", 1000) + b"\x00" + b"\x00")
     c.sock.sendall(struct.pack(">i", len(frame)) + frame)
     resp = c.read_frame()
     corr, tags, throttle, code = struct.unpack_from(">iBih", resp, 0)

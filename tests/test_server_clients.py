@@ -226,9 +226,10 @@ def test_unsupported_api_versions_request_gets_v0_answer(server):
 
     with socket.create_connection((server.host, server.port)) as s:
         s.settimeout(10)
-        # ApiVersions v3 uses a flexible (v2) request header
-        s.sendall(encode_request(18, 3, 11, "x", {"client_software_name": "t",
-                                                  "client_software_version": "1"}))
+        # ApiVersions v6 (newer than any Kafka has): a flexible (v2) request header
+        v5 = encode_request(18, 5, 11, "x", {"client_software_name": "t",
+                                             "client_software_version": "1"})
+        s.sendall(v5[:6] + struct.pack(">h", 6) + v5[8:])
         size = struct.unpack(">i", _recv_exact(s, 4))[0]
         from logmq.protocol import decode_response
 

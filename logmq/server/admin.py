@@ -15,8 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from logmq.errors import ConfigError, LogMQError, TopicExistsError, UnknownTopicError
 from logmq.kafka_codes import ErrorCode as _E
-from logmq.server.configs import FIXED_TOPIC_KEYS, _check_fixed, alter_resource, describe_resource
+from logmq.server.configs import (
+    FIXED_TOPIC_KEYS,
+    _check_fixed,
+    alter_resource,
+    describe_resource,
+    topic_entries,
+)
 from logmq.server.limits import ServerLimits
+from logmq.server.topic_ids import ZERO_ID, TopicIds
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -28,8 +35,14 @@ __all__ = ["AdminHandlers", "max_timestamp_offset", "EARLIEST", "LATEST", "MAX_T
 
 NODE_ID = 0
 _ALL_OPS = -2147483648
+#: every cluster operation allowed (what Kafka 4.4 reports without an authorizer)
+_CLUSTER_OPS = 8096
 # ListOffsets specs (negative "timestamps")
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
+EARLIEST_PENDING_UPLOAD = -6
+#: the first ListOffsets version that may ask for each spec (Kafka refuses it before)
+_SPEC_MIN_VERSION = {MAX_TIMESTAMP: 7, EARLIEST_LOCAL: 8, LATEST_TIERED: 9,
+                     EARLIEST_PENDING_UPLOAD: 11}
 
 
 def max_timestamp_offset(plog: PartitionLog) -> tuple[int, int]:
@@ -77,6 +90,28 @@ class AdminHandlers:
     coordinator: GroupCoordinator
     limits: ServerLimits
     auto_create_topics: bool
+    host: str
+    port: int
+    cluster_id: str
+    topic_ids: TopicIds
+
+    # ------------------------------------------------------------------ cluster
+    def describe_cluster(self, body: dict, v: int, client: Any) -> dict:
+        """DescribeCluster (AdminClient.describeCluster): this one node, id 0, which is also
+        the controller. Asked for controller endpoints (v1+, KIP-919), Kafka's broker
+        listener answers MISMATCHED_ENDPOINT_TYPE, and so does this one."""
+        if body.get("endpoint_type", 1) != 1:
+            return {"throttle_time_ms": 0, "error_code": _E.MISMATCHED_ENDPOINT_TYPE,
+                    "error_message": "The request was sent to an endpoint of type BROKER, "
+                                     "but we wanted an endpoint of type CONTROLLER",
+                    "endpoint_type": 1, "cluster_id": "", "controller_id": -1, "brokers": [],
+                    "cluster_authorized_operations": _ALL_OPS}
+        ops = _CLUSTER_OPS if body.get("include_cluster_authorized_operations") else _ALL_OPS
+        return {"throttle_time_ms": 0, "error_code": _E.NONE, "error_message": None,
+                "endpoint_type": 1, "cluster_id": self.cluster_id, "controller_id": NODE_ID,
+                "brokers": [{"broker_id": NODE_ID, "host": self.host, "port": self.port,
+                             "rack": None, "is_fenced": False}],
+                "cluster_authorized_operations": ops}
 
     # ------------------------------------------------------------------ offsets
     def list_offsets(self, body: dict, v: int, client: Any) -> dict:
@@ -89,7 +124,11 @@ class AdminHandlers:
                 pr = {"partition_index": idx, "error_code": _E.NONE, "timestamp": -1,
                       "offset": -1, "leader_epoch": 0, "old_style_offsets": []}
                 try:
-                    self._list_offset(name, idx, p["timestamp"], pr)
+                    if v < _SPEC_MIN_VERSION.get(p["timestamp"], 0):
+                        pr["error_code"] = _E.UNSUPPORTED_VERSION
+                        pr["leader_epoch"] = -1
+                    else:
+                        self._list_offset(name, idx, p["timestamp"], pr)
                 except LogMQError as e:
                     pr["error_code"] = e.kafka_code
                     pr["leader_epoch"] = -1
@@ -107,7 +146,8 @@ class AdminHandlers:
             pr["timestamp"], pr["offset"] = max_timestamp_offset(plog)
             if pr["offset"] < 0:
                 pr["leader_epoch"] = -1
-        elif ts == LATEST_TIERED:  # nothing is tiered: Kafka answers -1 for such a topic
+        elif ts in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD):
+            # nothing is tiered (or waits to be): Kafka answers -1 for such a topic
             pr["leader_epoch"] = -1
         elif ts < 0:
             pr["error_code"] = _E.INVALID_REQUEST  # a spec Kafka 4.4 does not define
@@ -128,9 +168,11 @@ class AdminHandlers:
         budget = self.limits.max_partitions_per_create
         for t in body.get("topics", []):
             res: dict[str, Any] = {"name": t["name"], "error_code": _E.NONE,
-                                   "error_message": None}
+                                   "error_message": None, "configs": []}
             try:
                 budget -= self._create_topic(t, body.get("validate_only", False), budget, res)
+                if res["error_code"] == _E.NONE and v >= 5:
+                    self._created(t, body.get("validate_only", False), res)
             except TopicExistsError:
                 res["error_code"] = _E.TOPIC_ALREADY_EXISTS
                 res["error_message"] = f"Topic '{t['name']}' already exists."
@@ -139,6 +181,29 @@ class AdminHandlers:
                 res["error_message"] = str(e)
             out.append(res)
         return {"throttle_time_ms": 0, "topics": out}
+
+    def _created(self, t: dict, validate_only: bool, res: dict) -> None:
+        """CreateTopics v5+ answers with the topic's partitions, replication and configs
+        (KIP-525), v7+ its id; a validate-only request with what the topic would get."""
+        from logmq.config import resolve, validate_topic_config
+
+        name = t["name"]
+        if validate_only:
+            n = t.get("num_partitions", -1)
+            res["num_partitions"] = len(t.get("assignments") or []) or (
+                self.broker.num_partitions if n in (-1, None) else n)
+            over = validate_topic_config({c["name"]: c["value"] for c in t.get("configs", [])
+                                          if c["name"] not in FIXED_TOPIC_KEYS})
+            eff = resolve(self.broker.defaults, over)
+        else:
+            res["num_partitions"] = self.broker.partitions_for(name)
+            res["topic_id"] = _topic_id_bytes(self.broker.topic_id(name))
+            eff = self.broker.topic_config(name)
+            over = self.broker.describe_topic(name).overrides
+        res["replication_factor"] = 1
+        res["configs"] = [{k: e[k] for k in ("name", "value", "read_only", "config_source",
+                                             "is_sensitive")}
+                          for e in topic_entries(eff, over)]
 
     def _create_topic(self, t: dict, validate_only: bool, budget: int, res: dict) -> int:
         """Create one topic of a CreateTopics request; the partitions it used of ``budget``."""
@@ -188,6 +253,34 @@ class AdminHandlers:
         self.broker.create_topic(name, partitions=None if n in (-1, None) else n,
                                  config=config)
         return wanted
+
+    def delete_topics(self, body: dict, v: int, client: Any) -> dict:
+        wanted: list[tuple[str | None, bytes]]
+        if v >= 6:  # each topic by name or by id
+            wanted = [(t.get("name"), t.get("topic_id") or ZERO_ID)
+                      for t in body.get("topics", [])]
+        else:
+            wanted = [(n, ZERO_ID) for n in body.get("topic_names", [])]
+        out = []
+        for name, tid in wanted:
+            res: dict[str, Any] = {"name": name, "topic_id": tid, "error_code": _E.NONE,
+                                   "error_message": None}
+            if name is None:
+                name = res["name"] = self.topic_ids.name_of(tid)
+                if name is None:
+                    res.update(error_code=_E.UNKNOWN_TOPIC_ID,
+                               error_message="This server does not host this topic ID.")
+                    out.append(res)
+                    continue
+            try:
+                res["topic_id"] = self.topic_ids.id_of(name)
+                self.broker.delete_topic(name)  # the coordinator drops its offsets too
+            except LogMQError as e:
+                res.update(error_code=e.kafka_code, topic_id=ZERO_ID,
+                           error_message="This server does not host this topic-partition."
+                           if isinstance(e, UnknownTopicError) else str(e))
+            out.append(res)
+        return {"throttle_time_ms": 0, "responses": out}
 
     def create_partitions(self, body: dict, v: int, client: Any) -> dict:
         results = []
@@ -440,11 +533,13 @@ class AdminHandlers:
         return {"throttle_time_ms": 0, "topics": out}
 
     def admin_table(self) -> dict[int, Any]:
-        return {2: self.list_offsets, 19: self.create_topics, 32: self.describe_configs,
+        return {2: self.list_offsets, 19: self.create_topics, 20: self.delete_topics,
+                32: self.describe_configs,
                 33: self.alter_configs, 35: self.describe_log_dirs, 37: self.create_partitions,
                 42: self.delete_groups, 43: self.elect_leaders,
                 44: self.incremental_alter_configs, 47: self.offset_delete,
-                61: self.describe_producers, 75: self.describe_topic_partitions}
+                60: self.describe_cluster, 61: self.describe_producers,
+                75: self.describe_topic_partitions}
 
 
 def _fail(res: dict, code: int, message: str) -> int:

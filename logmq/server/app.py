@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import logging
 import os
+import re
 import resource
 import signal
 import time
@@ -53,6 +54,13 @@ UNSUPPORTED_VERSION = ErrorCode.UNSUPPORTED_VERSION
 _READ_CHUNK = 256 * 1024
 #: APIs whose handlers touch the file system or many partitions: always off the event loop.
 _SLOW_APIS = frozenset((19, 20, 21, 33, 35, 37, 42, 44, 47))
+#: what ApiVersions v3+ accepts as a client software name or version (Kafka's own rule)
+_SOFTWARE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
+REBOOTSTRAP_REQUIRED = 129  # ApiVersions v5 (KIP-1242): "you meant another cluster or node"
+#: ApiVersions v3+ feature levels, name -> (min supported, max supported, finalized level).
+#: Empty: clients then use each feature's level 0 (the behaviour logmq implements); a
+#: feature's owner adds its row when the server implements that level.
+FEATURES: dict[str, tuple[int, int, int]] = {}
 
 
 class ClientInfo:
@@ -60,7 +68,8 @@ class ClientInfo:
     and listener that authorization and quotas key on (``User:ANONYMOUS`` until a listener's
     TLS or SASL layer says otherwise, as in Kafka)."""
 
-    __slots__ = ("host", "port", "client_id", "principal", "listener")
+    __slots__ = ("host", "port", "client_id", "principal", "listener",
+                 "client_software_name", "client_software_version")
 
     def __init__(self, host: str, port: int) -> None:
         self.host = host
@@ -68,6 +77,9 @@ class ClientInfo:
         self.client_id: str | None = None
         self.principal = "User:ANONYMOUS"
         self.listener = "PLAINTEXT"
+        #: what the client said it is in ApiVersions v3+ (KIP-511), "" until then
+        self.client_software_name = ""
+        self.client_software_version = ""
 
 
 class _Conn(ClientInfo):
@@ -125,6 +137,8 @@ class KafkaServer:
         self.max_request_size = limits.max_request_size
         self.auto_create_topics = auto_create_topics
         self.stats = ServerStats()
+        #: requests served per (api key, version): which versions clients really speak
+        self.versions_seen: Counter[tuple[int, int]] = Counter()
         self.pool = BytePool(limits.queued_max_request_bytes)
         self._malformed = RateLimitedLog(log, limits.malformed_log_per_minute)
         self._server: asyncio.base_events.Server | None = None
@@ -339,6 +353,7 @@ class KafkaServer:
             writer.write(refusal)
             await writer.drain()
             return True
+        self.versions_seen[api, version] += 1
         offload = len(frame) > self.limits.offload_request_bytes or api in _SLOW_APIS
         limit = self.limits.elements_for(api)
         try:
@@ -356,8 +371,7 @@ class KafkaServer:
         body: dict | None = None
         try:
             if api == API_VERSIONS:
-                body = {"error_code": 0, "api_keys": self._api_keys(),
-                                     "throttle_time_ms": 0}
+                body = self._api_versions(request.body, version, client)
             else:
                 handler = self._table[api]
                 if offload and not inspect.iscoroutinefunction(handler):
@@ -367,6 +381,9 @@ class KafkaServer:
                     body = await result if inspect.isawaitable(result) else result
             if body is None:
                 return True  # acks=0 produce: no response at all
+            if self.observer is not None:  # counted before the client can see its answer
+                self.observer.request(api, time.perf_counter() - t0, body, raised)
+                t0 = -1.0
             await self._write_response(writer, api, version, corr, body, client)
             return True
         except (ConnectionError, ServerStopping):
@@ -379,12 +396,41 @@ class KafkaServer:
                                 client.host, exc_info=True)
             return False
         finally:
-            if self.observer is not None:
+            if self.observer is not None and t0 >= 0:
                 self.observer.request(api, time.perf_counter() - t0, body, raised)
 
     def _api_keys(self) -> list[dict]:
         return [{"api_key": k, "min_version": lo, "max_version": hi}
                 for k, (lo, hi) in sorted(SUPPORTED_VERSIONS.items())]
+
+    def _api_versions(self, body: dict, version: int, client: ClientInfo) -> dict:
+        """ApiVersions: v3+ record the client software (KIP-511) and describe features, v5+
+        refuse a client that means another cluster or node (KIP-1242)."""
+        if version >= 3:
+            name = body.get("client_software_name", "")
+            ver = body.get("client_software_version", "")
+            if not (_SOFTWARE.fullmatch(name) and _SOFTWARE.fullmatch(ver)):
+                return {"error_code": ErrorCode.INVALID_REQUEST, "api_keys": [],
+                        "throttle_time_ms": 0, "finalized_features_epoch": -1}
+            client.client_software_name, client.client_software_version = name, ver
+        if version >= 5 and self.handlers is not None:
+            cluster, node = body.get("cluster_id"), body.get("node_id", -1)
+            if (cluster is not None and cluster != self.handlers.cluster_id) or \
+                    node not in (-1, 0):
+                return {"error_code": REBOOTSTRAP_REQUIRED, "api_keys": [],
+                        "throttle_time_ms": 0, "finalized_features_epoch": -1}
+        return {"error_code": 0, "api_keys": self._api_keys(), "throttle_time_ms": 0,
+                "supported_features": [{"name": n, "min_version": lo, "max_version": hi}
+                                       for n, (lo, hi, _f) in sorted(FEATURES.items())],
+                "finalized_features_epoch": 0 if FEATURES else -1,
+                "finalized_features": [{"name": n, "min_version_level": f,
+                                        "max_version_level": f}
+                                       for n, (_lo, _hi, f) in sorted(FEATURES.items())]}
+
+    def client_software(self) -> Counter[tuple[str, str]]:
+        """Open connections by the (name, version) their clients reported (KIP-511)."""
+        return Counter((c.client_software_name, c.client_software_version)
+                       for c in self._conns.values())
 
     async def _write_response(self, writer: asyncio.StreamWriter, api: int, version: int,
                               corr: int, body: dict, client: ClientInfo) -> None:

@@ -21,7 +21,7 @@ from logmq.kafka_codes import ErrorCode as _E
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
 
-__all__ = ["describe_resource", "alter_resource", "LONG_MAX", "TOPIC", "BROKER"]
+__all__ = ["describe_resource", "alter_resource", "topic_entries", "LONG_MAX", "TOPIC", "BROKER"]
 
 TOPIC = 2
 BROKER = 4
@@ -73,8 +73,14 @@ def _entry(name: str, value: str | None, *, default: bool, source: int, doc: str
 
 
 def _topic_entries(broker: Broker, name: str, with_doc: bool) -> list[dict[str, Any]]:
-    eff = broker.topic_config(name)
-    overrides = broker.describe_topic(name).overrides
+    return topic_entries(broker.topic_config(name), broker.describe_topic(name).overrides,
+                         with_doc)
+
+
+def topic_entries(eff: Mapping[str, Any], overrides: Mapping[str, Any],
+                  with_doc: bool = False) -> list[dict[str, Any]]:
+    """A topic's config entries from its effective config and overrides (CreateTopics v5+
+    answers with these before, or without, the topic existing)."""
     out = []
     for k, d in TOPIC_CONFIGS.items():
         over = k in overrides

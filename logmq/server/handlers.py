@@ -27,8 +27,10 @@ from logmq.errors import (
 )
 from logmq.kafka_codes import ErrorCode as _E
 from logmq.server.admin import AdminHandlers
-from logmq.server.kip848 import Kip848Handlers, _id_bytes
+from logmq.server.kip848 import Kip848Handlers
 from logmq.server.limits import ServerLimits
+from logmq.server.topic_ids import ZERO_ID, TopicIds
+from logmq.server.wire_versions import by_topic_id, filter_groups, offset_fetch_groups
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -41,6 +43,7 @@ NODE_ID = 0
 NONE: int = _E.NONE
 UNKNOWN_SERVER_ERROR: int = _E.UNKNOWN_SERVER_ERROR
 UNKNOWN_TOPIC_OR_PARTITION: int = _E.UNKNOWN_TOPIC_OR_PARTITION
+UNKNOWN_TOPIC_ID: int = _E.UNKNOWN_TOPIC_ID
 COORDINATOR_NOT_AVAILABLE: int = _E.COORDINATOR_NOT_AVAILABLE
 INVALID_TOPIC: int = _E.INVALID_TOPIC_EXCEPTION
 UNSUPPORTED_VERSION: int = _E.UNSUPPORTED_VERSION
@@ -53,6 +56,12 @@ INVALID_GROUP_ID: int = _E.INVALID_GROUP_ID
 GROUP_MAX_SIZE_REACHED: int = _E.GROUP_MAX_SIZE_REACHED
 _SMALL_SLICE = 32 * 1024
 _ALL_OPS = -2147483648
+
+
+def _produce_error(partition: int, code: int) -> dict:
+    return {"index": partition, "error_code": code, "base_offset": -1,
+            "log_append_time_ms": -1, "log_start_offset": -1, "record_errors": [],
+            "error_message": None}
 
 
 class ServerStopping(Exception):
@@ -109,6 +118,7 @@ class Handlers(AdminHandlers, Kip848Handlers):
         self.producer_ids = broker.producer_ids
         self.cluster_id = cluster_id_of(broker)
         self.limits = limits or ServerLimits()
+        self.topic_ids = TopicIds(broker)
         self.stopping = False
         self._polls: set[asyncio.Event] = set()
 
@@ -142,7 +152,7 @@ class Handlers(AdminHandlers, Kip848Handlers):
     async def metadata(self, body: dict, v: int, client: Any) -> dict:
         requested = body.get("topics") or []
         known = set(self.broker.list_topics())
-        if any(t["name"] not in known for t in requested):
+        if any(t.get("name") is not None and t["name"] not in known for t in requested):
             # auto-creation makes directories and commits metadata: not on the event loop
             return await asyncio.to_thread(self._metadata, body, v)
         return self._metadata(body, v)
@@ -150,18 +160,25 @@ class Handlers(AdminHandlers, Kip848Handlers):
     def _metadata(self, body: dict, v: int) -> dict:
         requested = body.get("topics")
         allow_create = body.get("allow_auto_topic_creation", True) and self.auto_create_topics
-        names: list[str | None]
-        if requested is None or (v == 0 and not requested):
-            names = list(self.broker.list_topics())
-            create = False
-        else:
-            names = [self.topic_name_of(t) for t in requested]  # v10+: by id
-            create = allow_create
         topics = []
-        for name in names:
-            topics.append(self._topic_metadata(name, create))
+        if requested is None or (v == 0 and not requested):
+            topics = [self._topic_metadata(n, False) for n in self.broker.list_topics()]
+        else:
+            for t in requested:
+                name = t.get("name")
+                if name is None:  # v12+: a topic named by its id alone
+                    name = self.topic_ids.name_of(t.get("topic_id"))
+                    if name is None:
+                        topics.append({"error_code": UNKNOWN_TOPIC_ID, "name": None,
+                                       "topic_id": t.get("topic_id") or ZERO_ID,
+                                       "is_internal": False, "partitions": [],
+                                       "topic_authorized_operations": _ALL_OPS})
+                        continue
+                    topics.append(self._topic_metadata(name, False))
+                else:
+                    topics.append(self._topic_metadata(name, allow_create))
         return {
-            "throttle_time_ms": 0,
+            "throttle_time_ms": 0, "error_code": NONE,
             "brokers": [{"node_id": NODE_ID, "host": self.host, "port": self.port, "rack": None}],
             "cluster_id": self.cluster_id,
             "controller_id": NODE_ID,
@@ -188,26 +205,43 @@ class Handlers(AdminHandlers, Kip848Handlers):
                   "leader_epoch": 0, "replica_nodes": [NODE_ID], "isr_nodes": [NODE_ID],
                   "offline_replicas": []} for p in range(n)]
         return {"error_code": err, "name": name, "is_internal": False, "partitions": parts,
-                "topic_authorized_operations": _ALL_OPS,
-                "topic_id": _id_bytes(self.broker.topic_id(name)) if n else b"\x00" * 16}
+                "topic_id": self.topic_ids.id_of(name) if err == NONE else ZERO_ID,
+                "topic_authorized_operations": _ALL_OPS}
 
     def find_coordinator(self, body: dict, v: int, client: Any) -> dict:
-        if body.get("key_type", 0) != 0:  # transactions have no coordinator here
+        key_type = body.get("key_type", 0)
+        if v >= 4:  # a batch of keys (KIP-699), one answer each
+            return {"throttle_time_ms": 0, "coordinators": [
+                dict(self._coordinator(key_type, k), key=k)
+                for k in body.get("coordinator_keys") or []]}
+        return {"throttle_time_ms": 0, **self._coordinator(key_type, body.get("key", ""))}
+
+    def _coordinator(self, key_type: int, key: str) -> dict:
+        """Who coordinates ``key`` (a group id, transactional id or share-group key)."""
+        if key_type != 0:  # transactions have no coordinator here
             return {"error_code": COORDINATOR_NOT_AVAILABLE,
                     "error_message": "transactions are not supported", "node_id": -1,
-                    "host": "", "port": -1, "throttle_time_ms": 0}
+                    "host": "", "port": -1}
         return {"error_code": NONE, "error_message": None, "node_id": NODE_ID,
-                "host": self.host, "port": self.port, "throttle_time_ms": 0}
+                "host": self.host, "port": self.port}
 
     # ------------------------------------------------------------------ produce
     def produce(self, body: dict, v: int, client: Any) -> dict | None:
         responses = []
         for td in body.get("topic_data", []):
-            name = td["name"]
+            if v >= 13:  # topics named by id (KIP-516)
+                name = self.topic_ids.name_of(td.get("topic_id"))
+                key = {"topic_id": td.get("topic_id") or ZERO_ID}
+            else:
+                name = td["name"]
+                key = {"name": name}
             parts = []
             for pd in td.get("partition_data", []):
-                parts.append(self._produce_partition(name, pd["index"], pd.get("records")))
-            responses.append({"name": name, "partition_responses": parts})
+                if name is None:
+                    parts.append(_produce_error(pd["index"], UNKNOWN_TOPIC_ID))
+                else:
+                    parts.append(self._produce_partition(name, pd["index"], pd.get("records")))
+            responses.append({**key, "partition_responses": parts})
         if body.get("acks", 1) == 0:
             return None
         # acks=-1 and acks=1 are the same on one node: the append above already applied the
@@ -215,9 +249,7 @@ class Handlers(AdminHandlers, Kip848Handlers):
         return {"responses": responses, "throttle_time_ms": 0}
 
     def _produce_partition(self, topic: str, partition: int, records: Any) -> dict:
-        out = {"index": partition, "error_code": NONE, "base_offset": -1,
-               "log_append_time_ms": -1, "log_start_offset": -1, "record_errors": [],
-               "error_message": None}
+        out = _produce_error(partition, NONE)
         try:
             plog = self.broker.partition_log(topic, partition)
             policy = policy_from_config(
@@ -243,7 +275,11 @@ class Handlers(AdminHandlers, Kip848Handlers):
         min_bytes = body.get("min_bytes", 1)
         max_bytes = body.get("max_bytes", 0x7FFFFFFF)
         topics = body.get("topics", [])
-        tps = [(t["topic"], p["partition"]) for t in topics for p in t["partitions"]]
+        if v >= 13:  # topics named by id (KIP-516): None where the id names no topic
+            topics = [dict(t, topic=self.topic_ids.name_of(t.get("topic_id")))
+                      for t in topics]
+        tps = [(t["topic"], p["partition"]) for t in topics if t["topic"] is not None
+               for p in t["partitions"]]
         loop = asyncio.get_running_loop()
         event = asyncio.Event()
 
@@ -291,11 +327,23 @@ class Handlers(AdminHandlers, Kip848Handlers):
                       "last_stable_offset": -1, "log_start_offset": -1,
                       "aborted_transactions": None, "preferred_read_replica": -1,
                       "records": b""}
+                if name is None:
+                    pr["error_code"] = UNKNOWN_TOPIC_ID
+                    errors = True
+                    parts.append(pr)
+                    continue
                 try:
                     plog = self.broker.partition_log(name, idx)
                     hw = plog.next_offset
                     pr["high_watermark"] = pr["last_stable_offset"] = hw
                     pr["log_start_offset"] = plog.log_start_offset
+                    if p.get("last_fetched_epoch", -1) >= 0 and p["fetch_offset"] > hw:
+                        # v12+: the fetcher's log runs past ours in the one epoch there is
+                        # (0): tell it where that epoch ends instead of OFFSET_OUT_OF_RANGE,
+                        # as Kafka does, so it truncates rather than resets
+                        pr["diverging_epoch"] = {"epoch": 0, "end_offset": hw}
+                        parts.append(pr)
+                        continue
                     budget = min(p.get("partition_max_bytes", max_bytes), max_bytes - total)
                     if budget > 0 or total == 0:
                         sl = plog.read(p["fetch_offset"], max(budget, 1))
@@ -304,12 +352,15 @@ class Handlers(AdminHandlers, Kip848Handlers):
                             pr["records"] = sl.read() if sl.length <= _SMALL_SLICE else sl
                 except OffsetOutOfRangeError as e:
                     pr["error_code"] = e.kafka_code
+                    pr["high_watermark"] = pr["last_stable_offset"] = -1  # as Kafka answers
+                    pr["log_start_offset"] = -1
                     errors = True
                 except LogMQError as e:
                     pr["error_code"] = e.kafka_code
                     errors = True
                 parts.append(pr)
-            out_topics.append({"topic": name, "partitions": parts})
+            out_topics.append({"topic": name, "topic_id": t.get("topic_id") or ZERO_ID,
+                               "partitions": parts})
         return ({"throttle_time_ms": 0, "error_code": NONE, "session_id": 0,
                  "responses": out_topics}, total, errors)
 
@@ -363,7 +414,9 @@ class Handlers(AdminHandlers, Kip848Handlers):
             "throttle_time_ms": 0,
             "error_code": error_code(res.error),
             "generation_id": res.generation_id,
+            "protocol_type": body["protocol_type"],  # v7+: joining checked it is the group's
             "protocol_name": res.protocol_name or "",
+            "skip_assignment": False,  # v9+: only a KIP-848 group's leader skips it
             "leader": res.leader_id or "",
             "member_id": res.member_id or "",
             "members": [{"member_id": m[0], "group_instance_id": m[1], "metadata": m[2]}
@@ -378,17 +431,19 @@ class Handlers(AdminHandlers, Kip848Handlers):
 
     async def sync_group(self, body: dict, v: int, client: Any) -> dict:
         assignments = {a["member_id"]: a["assignment"] for a in body.get("assignments", [])}
-        if any(len(a or b"") > self.limits.max_group_member_metadata_bytes
-               for a in assignments.values()):
-            return {"throttle_time_ms": 0, "error_code": INVALID_REQUEST, "assignment": b""}
+        # v5+ name the protocol; clients refuse an answer naming another (so echo the request,
+        # which joining already checked against the group's)
+        proto = {"protocol_type": body.get("protocol_type"),
+                 "protocol_name": body.get("protocol_name")}
         try:
             fut = self.coordinator.sync_group(body["group_id"], body["generation_id"],
                                               body["member_id"], assignments,
                                               body.get("group_instance_id"))
             data = await self._until_stopped(asyncio.wrap_future(fut))
         except LogMQError as e:
-            return {"throttle_time_ms": 0, "error_code": e.kafka_code, "assignment": b""}
-        return {"throttle_time_ms": 0, "error_code": NONE, "assignment": data or b""}
+            return {"throttle_time_ms": 0, "error_code": e.kafka_code, "assignment": b"",
+                    **proto}
+        return {"throttle_time_ms": 0, "error_code": NONE, "assignment": data or b"", **proto}
 
     def heartbeat(self, body: dict, v: int, client: Any) -> dict:
         try:
@@ -416,6 +471,21 @@ class Handlers(AdminHandlers, Kip848Handlers):
         return {"throttle_time_ms": 0, "error_code": top, "members": results}
 
     def offset_commit(self, body: dict, v: int, client: Any) -> dict:
+        if v >= 10:  # topics named by id
+            def unknown(t: dict) -> dict:
+                return {"partitions": [{"partition_index": p["partition_index"],
+                                        "error_code": _E.UNKNOWN_TOPIC_ID}
+                                       for p in t.get("partitions", [])]}
+
+            def call(named: list[dict]) -> list[dict]:
+                return list(self._offset_commit(dict(body, topics=named))["topics"])
+
+            return {"throttle_time_ms": 0,
+                    "topics": by_topic_id(self.topic_ids, body.get("topics", []), call,
+                                          unknown)}
+        return self._offset_commit(body)
+
+    def _offset_commit(self, body: dict) -> dict:
         offsets: dict[tuple[str, int], tuple[int, str | None]] = {}
         unknown: set[tuple[str, int]] = set()
         for t in body.get("topics", []):
@@ -446,6 +516,9 @@ class Handlers(AdminHandlers, Kip848Handlers):
             for t in body.get("topics", [])]}
 
     def offset_fetch(self, body: dict, v: int, client: Any) -> dict:
+        if v >= 8:  # several groups per request
+            return offset_fetch_groups(self.topic_ids, body, v,
+                                       lambda one: self.offset_fetch(one, 7, client))
         try:
             return self._offset_fetch(body)
         except ConfigError as e:  # a group id that cannot be one (NUL, ...)
@@ -502,7 +575,13 @@ class Handlers(AdminHandlers, Kip848Handlers):
                 d = self.coordinator.describe_group(g)
             except LogMQError as e:
                 out.append({"error_code": e.kafka_code, "group_id": g, "group_state": "Dead",
-                            "protocol_type": "", "protocol_data": "", "members": []})
+                            "protocol_type": "", "protocol_data": "", "members": [],
+                            "error_message": str(e)})
+                continue
+            if v >= 6 and d.state == "Dead" and not d.members:  # KIP-1043: say it is unknown
+                out.append({"error_code": _E.GROUP_ID_NOT_FOUND, "group_id": g,
+                            "group_state": "Dead", "protocol_type": "", "protocol_data": "",
+                            "members": [], "error_message": f"Group {g} not found."})
                 continue
             seen[g] = {
                 "error_code": NONE, "group_id": g, "group_state": d.state,
@@ -517,22 +596,13 @@ class Handlers(AdminHandlers, Kip848Handlers):
         return {"throttle_time_ms": 0, "groups": out}
 
     def list_groups(self, body: dict, v: int, client: Any) -> dict:
+        groups = [{"group_id": g, "protocol_type": pt, "group_state": state,
+                   "group_type": "classic"}
+                  for g, pt, state in self.coordinator.list_groups()]
         return {"throttle_time_ms": 0, "error_code": NONE,
-                "groups": [{"group_id": g, "protocol_type": pt}
-                           for g, pt, _state in self.coordinator.list_groups()]}
+                "groups": filter_groups(groups, body) if v >= 4 else groups}
 
     # ------------------------------------------------------------------ admin
-    def delete_topics(self, body: dict, v: int, client: Any) -> dict:
-        out = []
-        for name in body.get("topic_names", []):
-            code = NONE
-            try:
-                self.broker.delete_topic(name)  # the coordinator drops its offsets too
-            except LogMQError as e:
-                code = e.kafka_code
-            out.append({"name": name, "error_code": code})
-        return {"throttle_time_ms": 0, "responses": out}
-
     def init_producer_id(self, body: dict, v: int, client: Any) -> dict:
         if body.get("transactional_id") is not None:
             return {"throttle_time_ms": 0, "error_code": COORDINATOR_NOT_AVAILABLE,
@@ -549,7 +619,7 @@ class Handlers(AdminHandlers, Kip848Handlers):
             8: self.offset_commit, 9: self.offset_fetch, 10: self.find_coordinator,
             11: self.join_group, 12: self.heartbeat, 13: self.leave_group,
             14: self.sync_group, 15: self.describe_groups, 16: self.list_groups,
-            20: self.delete_topics, 21: self.delete_records, 22: self.init_producer_id,
+            21: self.delete_records, 22: self.init_producer_id,
             **self.admin_table(),
             **self.kip848_table(),
         }

@@ -153,6 +153,9 @@ class LogManager:
         topics, self.adopted_orphans = datadir.adopt_orphan_partitions(
             self.path, self.meta.topics(), self.meta.put_topic)
         for name, meta in topics.items():
+            if not meta.get("id"):  # a directory from before topic ids: give it one, once
+                meta = dict(meta, id=uuid.uuid4().hex)
+                self.meta.put_topic(name, meta)
             self._topics[name] = meta
             for p in range(meta["partitions"]):
                 self._open_partition(name, p, clean=self.opened_clean)
