@@ -43,7 +43,7 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     0: (3, 8),  # Produce
     1: (4, 11),  # Fetch
     2: (1, 10),  # ListOffsets (v7 max-timestamp, v8 earliest-local, v9 latest-tiered)
-    3: (0, 8),  # Metadata
+    3: (0, 12),  # Metadata (v10+ topic ids: the share consumer needs them)
     8: (2, 7),  # OffsetCommit
     9: (1, 5),  # OffsetFetch
     10: (0, 2),  # FindCoordinator
@@ -69,6 +69,10 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     47: (0, 0),  # OffsetDelete
     61: (0, 0),  # DescribeProducers
     75: (0, 0),  # DescribeTopicPartitions
+    76: (1, 1),  # ShareGroupHeartbeat (logmq/server/share.py)
+    77: (1, 1),  # ShareGroupDescribe
+    78: (1, 2),  # ShareFetch
+    79: (1, 2),  # ShareAcknowledge
 }
 
 SCHEMAS: dict[str, Any] = _SCHEMAS  # generated plain data; typed once here

@@ -26,8 +26,9 @@ from logmq.errors import (
     UnknownTopicError,
 )
 from logmq.kafka_codes import ErrorCode as _E
-from logmq.server.admin import AdminHandlers
+from logmq.server.admin import AdminHandlers, _topic_id_bytes
 from logmq.server.limits import ServerLimits
+from logmq.server.share import ShareHandlers
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -94,7 +95,7 @@ def error_code(e: BaseException | None) -> int:
     return UNKNOWN_SERVER_ERROR
 
 
-class Handlers(AdminHandlers):
+class Handlers(AdminHandlers, ShareHandlers):
     """The request handlers of one server (one broker, node id 0)."""
 
     def __init__(self, broker: Broker, host: str, port: int, *,
@@ -153,7 +154,9 @@ class Handlers(AdminHandlers):
             names = self.broker.list_topics()
             create = False
         else:
-            names = [t["name"] for t in requested]
+            names = [t["name"] if t.get("name") is not None  # v10+: by topic id (share)
+                     else self.shares.topic_ids.name_of(t.get("topic_id") or b"") or ""
+                     for t in requested]
             create = allow_create
         topics = []
         for name in names:
@@ -183,7 +186,8 @@ class Handlers(AdminHandlers):
                   "leader_epoch": 0, "replica_nodes": [NODE_ID], "isr_nodes": [NODE_ID],
                   "offline_replicas": []} for p in range(n)]
         return {"error_code": err, "name": name, "is_internal": False, "partitions": parts,
-                "topic_authorized_operations": _ALL_OPS}
+                "topic_authorized_operations": _ALL_OPS,
+                "topic_id": _topic_id_bytes(self.broker.topic_id(name)) if n else bytes(16)}
 
     def find_coordinator(self, body: dict, v: int, client: Any) -> dict:
         if body.get("key_type", 0) != 0:  # transactions have no coordinator here
@@ -538,4 +542,5 @@ class Handlers(AdminHandlers):
             14: self.sync_group, 15: self.describe_groups, 16: self.list_groups,
             20: self.delete_topics, 21: self.delete_records, 22: self.init_producer_id,
             **self.admin_table(),
+            **self.share_table(),
         }
