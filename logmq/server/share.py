@@ -161,7 +161,7 @@ class ShareHandlers:
         mid = body.get("member_id") or ""
         epoch = body.get("member_epoch", 0)
         if epoch == -1:  # leave
-            g.remove(mid)
+            g.leave(mid)
             out.update(member_id=mid, member_epoch=-1)
             return out
         m = g.members.get(mid)
@@ -237,7 +237,9 @@ class ShareHandlers:
         mid = body.get("member_id") or ""
         epoch = body.get("share_session_epoch", 0)
         g = self.shares.group(gid, create=False) if gid else None
-        m = g.members.get(mid) if g is not None else None
+        m = g.session_member(mid) if g is not None else None
+        if m is not None and mid not in g.members and epoch != -1:  # type: ignore[union-attr]
+            m = None  # a departed member may only close its session
         if g is None or m is None:
             out["error_code"] = UNKNOWN_MEMBER_ID
             out["error_message"] = f"member {mid!r} is not in share group {gid!r}"
@@ -272,6 +274,12 @@ class ShareHandlers:
             except LogMQError:
                 pass
         m.engine.clear()
+
+    def _close_session(self, g: WireShareGroup, m: WireMember) -> None:
+        self._release_session(g, m)
+        m.session = None
+        if m.member_id in g.departed:
+            g.remove(m.member_id)
 
     def _resolve(self, topics: list[dict], resp: dict[bytes, dict[int, dict]],
                  blank: Any) -> list[tuple[str, int, list[dict]]]:
@@ -349,8 +357,7 @@ class ShareHandlers:
             resp.setdefault(ids.id_of(topic), {}).setdefault(p, blank(p))[
                 "acknowledge_error_code"] = code
         if epoch == -1:
-            self._release_session(g, m)
-            m.session = None
+            self._close_session(g, m)
         elif not renew_only and session.partitions:
             max_records = body.get("max_records") or DEFAULT_MAX_RECORDS
             if max_records <= 0:
@@ -474,8 +481,7 @@ class ShareHandlers:
         for (topic, p), code in acks.items():
             resp.setdefault(ids.id_of(topic), {}).setdefault(p, blank(p))["error_code"] = code
         if body.get("share_session_epoch") == -1:
-            self._release_session(g, m)
-            m.session = None
+            self._close_session(g, m)
         out["responses"] = [{"topic_id": tid, "partitions": [parts[i] for i in sorted(parts)]}
                             for tid, parts in resp.items()]
         return out

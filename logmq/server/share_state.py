@@ -106,6 +106,10 @@ class WireShareGroup:
         self.epoch = 0
         self.assignment_epoch = 0
         self.members: dict[str, WireMember] = {}
+        #: members that left the group with a share session still open: the client closes
+        #: it (ShareFetch/ShareAcknowledge epoch -1, with the last acknowledgements) after or
+        #: while it leaves, so what they hold waits for that (or for the locks to run out)
+        self.departed: dict[str, WireMember] = {}
 
     @property
     def state(self) -> str:
@@ -141,11 +145,28 @@ class WireShareGroup:
             out[t] = list(range(n))
         return out
 
+    def leave(self, member_id: str) -> None:
+        """A member leaves the group; an open share session outlives it until closed."""
+        m = self.members.get(member_id)
+        if m is not None and m.session is not None:
+            del self.members[member_id]
+            self.epoch += 1
+            m.last_seen = time.monotonic()
+            self.departed[member_id] = m
+        else:
+            self.remove(member_id)
+
+    def session_member(self, member_id: str) -> WireMember | None:
+        return self.members.get(member_id) or self.departed.get(member_id)
+
     def remove(self, member_id: str) -> None:
         m = self.members.pop(member_id, None)
+        if m is not None:
+            self.epoch += 1
+        else:
+            m = self.departed.pop(member_id, None)
         if m is None:
             return
-        self.epoch += 1
         for topic, em in m.engine.items():
             try:
                 self.engine_group(topic).remove_member(em, release=True)
@@ -156,7 +177,7 @@ class WireShareGroup:
 
     def expire(self, now: float) -> None:
         timeout = self.registry.configs.get_int(self.group_id, "share.session.timeout.ms")
-        for mid, m in list(self.members.items()):
+        for mid, m in list(self.members.items()) + list(self.departed.items()):
             if now - m.last_seen > timeout / 1000:
                 self.remove(mid)
 
@@ -199,6 +220,6 @@ class ShareRegistry:
 
     def close(self) -> None:
         for g in list(self.groups.values()):
-            for mid in list(g.members):
+            for mid in list(g.members) + list(g.departed):
                 g.remove(mid)
         self.groups.clear()
