@@ -118,14 +118,8 @@ class WireShareGroup:
     def engine_group(self, topic: str) -> ShareGroup:
         """The engine's state of this group on ``topic``; the wire's configs apply if the wire
         opens it (an embedded member that configured it first keeps its settings)."""
-        queues = self.registry.broker.queues
-        sg = queues.share_group(topic, self.group_id, None)
-        if not sg.configured:
-            try:
-                sg.configure(self.registry.configs.group_config(self.group_id))
-            except Exception:  # raced with an embedded member configuring it: theirs stand
-                pass
-        return sg
+        return self.registry.broker.queues.open_group(
+            topic, self.group_id, self.registry.configs.group_config(self.group_id))
 
     def engine_member(self, m: WireMember, topic: str) -> Member:
         em = m.engine.get(topic)
