@@ -161,3 +161,11 @@ def test_group_configs_are_described_and_checked(env):
     assert got["share.record.lock.duration.ms"] == ("5000", 8)  # DYNAMIC_GROUP_CONFIG
     assert got["share.delivery.count.limit"] == ("5", 5)  # DEFAULT_CONFIG
     assert got["share.auto.offset.reset"] == ("latest", 5)
+
+
+def test_list_groups_shows_share_groups_with_their_type(env):
+    srv, c = env
+    _join(c, group="g")
+    srv.broker.queue("jobs", group="embedded-only").close()
+    groups = {g["group_id"]: g["protocol_type"] for g in c.call(16, 2, {})["groups"]}
+    assert groups["g"] == "share" and groups["embedded-only"] == "share"

@@ -510,7 +510,8 @@ class Handlers(AdminHandlers, ShareHandlers):
     def list_groups(self, body: dict, v: int, client: Any) -> dict:
         return {"throttle_time_ms": 0, "error_code": NONE,
                 "groups": [{"group_id": g, "protocol_type": pt}
-                           for g, pt, _state in self.coordinator.list_groups()]}
+                           for g, pt, _state in self.coordinator.list_groups()]
+                + self.share_listing(body)}
 
     # ------------------------------------------------------------------ admin
     def delete_topics(self, body: dict, v: int, client: Any) -> dict:

@@ -200,6 +200,23 @@ class ShareHandlers:
         out.update(member_id=m.member_id, member_epoch=m.epoch)
         return out
 
+    def share_listing(self, body: dict) -> list[dict]:
+        """ListGroups entries of the share groups (wire members now, or engine state),
+        honouring v4's states filter and v5's types filter."""
+        types = [t.lower() for t in body.get("types_filter") or []]
+        if types and "share" not in types:
+            return []
+        states = [s.lower() for s in body.get("states_filter") or []]
+        out = []
+        for gid in self.shares.all_group_ids():
+            g = self.shares.groups.get(gid)
+            state = g.state if g is not None else "Empty"
+            if states and state.lower() not in states:
+                continue
+            out.append({"group_id": gid, "protocol_type": "share", "group_state": state,
+                        "group_type": "share"})
+        return out
+
     # ------------------------------------------------------------------ describe
     def share_group_describe(self, body: dict, v: int, client: Any) -> dict:
         reg = self.shares
