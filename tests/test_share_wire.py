@@ -131,3 +131,20 @@ def test_delivery_limit_archives_to_the_dead_letter_topic(server):
         c.close()
     assert counts == [1, 2]
     assert server.broker.partition_log(topic + ".dlq", 0).next_offset == 1
+
+
+def test_thousands_of_records_over_four_partitions_each_once(server):
+    # acknowledgements for a partition with no new records come back as an empty record set
+    # (ShareFetch v1 records are not nullable: librdkafka dropped such responses whole)
+    topic, group = S.new_group(server.bootstrap, partitions=4)
+    n = 3000
+    S.produce(server.bootstrap, topic, [b"n%04d" % i for i in range(n)])
+    c = S.consumer(server.bootstrap, group, topic)
+    try:
+        got = S.poll_until(c, n)
+        c.commit_sync(S.DEADLINE)
+    finally:
+        c.close()
+    values = [m.value() for m in got]
+    assert len(values) == len(set(values)) == n
+    assert _group_stats(server, topic, group).acked == n

@@ -352,7 +352,7 @@ class ShareHandlers:
             return {"partition_index": idx, "error_code": NONE, "error_message": None,
                     "acknowledge_error_code": NONE, "acknowledge_error_message": None,
                     "current_leader": {"leader_id": 0, "leader_epoch": 0},
-                    "records": None, "acquired_records": []}
+                    "records": b"", "acquired_records": []}
 
         named = self._resolve(body.get("topics") or [], resp, blank)
         if epoch == 0 and any(b for _, _, b in named):
