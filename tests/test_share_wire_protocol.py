@@ -169,3 +169,33 @@ def test_list_groups_shows_share_groups_with_their_type(env):
     srv.broker.queue("jobs", group="embedded-only").close()
     groups = {g["group_id"]: g["protocol_type"] for g in c.call(16, 2, {})["groups"]}
     assert groups["g"] == "share" and groups["embedded-only"] == "share"
+
+
+def _describe_offsets(c: RawClient, group: str, topics=None) -> dict:
+    return c.call(90, 1, {"groups": [{"group_id": group, "topics": topics}]})["groups"][0]
+
+
+def test_share_group_offsets_describe_alter_delete(env):
+    srv, c = env
+    assert _describe_offsets(c, "nobody")["error_code"] == GROUP_ID_NOT_FOUND
+    q = srv.broker.queue("jobs", group="admin-g")  # earliest: the embedded default
+    recs = q.receive(2, timeout=5)
+    q.ack(*recs)
+    d = _describe_offsets(c, "admin-g")
+    [t] = d["topics"]
+    parts = {p["partition_index"]: (p["start_offset"], p["lag"]) for p in t["partitions"]}
+    assert parts == {0: (2, 3), 1: (0, 0)}
+    body = {"group_id": "admin-g", "topics": [{"topic_name": "jobs", "partitions": [
+        {"partition_index": 0, "start_offset": 4}]}]}
+    assert c.call(91, 0, body)["error_code"] == 68  # NON_EMPTY_GROUP: q is a member
+    q.close()
+    r = c.call(91, 0, body)
+    assert r["error_code"] == 0 and r["responses"][0]["partitions"][0]["error_code"] == 0
+    d = _describe_offsets(c, "admin-g", [{"topic_name": "jobs", "partitions": [0]}])
+    assert [(p["start_offset"], p["lag"]) for p in d["topics"][0]["partitions"]] == [(4, 1)]
+    q2 = srv.broker.queue("jobs", group="admin-g")
+    assert [r.value for r in q2.receive(5, timeout=5)] == [b"v4"]  # from the new start
+    q2.close()
+    r = c.call(92, 0, {"group_id": "admin-g", "topics": [{"topic_name": "jobs"}]})
+    assert r["error_code"] == 0 and r["responses"][0]["error_code"] == 0
+    assert _describe_offsets(c, "admin-g")["error_code"] == GROUP_ID_NOT_FOUND

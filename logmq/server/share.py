@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from logmq.codec.records import encode_batch
 from logmq.errors import LogMQError, RecordStateError, UnknownTopicError
 from logmq.kafka_codes import ErrorCode as _E
+from logmq.server.share_admin import ShareAdminHandlers
 from logmq.server.share_state import ShareRegistry, ShareSession, WireMember, WireShareGroup
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ def _encode_partition(got: list[Acquired]) -> tuple[bytes, list[dict]]:
     return data, ranges
 
 
-class ShareHandlers:
+class ShareHandlers(ShareAdminHandlers):
     """Share-group API handlers; mixed into ``Handlers`` (which sets these attributes)."""
 
     broker: Broker
@@ -140,7 +141,7 @@ class ShareHandlers:
 
     def share_table(self) -> dict[int, Any]:
         return {76: self.share_group_heartbeat, 77: self.share_group_describe,
-                78: self.share_fetch, 79: self.share_acknowledge}
+                78: self.share_fetch, 79: self.share_acknowledge, **self.share_admin_table()}
 
     def _endpoints(self) -> list[dict]:
         return [{"node_id": 0, "host": self.host, "port": self.port, "rack": None}]
