@@ -32,7 +32,10 @@ NON_EMPTY_GROUP = int(_E.NON_EMPTY_GROUP)
 
 class ShareAdminHandlers:
     broker: Broker
-    shares: ShareRegistry
+
+    if TYPE_CHECKING:
+        @property
+        def shares(self) -> ShareRegistry: ...
 
     def share_admin_table(self) -> dict[int, Any]:
         return {90: self.describe_share_group_offsets, 91: self.alter_share_group_offsets,

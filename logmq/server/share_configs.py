@@ -25,7 +25,7 @@ def describe_group_resource(broker: Broker, resource: Mapping[str, Any],
     name = resource["resource_name"]
     keys = resource.get("configuration_keys")
     store = ShareGroupConfigs(broker.meta.env)
-    configs = []
+    configs: list[dict[str, Any]] = []
     for k, value, default in store.entries(name):
         if keys is not None and k not in keys:
             continue
