@@ -71,3 +71,64 @@ def test_share_consumer_matches_kafka(share_brokers: dict[str, str], op: str) ->
     assert "error" not in k, f"Apache Kafka failed {op}: {k}"
     assert same, (f"{op} differs\n kafka: {json.dumps(k, sort_keys=True)}\n"
                   f" logmq: {json.dumps(m, sort_keys=True)}")
+
+
+# ---------------------------------------------------------------------------- Java client
+# Kafka's own console share consumer is the Java KafkaShareConsumer, and kafka-share-groups
+# (ShareGroupCommand) is the Java Admin client's share-group API: both from the cached jars.
+def _java(main: str, *args: str) -> list[str]:
+    import subprocess
+
+    from kafka_oracle import java_cmd
+
+    p = subprocess.run(java_cmd(main, *args, heap="-Xmx256m", short_lived=True),
+                       capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
+        raise RuntimeError(f"{main} exited {p.returncode}: {p.stderr[-2000:]}")
+    return p.stdout.split("\n")
+
+
+def _console(bootstrap: str, topic: str, group: str, n: int, *flags: str) -> list[str]:
+    out = _java("org.apache.kafka.tools.consumer.ConsoleShareConsumer",
+                "--bootstrap-server", bootstrap, "--topic", topic, "--group", group,
+                "--max-messages", str(n), "--timeout-ms", "30000", *flags)
+    return sorted(line for line in out if line)
+
+
+def _offsets(bootstrap: str, group: str) -> list[list[str]]:
+    out = _java("org.apache.kafka.tools.consumer.group.ShareGroupCommand",
+                "--bootstrap-server", bootstrap, "--describe", "--group", group, "--offsets")
+    rows = [line.split() for line in out if line.strip()]
+    return [r[2:] for r in rows[1:]]  # partition, start offset, lag (names differ per run)
+
+
+def java_scenario(bootstrap: str) -> dict[str, Any]:
+    topic, group = S.new_group(bootstrap)
+    S.produce(bootstrap, topic, [b"j%d" % i for i in range(6)])
+    accepted = _console(bootstrap, topic, group, 4)
+    after_accept = _offsets(bootstrap, group)
+    released = _console(bootstrap, topic, group, 4, "--release")
+    rejected = _console(bootstrap, topic, group, 2, "--reject")
+    S.produce(bootstrap, topic, [b"marker"])
+    tail = _console(bootstrap, topic, group, 1)
+    # (no describe after the last run: Kafka's start offset there trails the acknowledgement
+    # the console consumer sends on close, logmq's does not)
+    return {"accepted": accepted, "after_accept": after_accept, "released": released,
+            "rejected": rejected, "tail": tail}
+
+
+def test_java_share_consumer_and_share_groups_tool_match_kafka(
+        share_brokers: dict[str, str]) -> None:
+    def run(b: str) -> dict[str, Any]:
+        try:
+            return java_scenario(b)
+        except Exception as e:
+            return {"error": f"{type(e).__name__}: {e}"}
+
+    k, m = run(share_brokers["kafka"]), run(share_brokers["logmq"])
+    same = k == m
+    record_result("java", "share_console_consumer", {
+        "kafka": k, "logmq": m, "same": same, "kafka_ok": "error" not in k,
+        "expected_difference": None})
+    assert "error" not in k, f"Apache Kafka failed: {k}"
+    assert same, f"differs\n kafka: {json.dumps(k)}\n logmq: {json.dumps(m)}"
