@@ -199,3 +199,22 @@ def test_share_group_offsets_describe_alter_delete(env):
     r = c.call(92, 0, {"group_id": "admin-g", "topics": [{"topic_name": "jobs"}]})
     assert r["error_code"] == 0 and r["responses"][0]["error_code"] == 0
     assert _describe_offsets(c, "admin-g")["error_code"] == GROUP_ID_NOT_FOUND
+
+
+def test_unknown_partitions_and_topic_ids_are_reported_per_partition(env):
+    _srv, c = env
+    tid = _join(c)["assignment"]["topic_partitions"][0]["topic_id"]
+    r = _fetch(c, 0, tid, parts=(7,))
+    assert [p["error_code"] for t in r["responses"] for p in t["partitions"]] == [3]
+    r = _fetch(c, 1, b"\x01" * 16, parts=(0,))
+    assert [p["error_code"] for t in r["responses"] for p in t["partitions"]] == [100]
+
+
+def test_member_count_is_bounded(env, monkeypatch):
+    import logmq.server.share as share
+
+    _srv, c = env
+    monkeypatch.setattr(share, "MAX_MEMBERS", 2)
+    assert _join(c, member="a")["error_code"] == 0
+    assert _join(c, member="b")["error_code"] == 0
+    assert _join(c, member="c")["error_code"] == 81  # GROUP_MAX_SIZE_REACHED

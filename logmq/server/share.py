@@ -49,8 +49,15 @@ FENCED_MEMBER_EPOCH = int(_E.FENCED_MEMBER_EPOCH)
 INVALID_GROUP_ID = int(_E.INVALID_GROUP_ID)
 _ALL_OPS = -2147483648
 _ACTIONS = {1: "ack", 2: "release", 3: "reject", 4: "renew"}
-#: records acquired per partition of one ShareFetch when the client sets no max_records
+#: records acquired by one ShareFetch when the client sets no max_records
 DEFAULT_MAX_RECORDS = 500
+#: members of one share group at most (Kafka's group.share.max.size default); more get
+#: GROUP_MAX_SIZE_REACHED
+MAX_MEMBERS = 200
+#: longest a ShareFetch waits for records, whatever max_wait_ms says (ms)
+MAX_WAIT_MS = 30_000
+GROUP_MAX_SIZE_REACHED = int(_E.GROUP_MAX_SIZE_REACHED)
+UNKNOWN_TOPIC_OR_PARTITION = int(_E.UNKNOWN_TOPIC_OR_PARTITION)
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -170,6 +177,10 @@ class ShareHandlers(ShareAdminHandlers):
             if epoch != 0:
                 out["error_code"] = UNKNOWN_MEMBER_ID
                 out["error_message"] = f"member {mid!r} is not in share group {gid!r}"
+                return out
+            if len(g.members) >= MAX_MEMBERS:
+                out["error_code"] = GROUP_MAX_SIZE_REACHED
+                out["error_message"] = f"share group {gid!r} has {MAX_MEMBERS} members"
                 return out
             m = WireMember(mid or uuid.uuid4().hex, client.client_id or "",
                            f"/{client.host}")
@@ -299,6 +310,12 @@ class ShareHandlers(ShareAdminHandlers):
         if m.member_id in g.departed:
             g.remove(m.member_id)
 
+    def _partitions(self, topic: str) -> int:
+        try:
+            return self.broker.partitions_for(topic)
+        except UnknownTopicError:
+            return 0
+
     def _resolve(self, topics: list[dict], resp: dict[bytes, dict[int, dict]],
                  blank: Any) -> list[tuple[str, int, list[dict]]]:
         """(topic, partition, ack batches) of a request; unknown topic ids get errors."""
@@ -309,9 +326,10 @@ class ShareHandlers(ShareAdminHandlers):
             name = ids.name_of(tid)
             for p in t.get("partitions") or []:
                 idx = p["partition_index"]
-                if name is None:
+                if name is None or not 0 <= idx < self._partitions(name):
                     e = resp.setdefault(tid, {}).setdefault(idx, blank(idx))
-                    e["error_code"] = UNKNOWN_TOPIC_ID
+                    e["error_code"] = UNKNOWN_TOPIC_ID if name is None \
+                        else UNKNOWN_TOPIC_OR_PARTITION
                     continue
                 out.append((name, idx, list(p.get("acknowledgement_batches") or [])))
         return out
@@ -380,7 +398,7 @@ class ShareHandlers(ShareAdminHandlers):
             max_records = body.get("max_records") or DEFAULT_MAX_RECORDS
             if max_records <= 0:
                 max_records = DEFAULT_MAX_RECORDS
-            max_wait = min(max(0, body.get("max_wait_ms", 0)), 30_000) / 1000
+            max_wait = min(max(0, body.get("max_wait_ms", 0)), MAX_WAIT_MS) / 1000
             got = await self._acquire(g, m, session, max_records, max_wait,
                                       body.get("max_bytes", 0x7FFFFFFF))
             for topic, by_part in got.items():
