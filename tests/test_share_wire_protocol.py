@@ -132,7 +132,7 @@ def test_latest_is_the_default_start(env):
 
 
 def test_describe_lists_members_and_unknown_groups(env):
-    _srv, c = env
+    srv, c = env
     _join(c, member="m1")
     _join(c, member="m2")
     r = c.call(77, 1, {"group_ids": ["g", "missing"], "include_authorized_operations": False})
@@ -141,6 +141,11 @@ def test_describe_lists_members_and_unknown_groups(env):
     assert sorted(m["member_id"] for m in g["members"]) == ["m1", "m2"]
     assert g["members"][0]["assignment"]["topic_partitions"][0]["topic_name"] == "jobs"
     assert missing["error_code"] == GROUP_ID_NOT_FOUND
+    q = srv.broker.queue("jobs", group="g")  # an embedded member shows up beside them
+    r = c.call(77, 1, {"group_ids": ["g"], "include_authorized_operations": False})
+    emb = [m for m in r["groups"][0]["members"] if m["client_id"] == "logmq-embedded"]
+    assert len(emb) == 1 and emb[0]["subscribed_topic_names"] == ["jobs"]
+    q.close()
     leave = c.call(76, 1, {"group_id": "g", "member_id": "m2", "member_epoch": -1,
                            "rack_id": None, "subscribed_topic_names": None})
     assert leave["member_epoch"] == -1

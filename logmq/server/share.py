@@ -243,9 +243,14 @@ class ShareHandlers(ShareAdminHandlers):
                 entry["error_code"] = GROUP_ID_NOT_FOUND
                 entry["error_message"] = f"share group {gid!r} not found"
                 entry["group_state"] = "Dead"
-            elif g is not None:
-                entry.update(group_state=g.state, group_epoch=g.epoch,
-                             assignment_epoch=g.assignment_epoch)
+            if entry["error_code"] == NONE:
+                entry["members"].extend(self._embedded_members(gid))
+                if entry["members"]:
+                    entry["group_state"] = "Stable"
+            if g is not None:
+                entry.update(group_epoch=g.epoch, assignment_epoch=g.assignment_epoch)
+                if g.members:
+                    entry["group_state"] = "Stable"
                 for m in g.members.values():
                     entry["members"].append({
                         "member_id": m.member_id, "rack_id": m.rack_id,
@@ -256,6 +261,27 @@ class ShareHandlers(ShareAdminHandlers):
                              "partitions": ps} for t, ps in sorted(m.assignment.items())]}})
             groups.append(entry)
         return {"throttle_time_ms": 0, "groups": groups}
+
+    def _embedded_members(self, gid: str) -> list[dict]:
+        """``log.queue`` / RemoteQueue members of the group, as describe shows them: every
+        partition of their topic, client id ``logmq-embedded``."""
+        out = []
+        for topic in self.shares.engine_topics(gid):
+            sg = self.broker.queues.loaded_group(topic, gid)
+            if sg is None:
+                continue
+            n = self._partitions(topic)
+            for mid in list(sg.members):
+                if mid.startswith("wire-"):
+                    continue
+                out.append({
+                    "member_id": f"{mid}@{topic}", "rack_id": None, "member_epoch": 0,
+                    "client_id": "logmq-embedded", "client_host": "/127.0.0.1",
+                    "subscribed_topic_names": [topic],
+                    "assignment": {"topic_partitions": [{
+                        "topic_id": self.shares.topic_ids.id_of(topic), "topic_name": topic,
+                        "partitions": list(range(n))}]}})
+        return out
 
     # ------------------------------------------------------------------ sessions
     def _session_member(self, body: dict, out: dict, fetch: bool

@@ -160,6 +160,11 @@ class QueueManager:
         sg.configure(config)
         return sg
 
+    def loaded_group(self, topic: str, group: str) -> ShareGroup | None:
+        """The group if it is open in memory (members can only be in an open one)."""
+        with self._lock:
+            return self._groups.get((group, topic))
+
     def open_group(self, topic: str, group: str, default: GroupConfig) -> ShareGroup:
         """The group, created with ``default`` if new; an existing group nobody configured
         adopts it, one a member configured keeps its settings (no error either way)."""
