@@ -17,7 +17,10 @@ end do not count.
   receive the same batches but call ``rec.ack()`` one by one (what a naive handler does).
 * logmq remote: 4 worker *processes* with ``RemoteQueue`` talking to a ``QueueServer`` in
   this process (which owns the data directory), same loop.
-* Redis Streams: XADD pipelined 1,000 per round trip into one stream, then XREADGROUP COUNT
+* logmq Kafka wire: confluent-kafka ``ShareConsumer`` processes (1 and 4, implicit
+  acknowledgement) against logmq's Kafka server in this process (bench/queue_share_wire.py).
+* Redis Streams (needs ``redis-server``, e.g. ``apt-get install redis-server``, and redis-py;
+  without them these rows say skipped): XADD pipelined 1,000 per round trip into one stream, then XREADGROUP COUNT
   batch + XACK of the batch's ids, one consumer in this process or 4 consumer *processes*
   (4 threads would share one GIL in the client and measure redis-py, not Redis). Run with
   appendfsync everysec (the usual setting) and appendfsync always (the one comparable with
