@@ -223,3 +223,24 @@ def test_member_count_is_bounded(env, monkeypatch):
     assert _join(c, member="a")["error_code"] == 0
     assert _join(c, member="b")["error_code"] == 0
     assert _join(c, member="c")["error_code"] == 81  # GROUP_MAX_SIZE_REACHED
+
+
+def test_renew_extends_the_lock_v2(env):
+    srv, c = env
+    _configure(c, "g", share_auto_offset_reset="earliest",
+               share_record_lock_duration_ms="2000")
+    tid = _join(c)["assignment"]["topic_partitions"][0]["topic_id"]
+    r = _fetch(c, 0, tid, max_records=1)
+    assert r["acquisition_lock_timeout_ms"] == 2000
+    sg = srv.broker.queues.share_group("jobs", "g")
+    [(rec_key, rec)] = [(k, v) for m in sg.members.values() for k, v in m.held.items()]
+    before = rec.deadline
+    a = c.call(79, 2, {"group_id": "g", "member_id": "m1", "share_session_epoch": 1,
+                       "is_renew_ack": True, "topics": [{"topic_id": tid, "partitions": [{
+                           "partition_index": 0, "acknowledgement_batches": [{
+                               "first_offset": 0, "last_offset": 0,
+                               "acknowledge_types": [4]}]}]}]})
+    assert a["error_code"] == 0 and a["responses"][0]["partitions"][0]["error_code"] == 0
+    assert a["acquisition_lock_timeout_ms"] == 2000
+    assert rec_key == (0, 0) and rec.deadline >= before and rec.state == 1  # still ACQUIRED
+    assert sg.stats().in_flight == 1

@@ -72,8 +72,8 @@ def _share_pool() -> ThreadPoolExecutor:
 Acquired = tuple[int, int, int, Any]
 
 
-def _ack_plan(batches: list[dict], em: Member | None, p: int,
-              renew_only: bool) -> tuple[dict[str, list[tuple[int, int, int]]], bool]:
+def _ack_plan(batches: list[dict], em: Member | None, p: int
+              ) -> tuple[dict[str, list[tuple[int, int, int]]], bool]:
     """Tokens per engine action from a partition's acknowledgement batches, and whether some
     offset named was not held by the member (INVALID_RECORD_STATE)."""
     plan: dict[str, list[tuple[int, int, int]]] = {}
@@ -91,7 +91,7 @@ def _ack_plan(batches: list[dict], em: Member | None, p: int,
             if t == 0:
                 continue
             action = _ACTIONS.get(t)
-            if action is None or (renew_only and action != "renew"):
+            if action is None:
                 bad = True
                 continue
             rec = held.get((p, first + i))
@@ -361,15 +361,14 @@ class ShareHandlers(ShareAdminHandlers):
         return out
 
     def _acknowledge(self, g: WireShareGroup, m: WireMember,
-                     acks: list[tuple[str, int, list[dict]]], renew_only: bool
-                     ) -> dict[tuple[str, int], int]:
+                     acks: list[tuple[str, int, list[dict]]]) -> dict[tuple[str, int], int]:
         """Apply acknowledgements (in a worker thread); error code per partition named."""
         result: dict[tuple[str, int], int] = {}
         for topic, p, batches in acks:
             if not batches:
                 continue
             em = m.engine.get(topic)
-            plan, bad = _ack_plan(batches, em, p, renew_only)
+            plan, bad = _ack_plan(batches, em, p)
             ok = True
             if plan and em is not None:
                 try:
@@ -412,8 +411,7 @@ class ShareHandlers(ShareAdminHandlers):
                 session.forget(name, list(ft.get("partitions") or []))
         loop = asyncio.get_running_loop()
         renew_only = bool(body.get("is_renew_ack"))
-        acks = await loop.run_in_executor(_share_pool(), self._acknowledge, g, m, named,
-                                          renew_only)
+        acks = await loop.run_in_executor(_share_pool(), self._acknowledge, g, m, named)
         ids = self.shares.topic_ids
         for (topic, p), code in acks.items():
             resp.setdefault(ids.id_of(topic), {}).setdefault(p, blank(p))[
@@ -537,8 +535,7 @@ class ShareHandlers(ShareAdminHandlers):
 
         named = self._resolve(body.get("topics") or [], resp, blank)
         loop = asyncio.get_running_loop()
-        acks = await loop.run_in_executor(_share_pool(), self._acknowledge, g, m, named,
-                                          bool(body.get("is_renew_ack")))
+        acks = await loop.run_in_executor(_share_pool(), self._acknowledge, g, m, named)
         ids = self.shares.topic_ids
         for (topic, p), code in acks.items():
             resp.setdefault(ids.id_of(topic), {}).setdefault(p, blank(p))["error_code"] = code
