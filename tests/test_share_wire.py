@@ -148,3 +148,28 @@ def test_thousands_of_records_over_four_partitions_each_once(server):
     values = [m.value() for m in got]
     assert len(values) == len(set(values)) == n
     assert _group_stats(server, topic, group).acked == n
+
+
+def test_acknowledged_records_stay_done_across_a_restart(tmp_path):
+    srv = LogMQServer(str(tmp_path)).start()
+    try:
+        topic, group = S.new_group(srv.bootstrap)
+        S.produce(srv.bootstrap, topic, [b"d0", b"d1", b"d2"])
+        c = S.consumer(srv.bootstrap, group, topic, explicit=True)
+        got = S.poll_until(c, 3)
+        from confluent_kafka import AcknowledgeType
+
+        for m in got:  # d1 is released with its delivery counted; the others are accepted
+            c.acknowledge(m, AcknowledgeType.RELEASE if m.value() == b"d1" else
+                          AcknowledgeType.ACCEPT)
+        c.commit_sync(S.DEADLINE)
+        c.close()
+        srv.restart()
+        S.produce(srv.bootstrap, topic, [b"d3"])
+        c = S.consumer(srv.bootstrap, group, topic)
+        after = S.poll_until(c, 2)
+        c.commit_sync(S.DEADLINE)
+        c.close()
+    finally:
+        srv.stop()
+    assert sorted((m.value(), m.delivery_count()) for m in after) == [(b"d1", 2), (b"d3", 1)]
