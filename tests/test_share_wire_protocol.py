@@ -244,3 +244,16 @@ def test_renew_extends_the_lock_v2(env):
     assert a["acquisition_lock_timeout_ms"] == 2000
     assert rec_key == (0, 0) and rec.deadline >= before and rec.state == 1  # still ACQUIRED
     assert sg.stats().in_flight == 1
+
+
+def test_librdkafka_all_topics_metadata_v12_frame_decodes():
+    # Metadata v10+ (topic ids) is what share consumers need; librdkafka's all-topics request
+    # at v9+ carries 3 stray bytes of its array-count placeholder, which Kafka ignores
+    from logmq.errors import ProtocolError
+    from logmq.protocol import decode_request
+
+    frame = bytes.fromhex("0003000c00000004000772646b61666b610000000000010000")
+    req = decode_request(frame)
+    assert req.header.api_version == 12 and req.body["topics"] is None
+    with pytest.raises(ProtocolError):  # anything else trailing is still refused
+        decode_request(frame + b"\x00")
