@@ -69,13 +69,8 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     47: (0, 0),  # OffsetDelete
     61: (0, 0),  # DescribeProducers
     75: (0, 0),  # DescribeTopicPartitions
-    76: (1, 1),  # ShareGroupHeartbeat (logmq/server/share.py)
-    77: (1, 1),  # ShareGroupDescribe
-    78: (1, 2),  # ShareFetch
-    79: (1, 2),  # ShareAcknowledge
-    90: (0, 1),  # DescribeShareGroupOffsets (logmq/server/share_admin.py)
-    91: (0, 0),  # AlterShareGroupOffsets
-    92: (0, 0),  # DeleteShareGroupOffsets
+    76: (1, 1), 77: (1, 1), 78: (1, 2), 79: (1, 2),  # share groups (server/share.py)
+    90: (0, 1), 91: (0, 0), 92: (0, 0),  # share-group offsets (server/share_admin.py)
 }
 
 SCHEMAS: dict[str, Any] = _SCHEMAS  # generated plain data; typed once here
@@ -535,10 +530,9 @@ def _decode_request(frame: bytes | memoryview) -> Request:
         raise
     except (struct.error, IndexError, ValueError, OverflowError, MemoryError) as e:
         raise ProtocolError(f"malformed request: {e}") from None
-    if pos != len(buf) and not (header.api_key == 3 and flexible and body.get("topics") is None
-                                and len(buf) - pos <= 3):
-        # (librdkafka's all-topics Metadata v9+ leaves 3 bytes of its int32 array-count
-        # placeholder behind the compact null; Kafka ignores what follows a request body)
+    # librdkafka's all-topics Metadata v9+ leaves 3 placeholder bytes: Kafka ignores them
+    quirk = header.api_key == 3 and flexible and body.get("topics") is None and len(buf) - pos <= 3
+    if pos != len(buf) and not quirk:
         raise ProtocolError(f"{len(buf) - pos} unexpected bytes after the request body")
     return Request(header, body)
 
