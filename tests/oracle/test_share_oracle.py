@@ -113,8 +113,18 @@ def java_scenario(bootstrap: str) -> dict[str, Any]:
     tail = _console(bootstrap, topic, group, 1)
     # (no describe after the last run: Kafka's start offset there trails the acknowledgement
     # the console consumer sends on close, logmq's does not)
+    tool = ("org.apache.kafka.tools.consumer.group.ShareGroupCommand", "--bootstrap-server",
+            bootstrap, "--group", group)
+    reset = _java(*tool, "--reset-offsets", "--to-offset", "2", "--topic", topic, "--execute")
+    after_reset = _offsets(bootstrap, group)
+    again = _console(bootstrap, topic, group, 5)
+    deleted = _java(*tool, "--delete-offsets", "--topic", topic)
     return {"accepted": accepted, "after_accept": after_accept, "released": released,
-            "rejected": rejected, "tail": tail}
+            "rejected": rejected, "tail": tail, "reset": [r.split()[2:] for r in reset[1:]
+                                                         if r.strip()],
+            "after_reset": after_reset, "again": again,
+            "deleted": [r.split()[1:] for r in deleted[1:] if r.strip()],
+            "after_delete": _offsets(bootstrap, group)}
 
 
 def test_java_share_consumer_and_share_groups_tool_match_kafka(
