@@ -257,3 +257,21 @@ def test_librdkafka_all_topics_metadata_v12_frame_decodes():
     assert req.header.api_version == 12 and req.body["topics"] is None
     with pytest.raises(ProtocolError):  # anything else trailing is still refused
         decode_request(frame + b"\x00")
+
+
+def test_a_silent_member_is_removed_after_the_session_timeout(env):
+    import time
+
+    srv, c = env
+    _configure(c, "g", share_auto_offset_reset="earliest", share_session_timeout_ms="1000")
+    tid = _join(c)["assignment"]["topic_partitions"][0]["topic_id"]
+    assert _fetch(c, 0, tid, max_records=2)["error_code"] == 0
+    assert srv.broker.queues.share_group("jobs", "g").stats().in_flight == 2
+    members: list = ["m1"]
+    end = time.monotonic() + 15
+    while members and time.monotonic() < end:  # describe is what notices the silence
+        r = c.call(77, 1, {"group_ids": ["g"], "include_authorized_operations": False})
+        members = [m["member_id"] for m in r["groups"][0]["members"]]
+    assert members == []
+    assert srv.broker.queues.share_group("jobs", "g").stats().in_flight == 0  # released
+    assert _fetch(c, 1, tid)["error_code"] == UNKNOWN_MEMBER_ID
