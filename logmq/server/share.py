@@ -293,9 +293,8 @@ class ShareHandlers(ShareAdminHandlers):
         epoch = body.get("share_session_epoch", 0)
         g = self.shares.group(gid, create=False) if gid else None
         m = g.session_member(mid) if g is not None else None
-        if m is not None and mid not in g.members and epoch != -1:  # type: ignore[union-attr]
-            m = None  # a departed member may only close its session
-        if g is None or m is None:
+        if g is None or m is None or (mid not in g.members and epoch != -1):
+            # (a member that left may still close its share session, nothing else)
             out["error_code"] = UNKNOWN_MEMBER_ID
             out["error_message"] = f"member {mid!r} is not in share group {gid!r}"
             return None
