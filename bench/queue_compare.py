@@ -17,7 +17,10 @@ end do not count.
   receive the same batches but call ``rec.ack()`` one by one (what a naive handler does).
 * logmq remote: 4 worker *processes* with ``RemoteQueue`` talking to a ``QueueServer`` in
   this process (which owns the data directory), same loop.
-* Redis Streams: XADD pipelined 1,000 per round trip into one stream, then XREADGROUP COUNT
+* logmq Kafka wire: confluent-kafka ``ShareConsumer`` processes (1 and 4, implicit
+  acknowledgement) against logmq's Kafka server in this process (bench/queue_share_wire.py).
+* Redis Streams (needs ``redis-server``, e.g. ``apt-get install redis-server``, and redis-py;
+  without them these rows say skipped): XADD pipelined 1,000 per round trip into one stream, then XREADGROUP COUNT
   batch + XACK of the batch's ids, one consumer in this process or 4 consumer *processes*
   (4 threads would share one GIL in the client and measure redis-py, not Redis). Run with
   appendfsync everysec (the usual setting) and appendfsync always (the one comparable with
@@ -57,6 +60,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 from peers.base import ServerProc, Skip, cpu_model, free_port  # noqa: E402
+from queue_share_wire import WIRE_DUR, share_wire  # noqa: E402
 
 SIZE = 100
 PARTITIONS = 4
@@ -154,6 +158,11 @@ def _logmq_open(tmp: str, n: int) -> tuple[Any, float]:
     import logmq
 
     log = logmq.open(os.path.join(tmp, "lq"), fsync="interval", cleaner=False)
+    return log, _prefill(log, n)
+
+
+def _prefill(log: Any, n: int) -> float:
+    """Create ``jobs`` and write ``n`` values into it; the write rate."""
     log.create_topic("jobs", partitions=PARTITIONS)
     recs = _values(n)
     p = log.producer()
@@ -162,7 +171,7 @@ def _logmq_open(tmp: str, n: int) -> tuple[Any, float]:
         p.send_batch("jobs", recs[i : i + 50_000])
     secs = time.perf_counter() - t
     p.close()
-    return log, n / secs
+    return n / secs
 
 
 def _logmq_loop(q: Any, batch: int, per_record: bool, tally: Any) -> None:
@@ -366,6 +375,11 @@ def rows(args: argparse.Namespace) -> list[dict[str, Any]]:
          "ack": "ack_many", "n": n, "fn": lambda t: logmq_processes(t, n, 4, b),
          "dur": LOGMQ_DUR + " (in the owner process)"},
     ]
+    for w in (1, 4):  # KIP-932 over the Kafka wire (bench/queue_share_wire.py)
+        out.append({"system": "logmq share group (Kafka wire, ShareConsumer)",
+                    "workers": f"{w} process{'es' if w > 1 else ''}", "ack": "implicit",
+                    "n": n, "fn": lambda t, w=w: share_wire(t, n, w, _prefill),
+                    "dur": WIRE_DUR})
     for fs in ("everysec", "always"):
         sysname = f"Redis Streams, appendfsync {fs}"
         out += [
@@ -480,8 +494,9 @@ def render(res: dict[str, Any]) -> str:
     lines += ["", "Workers: logmq embedded members are threads of one process (the LMDB "
               "commit and the fsync release the GIL); 4 Redis consumers are processes "
               "(threads would measure one GIL in redis-py); the logmq QueueServer row is 4 "
-              "RemoteQueue processes served by one owner process. Per-record rows receive the "
-              "same batches but acknowledge each record with its own call, on fewer messages."]
+              "RemoteQueue processes served by one owner process; the Kafka wire rows are "
+              "confluent-kafka ShareConsumer processes against logmq's Kafka server in the "
+              "owner process. Per-record rows receive the same batches but acknowledge each record with its own call, on fewer messages."]
     errs = [f"- {k}: {v['error']}" for k, v in res["rows"].items() if v.get("error")]
     if errs:
         lines += ["", "Errors:"] + errs

@@ -74,6 +74,8 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     75: (0, 0),  # DescribeTopicPartitions
     68: (0, 1),  # ConsumerGroupHeartbeat (KIP-848, logmq/server/kip848.py)
     69: (0, 1),  # ConsumerGroupDescribe
+    76: (1, 1), 77: (1, 1), 78: (1, 2), 79: (1, 2),  # share groups (server/share.py)
+    90: (0, 1), 91: (0, 0), 92: (0, 0),  # share-group offsets (server/share_admin.py)
 }
 
 SCHEMAS: dict[str, Any] = _SCHEMAS  # generated plain data; typed once here

@@ -135,6 +135,9 @@ def describe_resource(broker: Broker, resource: Mapping[str, Any], *, auto_creat
     keys = resource.get("configuration_keys")
     res: dict[str, Any] = {"error_code": _E.NONE, "error_message": None, "resource_type": rt,
                            "resource_name": name, "configs": []}
+    if rt == 32:  # GROUP: share-group configs
+        from logmq.server.share_configs import describe_group_resource
+        return describe_group_resource(broker, resource, with_doc)
     try:
         if rt == TOPIC:
             entries = _topic_entries(broker, name, with_doc)
@@ -228,6 +231,10 @@ def alter_resource(broker: Broker, resource: Mapping[str, Any], *, incremental: 
     rt, name = resource["resource_type"], resource["resource_name"]
     res: dict[str, Any] = {"error_code": _E.NONE, "error_message": None, "resource_type": rt,
                            "resource_name": name}
+    if rt == 32:  # GROUP: share-group configs
+        from logmq.server.share_configs import alter_group_resource
+        return alter_group_resource(broker, resource, incremental=incremental,
+                                    validate_only=validate_only)
     try:
         if rt == BROKER:
             raise ConfigError("logmq's broker settings are static: set them in the config "

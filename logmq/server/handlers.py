@@ -29,6 +29,7 @@ from logmq.kafka_codes import ErrorCode as _E
 from logmq.server.admin import AdminHandlers
 from logmq.server.kip848 import Kip848Handlers
 from logmq.server.limits import ServerLimits
+from logmq.server.share import ShareHandlers
 from logmq.server.topic_ids import ZERO_ID, TopicIds
 from logmq.server.wire_versions import by_topic_id, filter_groups, offset_fetch_groups
 
@@ -104,7 +105,7 @@ def error_code(e: BaseException | None) -> int:
     return UNKNOWN_SERVER_ERROR
 
 
-class Handlers(AdminHandlers, Kip848Handlers):
+class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers):
     """The request handlers of one server (one broker, node id 0)."""
 
     def __init__(self, broker: Broker, host: str, port: int, *,
@@ -600,7 +601,8 @@ class Handlers(AdminHandlers, Kip848Handlers):
                    "group_type": "classic"}
                   for g, pt, state in self.coordinator.list_groups()]
         return {"throttle_time_ms": 0, "error_code": NONE,
-                "groups": filter_groups(groups, body) if v >= 4 else groups}
+                "groups": filter_groups(groups + self.share_listing(body), body)
+                if v >= 4 else groups + self.share_listing(body)}
 
     # ------------------------------------------------------------------ admin
     def init_producer_id(self, body: dict, v: int, client: Any) -> dict:
@@ -622,4 +624,5 @@ class Handlers(AdminHandlers, Kip848Handlers):
             21: self.delete_records, 22: self.init_producer_id,
             **self.admin_table(),
             **self.kip848_table(),
+            **self.share_table(),
         }

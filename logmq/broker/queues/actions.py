@@ -398,6 +398,8 @@ class Actions(GroupState):
                 seq = self.journal.submit(ops)
             if action != "renew":
                 self.cond.notify_all()
+        if action != "renew" and self.watchers:
+            self._notify_watchers()
         if dead:
             self._bury(dead)
         if seq:
@@ -431,6 +433,8 @@ class Actions(GroupState):
                     seq = self.journal.submit(ops)
             member.held.clear()
             self.cond.notify_all()
+        if self.watchers:
+            self._notify_watchers()
         if dead:
             self._bury(dead)
         if seq:

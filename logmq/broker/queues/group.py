@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from logmq.broker.queues.actions import Actions
@@ -103,6 +104,9 @@ class ShareGroup(Window, Actions, DeadLetters):
         self.acked = 0
         self.dead_lettered = 0
         self.archived = 0
+        #: callbacks run after records may have become available (settles, leaves, dead
+        #: letters), for waiters that cannot block on ``cond`` (the Kafka wire's event loop)
+        self.watchers: set[Callable[[], None]] = set()
         self.broker.partitions_for(topic)  # raises UnknownTopicError
         self.store.register(topic, group)
         self.n_due, self.due_next = self.store.due_stats(self.gt)
@@ -226,6 +230,11 @@ class ShareGroup(Window, Actions, DeadLetters):
         """(in-window records, out-of-window records, window span) per partition (tests)."""
         with self.lock:
             return [(len(pt.win), len(pt.out), pt.speo - pt.spso) for pt in self.parts]
+
+    def next_timer_ms(self) -> int | None:
+        """Wall-clock ms of the next lock expiry or due retry (None: nothing pending)."""
+        with self.lock:
+            return self._next_timer(self.now_ms())
 
     def close(self) -> None:
         with self.cond:

@@ -160,6 +160,25 @@ class QueueManager:
         sg.configure(config)
         return sg
 
+    def loaded_group(self, topic: str, group: str) -> ShareGroup | None:
+        """The group if it is open in memory (members can only be in an open one)."""
+        with self._lock:
+            return self._groups.get((group, topic))
+
+    def open_group(self, topic: str, group: str, default: GroupConfig) -> ShareGroup:
+        """The group, created with ``default`` if new; an existing group nobody configured
+        adopts it, one a member configured keeps its settings (no error either way)."""
+        with self._lock:
+            sg = self._groups.get((group, topic))
+        if sg is None:
+            return self.share_group(topic, group, default)
+        if not sg.configured:
+            try:
+                sg.configure(default)
+            except ConfigError:  # a member configured it meanwhile: theirs stand
+                pass
+        return sg
+
     def consumer(self, topic: str, group: str = "workers", **config: Any) -> QueueConsumer:
         from logmq.broker.queues.queue import QueueConsumer
 

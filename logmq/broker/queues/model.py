@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -207,7 +207,12 @@ class GroupState:
     acked: int
     dead_lettered: int
     archived: int
+    watchers: set[Callable[[], None]]
     clock: Clock
+
+    def _notify_watchers(self) -> None:
+        for fn in list(self.watchers):
+            fn()
 
     def now_ms(self) -> int:
         """Wall-clock ms from the injected clock (due times, locks, TTLs, timestamps)."""
@@ -228,3 +233,4 @@ class GroupState:
         def _expire(self, rec: _Rec, ops: list, dead: list) -> None: ...
         def _unacquire(self, rec: _Rec) -> None: ...
         def _done(self, rec: _Rec, ops: list) -> None: ...
+        def _next_timer(self, now: int) -> int | None: ...

@@ -1,8 +1,9 @@
 """Queue members in other processes: a small server in the process that owns the data.
 
 One process owns a data directory, so workers in other processes reach the share group
-through it. The Kafka wire server has no share-group APIs (they are flexible-version only, and
-the server speaks the classic versions), so this is a deliberately small local channel:
+through it. Kafka share consumers can do so over the Kafka wire (KIP-932,
+:mod:`logmq.server.share`); this is the small Python-only channel, with logmq's own verbs
+(nack with a delay, renew, reject with a reason):
 ``multiprocessing.connection`` (length-prefixed pickles over loopback TCP or a Unix socket,
 with an HMAC challenge on ``authkey`` before anything is unpickled).
 
