@@ -442,8 +442,7 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers):
                                               body.get("group_instance_id"))
             data = await self._until_stopped(asyncio.wrap_future(fut))
         except LogMQError as e:
-            return {"throttle_time_ms": 0, "error_code": e.kafka_code, "assignment": b"",
-                    **proto}
+            return {"throttle_time_ms": 0, "error_code": e.kafka_code, "assignment": b""}
         return {"throttle_time_ms": 0, "error_code": NONE, "assignment": data or b"", **proto}
 
     def heartbeat(self, body: dict, v: int, client: Any) -> dict:
