@@ -30,6 +30,7 @@ from logmq.broker.producer_ids import ProducerIdAllocator
 from logmq.broker.queues.manager import QueueManager
 from logmq.broker.queues.state import DedupIndex, ShareStateStore
 from logmq.clock import SYSTEM_CLOCK, Clock
+from logmq.codec.seal import KeyRing
 from logmq.config import BrokerConfig, TopicConfig, load_broker_config
 from logmq.storage import datadir
 from logmq.storage.log import PartitionLog
@@ -71,7 +72,8 @@ class Broker:
                                num_partitions=config.num_partitions, map_size=config.map_size,
                                repair=config.repair, defaults=config.topic_defaults,
                                time_fn=clock.time, max_partitions=config.max_partitions,
-                               max_partitions_per_topic=config.max_partitions_per_topic)
+                               max_partitions_per_topic=config.max_partitions_per_topic,
+                               keyring=KeyRing.load(config.encryption_key_file, os.environ))
         try:
             self._wire()
         except BaseException:

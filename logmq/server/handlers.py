@@ -295,7 +295,8 @@ class Handlers(AdminHandlers):
                         sl = plog.read(p["fetch_offset"], max(budget, 1))
                         if sl is not None:
                             total += sl.length
-                            pr["records"] = sl.read() if sl.length <= _SMALL_SLICE else sl
+                            small = sl.length <= _SMALL_SLICE or sl.sealer is not None
+                            pr["records"] = sl.read() if small else sl  # sealed: decrypted
                 except OffsetOutOfRangeError as e:
                     pr["error_code"] = e.kafka_code
                     errors = True

@@ -1,0 +1,343 @@
+"""Encryption at rest: one stored RecordBatch v2's records section sealed with AES-256-GCM.
+
+Only the records section is sealed. The 61-byte header stays readable, so offsets, indexes,
+recovery, retention, producer-id state and ``logmq verify`` work without any key, and the
+CRC-32C is recomputed over the sealed bytes so integrity is still checked without the key.
+The full format and the threat model are in docs/encryption.md; in short::
+
+    header (61 bytes, as Kafka's)  attributes |= SEALED_MASK, batchLength and crc recomputed
+    records section:
+      u8   envelope version (1)
+      u8   key id length n (1..255)
+      n    key id (ASCII)
+      12   nonce (fresh from os.urandom for every seal)
+      ...  ciphertext of the original records section (compressed as the header says)
+      16   GCM tag
+
+The associated data binds the ciphertext to the header fields that never change once a batch
+is stored (base offset, magic, attributes, lastOffsetDelta, timestamps, producer fields,
+record count) and to the envelope prefix: a header edited on disk, or a sealed section moved
+to another offset, fails to open instead of decrypting to records under the wrong offsets.
+The leader epoch, batchLength and CRC are left out (derived or not meaningful here).
+
+Sealing happens after offsets are assigned, which is why the base offset can be authenticated;
+compaction keeps base offsets, and when it re-encodes a thinned batch it seals the new batch
+afresh (new nonce). Opening returns the original plaintext batch with its CRC recomputed, so
+what a client fetches is an ordinary batch.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import struct
+import tomllib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from logmq.codec.batch import (
+    CRC_START,
+    HEADER_SIZE,
+    LOG_OVERHEAD,
+    BatchHeader,
+    crc32c,
+    parse_header,
+)
+from logmq.errors import ConfigError, CorruptRecordError, EncryptionKeyError
+
+__all__ = [
+    "SEALED_MASK",
+    "ALGORITHM",
+    "KEY_ENV",
+    "KeyRing",
+    "Sealer",
+    "is_sealed",
+    "sealed_key_id",
+    "check_sealed_framing",
+    "new_key",
+]
+
+#: attribute bit 14 marks a sealed batch (Kafka defines bits 0-6; the produce validator
+#: refuses undefined bits from clients, so only the broker can set it)
+SEALED_MASK = 0x4000
+ALGORITHM = "aes-256-gcm"
+#: ``id:BASE64[,id:BASE64...]``; the first key listed is the active one
+KEY_ENV = "LOGMQ_ENCRYPTION_KEYS"
+ENVELOPE_VERSION = 1
+NONCE_SIZE = 12
+TAG_SIZE = 16
+KEY_SIZE = 32
+_AAD_PREFIX = b"logmq-seal/1"
+_I32 = struct.Struct(">i")
+_U32 = struct.Struct(">I")
+_U16 = struct.Struct(">H")
+
+
+def new_key() -> str:
+    """A fresh random 256-bit key, base64-encoded as key files and ``LOGMQ_ENCRYPTION_KEYS``
+    hold it."""
+    return base64.b64encode(os.urandom(KEY_SIZE)).decode()
+
+
+def is_sealed(h: BatchHeader) -> bool:
+    return bool(h.attributes & SEALED_MASK)
+
+
+def _envelope(buf: bytes | bytearray | memoryview, pos: int, h: BatchHeader
+              ) -> tuple[str, int]:
+    """(key id, position of the nonce) of the sealed batch at ``pos``; checks the framing."""
+    start = pos + HEADER_SIZE
+    end = pos + h.size
+    if end - start < 2 + NONCE_SIZE + TAG_SIZE or end > len(buf):
+        raise CorruptRecordError("sealed batch too short for its envelope", position=pos)
+    version, n = buf[start], buf[start + 1]
+    if version != ENVELOPE_VERSION:
+        raise CorruptRecordError(f"unknown sealed-batch envelope version {version}",
+                                 position=pos)
+    if n == 0 or end - start < 2 + n + NONCE_SIZE + TAG_SIZE:
+        raise CorruptRecordError(f"sealed batch with a bad key id length {n}", position=pos)
+    try:
+        kid = bytes(buf[start + 2 : start + 2 + n]).decode("ascii")
+    except UnicodeDecodeError:
+        raise CorruptRecordError("sealed batch with a non-ASCII key id", position=pos) from None
+    return kid, start + 2 + n
+
+
+def sealed_key_id(buf: bytes | bytearray | memoryview, pos: int = 0,
+                  h: BatchHeader | None = None) -> str | None:
+    """The key id a stored batch is sealed under, None for a plain batch."""
+    h = parse_header(buf, pos) if h is None else h
+    if not is_sealed(h):
+        return None
+    return _envelope(buf, pos, h)[0]
+
+
+def check_sealed_framing(buf: bytes | bytearray | memoryview, pos: int, h: BatchHeader) -> str:
+    """What ``logmq verify`` can check of a sealed batch without its key; returns the key id."""
+    return _envelope(buf, pos, h)[0]
+
+
+def _aad(buf: bytes | bytearray | memoryview, pos: int, envelope: bytes) -> bytes:
+    # base offset, magic, attributes..recordCount, envelope prefix (see the module docstring)
+    return b"".join((_AAD_PREFIX, bytes(buf[pos : pos + 8]), bytes(buf[pos + 16 : pos + 17]),
+                     bytes(buf[pos + CRC_START : pos + HEADER_SIZE]), envelope))
+
+
+def _decode_key(kid: str, raw: Any, where: str) -> bytes:
+    if not isinstance(raw, str):
+        raise ConfigError(f"{where}: key {kid!r} must be a base64 string")
+    try:
+        key = base64.b64decode(raw.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{where}: key {kid!r} is not valid base64") from None
+    if len(key) != KEY_SIZE:
+        raise ConfigError(f"{where}: key {kid!r} is {len(key)} bytes, AES-256 needs {KEY_SIZE}")
+    return key
+
+
+def _check_kid(kid: str, where: str) -> None:
+    if not kid or len(kid) > 255 or not kid.isascii() or not kid.isprintable() or "," in kid:
+        raise ConfigError(f"{where}: key id {kid!r} must be 1-255 printable ASCII characters "
+                          "without a comma")
+
+
+class KeyRing:
+    """Key id -> 256-bit key, and the active id new batches are sealed under.
+
+    Rotation: add a key, make it active (the file's ``active`` or first in the variable),
+    keep the old ones until the cleaner has re-sealed every segment (``logmq`` logs and
+    counts what it re-sealed); a batch whose key is gone raises EncryptionKeyError.
+    """
+
+    def __init__(self, keys: Mapping[str, bytes], active: str | None = None) -> None:
+        try:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        except ImportError:  # pragma: no cover - CI installs it
+            raise ConfigError("encryption at rest needs the 'cryptography' package: "
+                              "pip install 'logmq[encryption]'") from None
+        if not keys:
+            raise ConfigError("an encryption key ring needs at least one key")
+        for kid, key in keys.items():
+            _check_kid(kid, "key ring")
+            if len(key) != KEY_SIZE:
+                raise ConfigError(f"key {kid!r} is {len(key)} bytes, AES-256 needs {KEY_SIZE}")
+        self.active = active if active is not None else next(iter(keys))
+        if self.active not in keys:
+            raise ConfigError(f"active key {self.active!r} is not in the key ring")
+        self._ciphers = {kid: AESGCM(key) for kid, key in keys.items()}
+
+    @property
+    def key_ids(self) -> list[str]:
+        return list(self._ciphers)
+
+    def cipher(self, kid: str) -> Any:
+        c = self._ciphers.get(kid)
+        if c is None:
+            raise EncryptionKeyError(f"no encryption key with id {kid!r} (the key ring holds "
+                                     f"{', '.join(sorted(self._ciphers))})", key_id=kid)
+        return c
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> KeyRing:
+        """JSON or TOML (by the ``.toml`` suffix): ``{"active": ID, "keys": {ID: BASE64}}``."""
+        where = os.fspath(path)
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+            doc = (tomllib.loads(raw.decode()) if where.endswith(".toml")
+                   else json.loads(raw.decode()))
+        except OSError as e:
+            raise ConfigError(f"{where}: cannot read the encryption key file: "
+                              f"{e.strerror or e}") from None
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{where}: not a valid encryption key file: {e}") from None
+        keys = doc.get("keys") if isinstance(doc, dict) else None
+        if not isinstance(keys, dict) or not keys:
+            raise ConfigError(f"{where}: expected {{\"active\": ID, \"keys\": {{ID: BASE64}}}}")
+        parsed = {}
+        for kid, v in keys.items():
+            _check_kid(kid, where)
+            parsed[kid] = _decode_key(kid, v, where)
+        active = doc.get("active")
+        if active is not None and not isinstance(active, str):
+            raise ConfigError(f"{where}: active must be a key id")
+        if active is not None and active not in parsed:
+            raise ConfigError(f"{where}: active key {active!r} is not among the keys")
+        return cls(parsed, active)
+
+    @classmethod
+    def from_env_value(cls, value: str, where: str = KEY_ENV) -> KeyRing:
+        keys: dict[str, bytes] = {}
+        for item in value.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            kid, sep, b64 = item.partition(":")
+            if not sep:
+                raise ConfigError(f"{where}: expected ID:BASE64[,ID:BASE64...]")
+            _check_kid(kid, where)
+            keys[kid] = _decode_key(kid, b64, where)
+        return cls(keys)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None,
+             env: Mapping[str, str] | None = None) -> KeyRing | None:
+        """The key file at ``path`` if set, else ``LOGMQ_ENCRYPTION_KEYS`` of ``env``, else
+        None (no encryption possible: sealed topics refuse appends and reads)."""
+        if path is not None:
+            return cls.from_file(path)
+        value = (env or {}).get(KEY_ENV)
+        if value:
+            return cls.from_env_value(value)
+        return None
+
+
+class Sealer:
+    """Seals and opens the batches of one partition; ``key_id`` is what new batches get."""
+
+    def __init__(self, ring: KeyRing | None, key_id: str | None, where: str) -> None:
+        self.ring = ring
+        self.where = where
+        self._key_id = key_id
+
+    @property
+    def key_id(self) -> str:
+        """The id new batches are sealed under (the topic's, else the ring's active one)."""
+        if self.ring is None:
+            raise EncryptionKeyError(f"{self.where} is encrypted but no encryption key is "
+                                     "configured (encryption_key_file or "
+                                     f"{KEY_ENV})")
+        return self._key_id or self.ring.active
+
+    def _ring(self) -> KeyRing:
+        if self.ring is None:
+            raise EncryptionKeyError(f"{self.where} holds sealed batches but no encryption key "
+                                     f"is configured (encryption_key_file or {KEY_ENV})")
+        return self.ring
+
+    @property
+    def overhead(self) -> int:
+        """Bytes sealing adds to each batch."""
+        return 2 + len(self.key_id) + NONCE_SIZE + TAG_SIZE
+
+    def seal(self, batch: bytes | bytearray | memoryview) -> bytes:
+        """The sealed form of one whole, offset-assigned plain batch."""
+        kid = self.key_id
+        cipher = self._ring().cipher(kid)
+        view = memoryview(batch)
+        size = len(view)
+        kb = kid.encode("ascii")
+        env = bytes((ENVELOPE_VERSION, len(kb))) + kb
+        out = bytearray(view[:HEADER_SIZE])
+        attrs = _U16.unpack_from(out, 21)[0] | SEALED_MASK
+        _U16.pack_into(out, 21, attrs)
+        nonce = os.urandom(NONCE_SIZE)
+        sealed = cipher.encrypt(nonce, bytes(view[HEADER_SIZE:size]), _aad(out, 0, env))
+        out += env
+        out += nonce
+        out += sealed
+        _I32.pack_into(out, 8, len(out) - LOG_OVERHEAD)
+        _U32.pack_into(out, 17, crc32c(memoryview(out)[CRC_START:]))
+        return bytes(out)
+
+    def open(self, buf: bytes | bytearray | memoryview, pos: int = 0,
+             h: BatchHeader | None = None) -> bytes:
+        """The plain batch (CRC recomputed) of the batch at ``pos``; a plain one is copied."""
+        h = parse_header(buf, pos) if h is None else h
+        if not is_sealed(h):
+            return bytes(memoryview(buf)[pos : pos + h.size])
+        kid, npos = _envelope(buf, pos, h)
+        cipher = self._ring().cipher(kid)
+        env = bytes(buf[pos + HEADER_SIZE : npos])
+        nonce = bytes(buf[npos : npos + NONCE_SIZE])
+        end = pos + h.size
+        from cryptography.exceptions import InvalidTag
+
+        try:
+            plain = cipher.decrypt(nonce, bytes(buf[npos + NONCE_SIZE : end]),
+                                   _aad(buf, pos, env))
+        except InvalidTag:
+            raise EncryptionKeyError(
+                f"batch at offset {h.base_offset} of {self.where} does not open with key "
+                f"{kid!r}: a wrong key under that id, or the file was altered",
+                key_id=kid) from None
+        out = bytearray(buf[pos : pos + HEADER_SIZE])
+        _U16.pack_into(out, 21, h.attributes & ~SEALED_MASK)
+        out += plain
+        _I32.pack_into(out, 8, len(out) - LOG_OVERHEAD)
+        _U32.pack_into(out, 17, crc32c(memoryview(out)[CRC_START:]))
+        return bytes(out)
+
+    def open_all(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Every batch of ``data`` opened; a truncated trailing batch (a fetch that ends
+        inside one) is kept if plain and dropped if sealed (it cannot be authenticated)."""
+        parts = list(self._open_iter(data))
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _open_iter(self, data: bytes | bytearray | memoryview) -> Iterator[bytes]:
+        view = memoryview(data)
+        n = len(view)
+        pos = 0
+        while pos < n:
+            if n - pos < HEADER_SIZE:
+                yield bytes(view[pos:])
+                return
+            h = parse_header(view, pos)
+            if pos + h.size > n:
+                if not is_sealed(h):
+                    yield bytes(view[pos:])
+                return
+            yield self.open(view, pos, h)
+            pos += h.size
+
+    def needs_reseal(self, buf: bytes | bytearray | memoryview, pos: int, h: BatchHeader
+                     ) -> bool:
+        """Whether the batch is not (yet) sealed under the key new batches get."""
+        return sealed_key_id(buf, pos, h) != self.key_id
+
+    def reseal(self, buf: bytes | bytearray | memoryview, pos: int, h: BatchHeader) -> bytes:
+        """The batch at ``pos`` sealed under the current key (opened first if sealed)."""
+        return self.seal(self.open(buf, pos, h))
