@@ -34,7 +34,7 @@ import json
 import os
 import struct
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from logmq.codec.batch import (
@@ -289,49 +289,74 @@ class Sealer:
         h = parse_header(buf, pos) if h is None else h
         if not is_sealed(h):
             return bytes(memoryview(buf)[pos : pos + h.size])
-        kid, npos = _envelope(buf, pos, h)
+        out = bytearray(self._plain_size(buf, pos, h))
+        self._open_into(memoryview(buf), pos, h, memoryview(out), 0)
+        return bytes(out)
+
+    def _plain_size(self, buf: bytes | bytearray | memoryview, pos: int, h: BatchHeader) -> int:
+        _, npos = _envelope(buf, pos, h)
+        return h.size - (npos - pos - HEADER_SIZE) - NONCE_SIZE - TAG_SIZE
+
+    def _open_into(self, view: memoryview, pos: int, h: BatchHeader, out: memoryview,
+                   o: int) -> int:
+        """Open the sealed batch at ``pos`` of ``view`` into ``out`` at ``o``; its size."""
+        kid, npos = _envelope(view, pos, h)
         cipher = self._ring().cipher(kid)
-        env = bytes(buf[pos + HEADER_SIZE : npos])
-        nonce = bytes(buf[npos : npos + NONCE_SIZE])
-        end = pos + h.size
+        aad = _aad(view, pos, bytes(view[pos + HEADER_SIZE : npos]))
+        nonce = bytes(view[npos : npos + NONCE_SIZE])
+        sealed = view[npos + NONCE_SIZE : pos + h.size]
+        size = HEADER_SIZE + len(sealed) - TAG_SIZE
+        out[o : o + HEADER_SIZE] = view[pos : pos + HEADER_SIZE]
         from cryptography.exceptions import InvalidTag
 
         try:
-            plain = cipher.decrypt(nonce, bytes(buf[npos + NONCE_SIZE : end]),
-                                   _aad(buf, pos, env))
+            into = getattr(cipher, "decrypt_into", None)  # cryptography >= 46: no copy
+            if into is not None:
+                into(nonce, sealed, aad, out[o + HEADER_SIZE : o + size])
+            else:  # pragma: no cover - older cryptography
+                out[o + HEADER_SIZE : o + size] = cipher.decrypt(nonce, bytes(sealed), aad)
         except InvalidTag:
             raise EncryptionKeyError(
                 f"batch at offset {h.base_offset} of {self.where} does not open with key "
                 f"{kid!r}: a wrong key under that id, or the file was altered",
                 key_id=kid) from None
-        out = bytearray(buf[pos : pos + HEADER_SIZE])
-        _U16.pack_into(out, 21, h.attributes & ~SEALED_MASK)
-        out += plain
-        _I32.pack_into(out, 8, len(out) - LOG_OVERHEAD)
-        _U32.pack_into(out, 17, crc32c(memoryview(out)[CRC_START:]))
-        return bytes(out)
+        _U16.pack_into(out, o + 21, h.attributes & ~SEALED_MASK)
+        _I32.pack_into(out, o + 8, size - LOG_OVERHEAD)
+        _U32.pack_into(out, o + 17, crc32c(out[o + CRC_START : o + size]))
+        return size
 
     def open_all(self, data: bytes | bytearray | memoryview) -> bytes:
         """Every batch of ``data`` opened; a truncated trailing batch (a fetch that ends
         inside one) is kept if plain and dropped if sealed (it cannot be authenticated)."""
-        parts = list(self._open_iter(data))
-        return parts[0] if len(parts) == 1 else b"".join(parts)
-
-    def _open_iter(self, data: bytes | bytearray | memoryview) -> Iterator[bytes]:
         view = memoryview(data)
         n = len(view)
-        pos = 0
+        plan: list[tuple[int, BatchHeader | None, int]] = []  # (position, header, out size)
+        pos = total = 0
         while pos < n:
             if n - pos < HEADER_SIZE:
-                yield bytes(view[pos:])
-                return
+                plan.append((pos, None, n - pos))
+                total += n - pos
+                break
             h = parse_header(view, pos)
             if pos + h.size > n:
                 if not is_sealed(h):
-                    yield bytes(view[pos:])
-                return
-            yield self.open(view, pos, h)
+                    plan.append((pos, None, n - pos))
+                    total += n - pos
+                break
+            size = self._plain_size(view, pos, h) if is_sealed(h) else h.size
+            plan.append((pos, h, size))
+            total += size
             pos += h.size
+        out = bytearray(total)
+        ov = memoryview(out)
+        o = 0
+        for pos, h, size in plan:
+            if h is not None and is_sealed(h):
+                self._open_into(view, pos, h, ov, o)
+            else:
+                ov[o : o + size] = view[pos : pos + size]
+            o += size
+        return bytes(out)
 
     def needs_reseal(self, buf: bytes | bytearray | memoryview, pos: int, h: BatchHeader
                      ) -> bool:
