@@ -139,8 +139,8 @@ _TOPIC_DEFS = [
            "aes-256-gcm: seal each stored batch's records (encryption at rest, keys from "
            "encryption_key_file or LOGMQ_ENCRYPTION_KEYS; docs/encryption.md); none: plain. "
            "Cannot be turned off again on a topic that had it", kafka=False),
-    _topic("encryption.key.id", str, None, _opt_str,
-           "the key id new batches of an encrypted topic are sealed under (unset: the key "
+    _topic("encryption.key.id", str, "", lambda v: "" if v is None else _str(v).strip(),
+           "the key id new batches of an encrypted topic are sealed under (empty: the key "
            "ring's active key)", kafka=False),
 ]
 
@@ -174,7 +174,7 @@ class TopicConfig:
     message_timestamp_after_max_ms: int = 3_600_000
     max_queue_depth: int | None = None
     encryption: str = "none"
-    encryption_key_id: str | None = None
+    encryption_key_id: str = ""
 
     @property
     def compact(self) -> bool:

@@ -350,9 +350,9 @@ class Sealer:
         out = bytearray(total)
         ov = memoryview(out)
         o = 0
-        for pos, h, size in plan:
-            if h is not None and is_sealed(h):
-                self._open_into(view, pos, h, ov, o)
+        for pos, hh, size in plan:
+            if hh is not None and is_sealed(hh):
+                self._open_into(view, pos, hh, ov, o)
             else:
                 ov[o : o + size] = view[pos : pos + size]
             o += size

@@ -36,7 +36,7 @@ def sealer_for(config: TopicConfig, ring: KeyRing | None, where: str) -> Sealer 
     """The partition's sealer, or None when its topic is not encrypted."""
     if config.encryption == "none":
         return None
-    return Sealer(ring, config.encryption_key_id, where)
+    return Sealer(ring, config.encryption_key_id or None, where)
 
 
 def seal_buffers(sealer: Sealer, buffers: Sequence[bytes | memoryview],
