@@ -299,3 +299,26 @@ def test_env_keys_and_native_and_pure_paths_seal(tmp_path, monkeypatch):
         assert all(decode_batch(raw, pos)[1] for pos, _ in iter_batches(raw))
     assert MARK not in stored_bytes(data, "e")
     assert all(k == "e1" for seg in key_ids(data, "e") for k in seg)
+
+
+def test_streams_and_timestamp_lookups_on_a_sealed_topic(tmp_path, keys):
+    from logmq.server.admin import max_timestamp_offset
+
+    _, kf = keys
+    data = str(tmp_path / "d")
+    with open_log(data, kf) as log:
+        log.create_topic("acc", 1, SEALED)
+        for i in range(5):
+            log.append_to_stream("acc", "a", [MARK + b"-a%d" % i])
+            log.append_to_stream("acc", "b", [MARK + b"-b%d" % i])
+        p = log.producer()  # a plain producer's raw appends, indexed by catching up
+        p.send("acc", MARK + b"-a5", key=b"a", partition=0, timestamp=4_000_000_000_000)
+        p.flush()
+        assert [e.value for e in log.read_stream("acc", "a")] == [
+            MARK + b"-a%d" % i for i in range(6)]
+        assert max_timestamp_offset(log.partition_log("acc", 0)) == (4_000_000_000_000, 10)
+        tp = logmq.TopicPartition("acc", 0)
+        assert log.offsets_for_times({tp: 3_999_999_999_999})[tp].offset == 10
+    with open_log(data, kf) as log:  # reopened: the index is checked against the log
+        assert [e.value for e in log.read_stream("acc", "b")][-1] == MARK + b"-b4"
+    assert MARK not in stored_bytes(data, "acc")
