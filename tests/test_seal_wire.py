@@ -85,6 +85,10 @@ def test_kafka_clients_read_a_sealed_topic_and_a_wrong_key_is_a_storage_error(tm
         assert part["high_watermark"] == N  # offsets need no key
         c2.close()
         assert srv.alive()
+        deadline = time.monotonic() + 10  # the operator is told why, in the server's log
+        while not any("does not open with key" in ln for ln in srv.lines):
+            assert time.monotonic() < deadline, "".join(srv.lines)
+            time.sleep(0.05)
 
 
 def test_sigkill_mid_produce_then_recovery_on_a_sealed_topic(tmp_path, monkeypatch):

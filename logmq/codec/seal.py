@@ -31,8 +31,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import os
 import struct
+import time
 import tomllib
 from collections.abc import Mapping
 from typing import Any
@@ -73,6 +75,9 @@ _AAD_PREFIX = b"logmq-seal/1"
 _I32 = struct.Struct(">i")
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
+_log = logging.getLogger("logmq.storage")
+#: a partition's key errors are logged at most once per this many seconds (clients retry)
+_LOG_EVERY_S = 60.0
 
 
 def new_key() -> str:
@@ -242,20 +247,36 @@ class Sealer:
         self.ring = ring
         self.where = where
         self._key_id = key_id
+        self._logged = -_LOG_EVERY_S
+
+    def _fail(self, e: EncryptionKeyError) -> EncryptionKeyError:
+        """Log (rate-limited: a Kafka client retries KAFKA_STORAGE_ERROR) and return ``e``."""
+        now = time.monotonic()
+        if now - self._logged >= _LOG_EVERY_S:
+            self._logged = now
+            _log.error("encryption at rest: %s", e)
+        return e
+
+    def _cipher(self, kid: str) -> Any:
+        try:
+            return self._ring().cipher(kid)
+        except EncryptionKeyError as e:
+            raise self._fail(e) from None
 
     @property
     def key_id(self) -> str:
         """The id new batches are sealed under (the topic's, else the ring's active one)."""
         if self.ring is None:
-            raise EncryptionKeyError(f"{self.where} is encrypted but no encryption key is "
-                                     "configured (encryption_key_file or "
-                                     f"{KEY_ENV})")
+            raise self._fail(EncryptionKeyError(
+                f"{self.where} is encrypted but no encryption key is configured "
+                f"(encryption_key_file or {KEY_ENV})"))
         return self._key_id or self.ring.active
 
     def _ring(self) -> KeyRing:
         if self.ring is None:
-            raise EncryptionKeyError(f"{self.where} holds sealed batches but no encryption key "
-                                     f"is configured (encryption_key_file or {KEY_ENV})")
+            raise self._fail(EncryptionKeyError(
+                f"{self.where} holds sealed batches but no encryption key is configured "
+                f"(encryption_key_file or {KEY_ENV})"))
         return self.ring
 
     @property
@@ -266,7 +287,7 @@ class Sealer:
     def seal(self, batch: bytes | bytearray | memoryview) -> bytes:
         """The sealed form of one whole, offset-assigned plain batch."""
         kid = self.key_id
-        cipher = self._ring().cipher(kid)
+        cipher = self._cipher(kid)
         view = memoryview(batch)
         size = len(view)
         kb = kid.encode("ascii")
@@ -301,7 +322,7 @@ class Sealer:
                    o: int) -> int:
         """Open the sealed batch at ``pos`` of ``view`` into ``out`` at ``o``; its size."""
         kid, npos = _envelope(view, pos, h)
-        cipher = self._ring().cipher(kid)
+        cipher = self._cipher(kid)
         aad = _aad(view, pos, bytes(view[pos + HEADER_SIZE : npos]))
         nonce = bytes(view[npos : npos + NONCE_SIZE])
         sealed = view[npos + NONCE_SIZE : pos + h.size]
@@ -316,10 +337,10 @@ class Sealer:
             else:  # pragma: no cover - older cryptography
                 out[o + HEADER_SIZE : o + size] = cipher.decrypt(nonce, bytes(sealed), aad)
         except InvalidTag:
-            raise EncryptionKeyError(
+            raise self._fail(EncryptionKeyError(
                 f"batch at offset {h.base_offset} of {self.where} does not open with key "
                 f"{kid!r}: a wrong key under that id, or the file was altered",
-                key_id=kid) from None
+                key_id=kid)) from None
         _U16.pack_into(out, o + 21, h.attributes & ~SEALED_MASK)
         _I32.pack_into(out, o + 8, size - LOG_OVERHEAD)
         _U32.pack_into(out, o + 17, crc32c(out[o + CRC_START : o + size]))
