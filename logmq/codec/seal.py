@@ -76,6 +76,25 @@ _I32 = struct.Struct(">i")
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
 _log = logging.getLogger("logmq.storage")
+
+_INTO = False  # cryptography >= 46 has encrypt_into / decrypt_into (set by _load_crypto)
+
+#: cryptography's InvalidTag once a key ring is made (lazy: a data directory without
+#: encrypted topics never imports cryptography)
+_INVALID_TAG: tuple[type[BaseException], ...] = ()
+
+
+def _load_crypto() -> Any:
+    global _INTO, _INVALID_TAG
+    try:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    except ImportError:  # pragma: no cover - CI installs it
+        raise ConfigError("encryption at rest needs the 'cryptography' package: "
+                          "pip install 'logmq[encryption]'") from None
+    _INTO = hasattr(AESGCM, "encrypt_into") and hasattr(AESGCM, "decrypt_into")
+    _INVALID_TAG = (InvalidTag,)
+    return AESGCM
 #: a partition's key errors are logged at most once per this many seconds (clients retry)
 _LOG_EVERY_S = 60.0
 
@@ -157,11 +176,7 @@ class KeyRing:
     """
 
     def __init__(self, keys: Mapping[str, bytes], active: str | None = None) -> None:
-        try:
-            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-        except ImportError:  # pragma: no cover - CI installs it
-            raise ConfigError("encryption at rest needs the 'cryptography' package: "
-                              "pip install 'logmq[encryption]'") from None
+        AESGCM = _load_crypto()
         if not keys:
             raise ConfigError("an encryption key ring needs at least one key")
         for kid, key in keys.items():
@@ -248,6 +263,8 @@ class Sealer:
         self.where = where
         self._key_id = key_id
         self._logged = -_LOG_EVERY_S
+        self._ciphers: dict[str, Any] = {}
+        self._sealing: dict[str, tuple[Any, bytes]] = {}
 
     def _fail(self, e: EncryptionKeyError) -> EncryptionKeyError:
         """Log (rate-limited: a Kafka client retries KAFKA_STORAGE_ERROR) and return ``e``."""
@@ -259,9 +276,11 @@ class Sealer:
 
     def _cipher(self, kid: str) -> Any:
         try:
-            return self._ring().cipher(kid)
+            c = self._ring().cipher(kid)
         except EncryptionKeyError as e:
             raise self._fail(e) from None
+        self._ciphers[kid] = c
+        return c
 
     @property
     def key_id(self) -> str:
@@ -287,22 +306,31 @@ class Sealer:
     def seal(self, batch: bytes | bytearray | memoryview) -> bytes:
         """The sealed form of one whole, offset-assigned plain batch."""
         kid = self.key_id
-        cipher = self._cipher(kid)
+        cipher, env = self._sealing.get(kid) or self._sealing_for(kid)
         view = memoryview(batch)
-        size = len(view)
-        kb = kid.encode("ascii")
-        env = bytes((ENVELOPE_VERSION, len(kb))) + kb
-        out = bytearray(view[:HEADER_SIZE])
-        attrs = _U16.unpack_from(out, 21)[0] | SEALED_MASK
-        _U16.pack_into(out, 21, attrs)
+        rec = view[HEADER_SIZE:]
+        ne = HEADER_SIZE + len(env)
+        total = ne + NONCE_SIZE + len(rec) + TAG_SIZE
+        out = bytearray(total)
+        out[:HEADER_SIZE] = view[:HEADER_SIZE]
+        _U16.pack_into(out, 21, _U16.unpack_from(out, 21)[0] | SEALED_MASK)
+        out[HEADER_SIZE:ne] = env
         nonce = os.urandom(NONCE_SIZE)
-        sealed = cipher.encrypt(nonce, bytes(view[HEADER_SIZE:size]), _aad(out, 0, env))
-        out += env
-        out += nonce
-        out += sealed
-        _I32.pack_into(out, 8, len(out) - LOG_OVERHEAD)
+        out[ne : ne + NONCE_SIZE] = nonce
+        aad = _aad(out, 0, env)
+        if _INTO:
+            cipher.encrypt_into(nonce, rec, aad, memoryview(out)[ne + NONCE_SIZE :])
+        else:  # pragma: no cover - cryptography < 46
+            out[ne + NONCE_SIZE :] = cipher.encrypt(nonce, bytes(rec), aad)
+        _I32.pack_into(out, 8, total - LOG_OVERHEAD)
         _U32.pack_into(out, 17, crc32c(memoryview(out)[CRC_START:]))
         return bytes(out)
+
+    def _sealing_for(self, kid: str) -> tuple[Any, bytes]:
+        kb = kid.encode("ascii")
+        entry = (self._cipher(kid), bytes((ENVELOPE_VERSION, len(kb))) + kb)
+        self._sealing[kid] = entry
+        return entry
 
     def open(self, buf: bytes | bytearray | memoryview, pos: int = 0,
              h: BatchHeader | None = None) -> bytes:
@@ -310,8 +338,10 @@ class Sealer:
         h = parse_header(buf, pos) if h is None else h
         if not is_sealed(h):
             return bytes(memoryview(buf)[pos : pos + h.size])
-        out = bytearray(self._plain_size(buf, pos, h))
-        self._open_into(memoryview(buf), pos, h, memoryview(out), 0)
+        view = memoryview(buf)
+        env = _envelope(view, pos, h)
+        out = bytearray(h.size - (env[1] - pos - HEADER_SIZE) - NONCE_SIZE - TAG_SIZE)
+        self._open_into(view, pos, h, memoryview(out), 0, env)
         return bytes(out)
 
     def _plain_size(self, buf: bytes | bytearray | memoryview, pos: int, h: BatchHeader) -> int:
@@ -319,24 +349,21 @@ class Sealer:
         return h.size - (npos - pos - HEADER_SIZE) - NONCE_SIZE - TAG_SIZE
 
     def _open_into(self, view: memoryview, pos: int, h: BatchHeader, out: memoryview,
-                   o: int) -> int:
+                   o: int, env: tuple[str, int] | None = None) -> int:
         """Open the sealed batch at ``pos`` of ``view`` into ``out`` at ``o``; its size."""
-        kid, npos = _envelope(view, pos, h)
-        cipher = self._cipher(kid)
+        kid, npos = _envelope(view, pos, h) if env is None else env
+        cipher = self._ciphers.get(kid) or self._cipher(kid)
         aad = _aad(view, pos, bytes(view[pos + HEADER_SIZE : npos]))
         nonce = bytes(view[npos : npos + NONCE_SIZE])
         sealed = view[npos + NONCE_SIZE : pos + h.size]
         size = HEADER_SIZE + len(sealed) - TAG_SIZE
         out[o : o + HEADER_SIZE] = view[pos : pos + HEADER_SIZE]
-        from cryptography.exceptions import InvalidTag
-
         try:
-            into = getattr(cipher, "decrypt_into", None)  # cryptography >= 46: no copy
-            if into is not None:
-                into(nonce, sealed, aad, out[o + HEADER_SIZE : o + size])
+            if _INTO:  # cryptography >= 46: straight into the output, no copy
+                cipher.decrypt_into(nonce, sealed, aad, out[o + HEADER_SIZE : o + size])
             else:  # pragma: no cover - older cryptography
                 out[o + HEADER_SIZE : o + size] = cipher.decrypt(nonce, bytes(sealed), aad)
-        except InvalidTag:
+        except _INVALID_TAG:
             raise self._fail(EncryptionKeyError(
                 f"batch at offset {h.base_offset} of {self.where} does not open with key "
                 f"{kid!r}: a wrong key under that id, or the file was altered",
