@@ -322,3 +322,18 @@ def test_streams_and_timestamp_lookups_on_a_sealed_topic(tmp_path, keys):
     with open_log(data, kf) as log:  # reopened: the index is checked against the log
         assert [e.value for e in log.read_stream("acc", "b")][-1] == MARK + b"-b4"
     assert MARK not in stored_bytes(data, "acc")
+
+
+def test_a_broker_default_is_pinned_on_the_topics_it_created(tmp_path, keys):
+    _, kf = keys
+    data = str(tmp_path / "d")
+    with logmq.open(data, encryption_key_file=kf, cleaner=False,
+                    encryption="aes-256-gcm") as log:
+        produce(log, "auto", 5)  # auto-created under the default
+        assert log.describe_topic("auto").overrides["encryption"] == "aes-256-gcm"
+    with open_log(data, kf) as log:  # the default is gone: the topic stays sealed
+        assert log.topic_config("auto")["encryption"] == "aes-256-gcm"
+        assert [r.value for r in read_all(log, "auto")] == [MARK + b"-%d" % i for i in range(5)]
+        log.create_topic("later", 1)
+        assert log.topic_config("later")["encryption"] == "none"
+    assert MARK not in stored_bytes(data, "auto")

@@ -49,7 +49,7 @@ from logmq.storage.fsutil import fsync_path
 from logmq.storage.log import PartitionLog
 from logmq.storage.memory import MemoryDir, is_memory_path
 from logmq.storage.meta import MetaStore
-from logmq.storage.sealing import check_encryption_change
+from logmq.storage.sealing import check_encryption_change, pin_encryption
 from logmq.types import OffsetAndTimestamp, PartitionInfo, TopicDescription, TopicPartition
 
 __all__ = ["LogManager", "validate_topic_name", "as_tp", "CLEAN_MARKER",
@@ -267,7 +267,7 @@ class LogManager:
         n = self.num_partitions if partitions is None else partitions
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ConfigError(f"partitions must be an int >= 1, got {n!r}")
-        overrides = validate_topic_config(config)
+        overrides = pin_encryption(self.defaults, validate_topic_config(config))
         with self._lock:
             self.check_open()
             if name in self._topics:

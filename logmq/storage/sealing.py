@@ -26,7 +26,8 @@ from logmq.errors import ConfigError
 from logmq.storage.files import SEAL_CHECKPOINT
 from logmq.storage.fsutil import write_file_atomically
 
-__all__ = ["sealer_for", "seal_buffers", "check_encryption_change", "reseal_partition",
+__all__ = ["sealer_for", "seal_buffers", "check_encryption_change", "pin_encryption",
+           "reseal_partition",
            "read_seal_checkpoint", "SEAL_CHECKPOINT"]
 
 log = logging.getLogger("logmq.storage")
@@ -66,6 +67,16 @@ def check_encryption_change(name: str, old: Mapping[str, Any], new: Mapping[str,
     if old.get("encryption", "none") != "none" and new.get("encryption", "none") == "none":
         raise ConfigError(f"topic {name!r} is encrypted (encryption={old['encryption']}); "
                           "encryption cannot be turned off: mirror it to a plain topic instead")
+
+
+def pin_encryption(defaults: Mapping[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A topic created under a broker-wide ``encryption`` default keeps it as its own
+    override: a later restart without that default must not read its sealed batches as
+    plain ones (and mirroring then copies the setting with the topic's overrides)."""
+    enc = defaults.get("encryption", "none")
+    if enc != "none" and "encryption" not in overrides:
+        return {**overrides, "encryption": enc}
+    return overrides
 
 
 # ---------------------------------------------------------------------- re-sealing
