@@ -75,6 +75,13 @@ def test_kafka_clients_read_a_sealed_topic_and_a_wrong_key_is_a_storage_error(tm
         kc.assign([KTP("sealed", 0)])
         assert [m.value for m in kc] == got
         kc.close()
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+        off = ConfigResource("topic", "sealed", incremental_configs=[ConfigEntry(
+            "encryption", "none", incremental_operation=AlterConfigOpType.SET)])
+        with pytest.raises(KafkaException, match="cannot be turned off"):
+            admin.incremental_alter_configs([off])[off].result(10)
     assert MARK not in _stored(data, "sealed")
     wrong = _key_file(tmp_path / "wrong.json", new_key())
     with ServerProcess(data, "--encryption-key-file", wrong) as srv:
