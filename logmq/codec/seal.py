@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import struct
+import threading
 import time
 import tomllib
 from collections.abc import Mapping
@@ -255,6 +256,25 @@ class KeyRing:
         return None
 
 
+_TLS = threading.local()
+#: scratch buffers larger than this are not kept between reads
+_SCRATCH_MAX = 16 << 20
+
+
+def _scratch(n: int, which: int) -> bytearray:
+    """A per-thread buffer of at least ``n`` bytes (two of them: the raw read, the output).
+    Reusing them keeps a sealed fetch from faulting in fresh pages on every read."""
+    bufs = getattr(_TLS, "bufs", None)
+    if bufs is None:
+        bufs = _TLS.bufs = [bytearray(), bytearray()]
+    buf: bytearray = bufs[which]
+    if len(buf) < n:
+        buf = bytearray(max(n, 1 << 20))
+        if n <= _SCRATCH_MAX:
+            bufs[which] = buf
+    return buf
+
+
 class Sealer:
     """Seals and opens the batches of one partition; ``key_id`` is what new batches get."""
 
@@ -338,20 +358,12 @@ class Sealer:
         h = parse_header(buf, pos) if h is None else h
         if not is_sealed(h):
             return bytes(memoryview(buf)[pos : pos + h.size])
-        view = memoryview(buf)
-        env = _envelope(view, pos, h)
-        out = bytearray(h.size - (env[1] - pos - HEADER_SIZE) - NONCE_SIZE - TAG_SIZE)
-        self._open_into(view, pos, h, memoryview(out), 0, env)
-        return bytes(out)
-
-    def _plain_size(self, buf: bytes | bytearray | memoryview, pos: int, h: BatchHeader) -> int:
-        _, npos = _envelope(buf, pos, h)
-        return h.size - (npos - pos - HEADER_SIZE) - NONCE_SIZE - TAG_SIZE
+        return b"".join(self._open_parts(memoryview(buf), pos, h))
 
     def _open_into(self, view: memoryview, pos: int, h: BatchHeader, out: memoryview,
-                   o: int, env: tuple[str, int] | None = None) -> int:
+                   o: int) -> int:
         """Open the sealed batch at ``pos`` of ``view`` into ``out`` at ``o``; its size."""
-        kid, npos = _envelope(view, pos, h) if env is None else env
+        kid, npos = _envelope(view, pos, h)
         cipher = self._ciphers.get(kid) or self._cipher(kid)
         aad = _aad(view, pos, bytes(view[pos + HEADER_SIZE : npos]))
         nonce = bytes(view[npos : npos + NONCE_SIZE])
@@ -373,38 +385,65 @@ class Sealer:
         _U32.pack_into(out, o + 17, crc32c(out[o + CRC_START : o + size]))
         return size
 
+    def _open_parts(self, view: memoryview, pos: int, h: BatchHeader) -> tuple[bytes, bytes]:
+        """(header, records) of the opened batch at ``pos``: the caller joins them, once for
+        a whole fetch (one large allocation, as a plain read makes, instead of several)."""
+        kid, npos = _envelope(view, pos, h)
+        cipher = self._ciphers.get(kid) or self._cipher(kid)
+        aad = _aad(view, pos, bytes(view[pos + HEADER_SIZE : npos]))
+        try:
+            plain = cipher.decrypt(bytes(view[npos : npos + NONCE_SIZE]),
+                                   view[npos + NONCE_SIZE : pos + h.size], aad)
+        except _INVALID_TAG:
+            raise self._fail(EncryptionKeyError(
+                f"batch at offset {h.base_offset} of {self.where} does not open with key "
+                f"{kid!r}: a wrong key under that id, or the file was altered",
+                key_id=kid)) from None
+        hdr = bytearray(view[pos : pos + HEADER_SIZE])
+        _U16.pack_into(hdr, 21, h.attributes & ~SEALED_MASK)
+        _I32.pack_into(hdr, 8, HEADER_SIZE + len(plain) - LOG_OVERHEAD)
+        _U32.pack_into(hdr, 17, crc32c(plain, crc32c(memoryview(hdr)[CRC_START:])))
+        return bytes(hdr), plain
+
     def open_all(self, data: bytes | bytearray | memoryview) -> bytes:
         """Every batch of ``data`` opened; a truncated trailing batch (a fetch that ends
         inside one) is kept if plain and dropped if sealed (it cannot be authenticated)."""
         view = memoryview(data)
         n = len(view)
-        plan: list[tuple[int, BatchHeader | None, int]] = []  # (position, header, out size)
-        pos = total = 0
+        out = _scratch(n, 1)
+        ov = memoryview(out)
+        o = pos = 0
         while pos < n:
             if n - pos < HEADER_SIZE:
-                plan.append((pos, None, n - pos))
-                total += n - pos
+                ov[o : o + n - pos] = view[pos:]
+                o += n - pos
                 break
             h = parse_header(view, pos)
             if pos + h.size > n:
                 if not is_sealed(h):
-                    plan.append((pos, None, n - pos))
-                    total += n - pos
+                    ov[o : o + n - pos] = view[pos:]
+                    o += n - pos
                 break
-            size = self._plain_size(view, pos, h) if is_sealed(h) else h.size
-            plan.append((pos, h, size))
-            total += size
-            pos += h.size
-        out = bytearray(total)
-        ov = memoryview(out)
-        o = 0
-        for pos, hh, size in plan:
-            if hh is not None and is_sealed(hh):
-                self._open_into(view, pos, hh, ov, o)
+            if is_sealed(h):
+                o += self._open_into(view, pos, h, ov, o)
             else:
-                ov[o : o + size] = view[pos : pos + size]
-            o += size
-        return bytes(out)
+                ov[o : o + h.size] = view[pos : pos + h.size]
+                o += h.size
+            pos += h.size
+        result = bytes(ov[:o])  # the one allocation a plain read makes too
+        ov.release()
+        return result
+
+    def read_open(self, fd: int, length: int, position: int) -> bytes:
+        """pread ``length`` bytes at ``position`` of ``fd`` and open them (into per-thread
+        scratch buffers, so a sealed read allocates only its result, as a plain one does)."""
+        raw = _scratch(length, 0)
+        rv = memoryview(raw)[:length]
+        try:
+            got = os.preadv(fd, [rv], position)
+            return self.open_all(rv[:got])
+        finally:
+            rv.release()
 
     def needs_reseal(self, buf: bytes | bytearray | memoryview, pos: int, h: BatchHeader
                      ) -> bool:

@@ -72,6 +72,7 @@ _PACK_OFFSET = struct.Struct(">q").pack
 #: a partition directory being deleted is renamed to ``<name>.<hex>-delete`` first, so a
 #: crash mid-delete leaves a name no one mistakes for a partition whose metadata was lost
 DELETE_SUFFIX = "-delete"
+_PLAIN = Sealer(None, None, "")  # opens plain batches only: a copy
 log = logging.getLogger("logmq.storage")
 
 
@@ -107,8 +108,8 @@ class LogSlice(NamedTuple):
 
     def read(self) -> bytes:
         """The batches, opened if sealed: plain RecordBatch v2 bytes a client can decode."""
-        data = self.read_raw()
-        return data if self.sealer is None else self.sealer.open_all(data)
+        s = self.sealer
+        return self.read_raw() if s is None else s.read_open(self.fileno, self.length, self.position)
 
     def __len__(self) -> int:
         return self.length
@@ -194,10 +195,7 @@ class PartitionLog(LogLoader):
 
     def open_batch(self, data: bytes | bytearray | memoryview, pos: int = 0) -> bytes:
         """The plain bytes of the stored batch at ``pos`` of ``data`` (opened if sealed)."""
-        sealer = self.sealer
-        if sealer is None:
-            return bytes(memoryview(data)[pos : pos + parse_header(data, pos).size])
-        return sealer.open(data, pos)
+        return (self.sealer or _PLAIN).open(data, pos)
 
     # ------------------------------------------------------------------ append
     def append(
