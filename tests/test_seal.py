@@ -102,7 +102,7 @@ def test_header_edits_and_other_keys_fail_with_a_typed_error():
         Sealer(None, None, "t-0").open(bytes(sealed))
 
 
-def test_key_file_and_env_parsing(tmp_path):
+def test_key_file_and_env_parsing(tmp_path, caplog):
     good = new_key()
     ring = KeyRing.load(None, {KEY_ENV: f"new:{good}, old:{new_key()}"})
     assert ring is not None and ring.active == "new" and ring.key_ids == ["new", "old"]
@@ -118,6 +118,12 @@ def test_key_file_and_env_parsing(tmp_path):
         p.write_text(json.dumps(doc))
         with pytest.raises(ConfigError, match=msg):
             KeyRing.load(str(p))
+    loose = tmp_path / "loose.json"
+    loose.write_text(json.dumps({"keys": {"a": good}}))
+    os.chmod(loose, 0o644)
+    with caplog.at_level("WARNING", logger="logmq.storage"):
+        KeyRing.load(str(loose))
+    assert "chmod 600" in caplog.text
     with pytest.raises(ConfigError, match="cannot read"):
         KeyRing.load(str(tmp_path / "missing.json"))
     with pytest.raises(ConfigError, match="ID:BASE64"):

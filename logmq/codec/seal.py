@@ -215,6 +215,12 @@ class KeyRing:
                               f"{e.strerror or e}") from None
         except (ValueError, UnicodeDecodeError) as e:
             raise ConfigError(f"{where}: not a valid encryption key file: {e}") from None
+        try:
+            if os.stat(path).st_mode & 0o077:  # the keys are the whole protection
+                _log.warning("encryption key file %s can be read by other users: chmod 600 it",
+                             where)
+        except OSError:
+            pass
         keys = doc.get("keys") if isinstance(doc, dict) else None
         if not isinstance(keys, dict) or not keys:
             raise ConfigError(f"{where}: expected {{\"active\": ID, \"keys\": {{ID: BASE64}}}}")
