@@ -343,3 +343,23 @@ def test_a_broker_default_is_pinned_on_the_topics_it_created(tmp_path, keys):
         log.create_topic("later", 1)
         assert log.topic_config("later")["encryption"] == "none"
     assert MARK not in stored_bytes(data, "auto")
+
+
+def test_cli_verify_and_dump_need_no_key(tmp_path, keys):
+    from click.testing import CliRunner
+
+    from logmq.cli import cli
+
+    _, kf = keys
+    data = str(tmp_path / "d")
+    with open_log(data, kf) as log:
+        log.create_topic("s", 1, SEALED)
+        produce(log, "s", 20)
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["verify", "--deep", "--data", data])
+    assert ok.exit_code == 0, ok.output
+    seg = sorted(glob.glob(f"{data}/s-0/*.log"))[0]
+    out = runner.invoke(cli, ["dump", seg, "--records"])
+    assert out.exit_code == 0, out.output
+    assert "sealed(key=k1)" in out.output and "records sealed" in out.output
+    assert MARK.decode() not in out.output
