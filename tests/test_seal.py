@@ -207,13 +207,16 @@ def test_turning_encryption_off_is_refused_on_later_reseals_plain_segments(tmp_p
         assert log.cleaner.run_once()["segments_resealed"] == 0  # the checkpoint holds
 
 
-def test_rotation_while_producing_and_consuming(tmp_path, keys):
-    """A live rotation (topic's encryption.key.id) with a producer and a consumer running;
-    the cleaner re-seals the old segments; then the old key can go."""
+@pytest.mark.parametrize("how", ["topic key id", "key file reload"])
+def test_rotation_while_producing_and_consuming(tmp_path, keys, how):
+    """A live rotation (the topic's encryption.key.id, or a new active key in the key file
+    read again) with a producer and a consumer running; the cleaner re-seals the old
+    segments; then the old key can go."""
     import threading
 
     ks, _ = keys
-    kf = key_file(tmp_path / "both.json", ks, "k1")
+    kf = key_file(tmp_path / "keys.json", ks if how == "topic key id" else {"k1": ks["k1"]},
+                  "k1")
     data = str(tmp_path / "d")
     total = 3000
     with open_log(data, kf) as log:
@@ -236,9 +239,12 @@ def test_rotation_while_producing_and_consuming(tmp_path, keys):
         t.start()
         p = log.producer()
         for i in range(total):
-            if i == total // 2:
+            if i == total // 2 and how == "topic key id":
                 log.alter_topic_config("r", {"encryption.key.id": "k2"})
                 log.cleaner.wake()  # re-seal in the background while both keep going
+            elif i == total // 2:
+                key_file(tmp_path / "keys.json", ks, "k2")
+                assert log.reload_encryption_keys() == ["k1", "k2"]  # wakes the cleaner
             p.send("r", MARK + b"-%d" % i, key=b"k", partition=0)
             if i % 100 == 0:
                 p.flush()

@@ -311,6 +311,17 @@ class Broker:
         return metrics_dict(self)
 
     # ------------------------------------------------------------------ lifecycle
+    def reload_encryption_keys(self) -> list[str]:
+        """Read the key file (or ``LOGMQ_ENCRYPTION_KEYS``) again, so a rotated key is used
+        without a restart: new batches go under the new active key, the cleaner re-seals
+        older segments. Returns the key ids now held; a bad file raises ConfigError and the
+        old keys stay in use."""
+        ring = KeyRing.load(self.config.encryption_key_file, os.environ)
+        self.logs.set_keyring(ring)
+        if self.cleaner is not None:
+            self.cleaner.wake()
+        return [] if ring is None else ring.key_ids
+
     def flush(self) -> None:
         """fsync every partition now, whatever the fsync policy."""
         self.logs.flush()

@@ -131,7 +131,7 @@ class PartitionLog(LogLoader):
     ) -> None:
         self.directory = directory
         self.keyring = keyring  # encryption at rest: the sealer follows config (see sealer)
-        self._sealer_of: tuple[LogConfig | None, Sealer | None] = (None, None)
+        self._sealer_of: tuple[LogConfig | None, KeyRing | None, Sealer | None] = (None,) * 3
         self.repair = repair
         self.topic = topic
         self.partition = partition
@@ -186,11 +186,11 @@ class PartitionLog(LogLoader):
 
     @property
     def sealer(self) -> Sealer | None:
-        """The encrypted topic's sealer (None when plain), rebuilt when ``config`` changes."""
-        cfg, sealer = self._sealer_of
-        if cfg is not self.config:
+        """The encrypted topic's sealer (None if plain); follows ``config`` and ``keyring``."""
+        cfg, ring, sealer = self._sealer_of
+        if cfg is not self.config or ring is not self.keyring:
             sealer = sealer_for(self.config, self.keyring, f"{self.topic}-{self.partition}")
-            self._sealer_of = (self.config, sealer)
+            self._sealer_of = (self.config, self.keyring, sealer)
         return sealer
 
     def open_batch(self, data: bytes | bytearray | memoryview, pos: int = 0) -> bytes:

@@ -449,6 +449,14 @@ class LogManager:
         return self.partition_log(t.topic, t.partition).delete_records(before_offset)
 
     # ------------------------------------------------------------------ lifecycle
+    def set_keyring(self, keyring: KeyRing | None) -> None:
+        """Swap in new encryption keys (a rotated key file): appends and reads of every
+        partition use them from the next call on; the cleaner re-seals what needs it."""
+        with self._lock:
+            self.keyring = keyring
+            for lg in self._logs.values():
+                lg.keyring = keyring
+
     def flush(self) -> None:
         """fsync every partition now, whatever the fsync policy."""
         with self._lock:
