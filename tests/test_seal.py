@@ -22,6 +22,7 @@ SEALED = {"encryption": "aes-256-gcm"}
 def key_file(path, keys: dict[str, str], active: str) -> str:
     with open(path, "w") as f:
         json.dump({"active": active, "keys": keys}, f)
+    os.chmod(path, 0o600)
     return str(path)
 
 
@@ -369,3 +370,45 @@ def test_cli_verify_and_dump_need_no_key(tmp_path, keys):
     assert out.exit_code == 0, out.output
     assert "sealed(key=k1)" in out.output and "records sealed" in out.output
     assert MARK.decode() not in out.output
+
+
+_RESEAL_CHILD = """
+import sys
+import logmq
+from logmq.broker.cleaner import Cleaner
+with logmq.open(sys.argv[1], cleaner=False, encryption_key_file=sys.argv[2]) as log:
+    stats = Cleaner(log, max_bytes_per_sec=None).run_once()
+    assert not stats["errors"], stats
+print("completed")
+"""
+
+
+@pytest.mark.parametrize("point", ["cleaned-written", "committed", "installed-log",
+                                   "deleted-old"])
+def test_sigkill_mid_reseal_keeps_every_record(tmp_path, keys, point):
+    import subprocess
+    import sys
+
+    ks, _ = keys
+    data = str(tmp_path / "d")
+    old = key_file(tmp_path / "old.json", ks, "k1")
+    with open_log(data, old, cleaner=False) as log:
+        log.create_topic("z", 1, dict(SEALED, **{"segment.bytes": 4096}))
+        produce(log, "z", 120)
+        log.partition_log("z", 0).roll()
+        want = [(r.offset, r.value) for r in read_all(log, "z")]
+    new = key_file(tmp_path / "new.json", ks, "k2")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, LOGMQ_CRASH_POINT=point,
+               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-c", _RESEAL_CHILD, data, new], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == -9, (r.returncode, r.stdout, r.stderr)  # killed at the point
+    with open_log(data, new, cleaner=False) as log:
+        assert [(r.offset, r.value) for r in read_all(log, "z")] == want
+        from logmq.broker.cleaner import Cleaner
+
+        Cleaner(log.logs).run_once()
+        assert [(r.offset, r.value) for r in read_all(log, "z")] == want
+    assert all(k == "k2" for seg in key_ids(data, "z") for k in seg)
+    assert MARK not in stored_bytes(data, "z")

@@ -27,6 +27,7 @@ N = 300
 
 def _key_file(path, key: str) -> str:
     path.write_text(json.dumps({"active": "w1", "keys": {"w1": key}}))
+    path.chmod(0o600)
     return str(path)
 
 

@@ -148,6 +148,7 @@ def reseal_partition(plog: Any, throttle: Any = None) -> dict[str, int]:
         except BaseException:
             writer.abort()
             raise
+        compactor.crash_point("cleaned-written")  # fault injection, as compaction has it
         if plog.replace_segments([seg], [base]) is None:
             compactor.discard_cleaned(directory, [base])
             return stats  # the log changed under us (retention, compaction): next pass
