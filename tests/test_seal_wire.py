@@ -6,6 +6,8 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
+import subprocess
 import sys
 import time
 
@@ -43,6 +45,31 @@ def _fetch(c: RawClient, topic: str) -> dict:
                                    "partitions"][0]
 
 
+def _aiokafka_values(bootstrap: str) -> list[bytes]:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def run() -> list[bytes]:
+        c = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             check_crcs=True)
+        await c.start()
+        try:
+            tp = TopicPartition("sealed", 0)
+            c.assign([tp])
+            await c.seek_to_beginning(tp)
+            out: list[bytes] = []
+            deadline = time.monotonic() + 30
+            while len(out) < N and time.monotonic() < deadline:
+                for msgs in (await c.getmany(timeout_ms=500)).values():
+                    out += [m.value for m in msgs]
+            return out
+        finally:
+            await c.stop()
+
+    return asyncio.run(run())
+
+
 def test_kafka_clients_read_a_sealed_topic_and_a_wrong_key_is_a_storage_error(tmp_path):
     from confluent_kafka import Consumer, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -76,6 +103,14 @@ def test_kafka_clients_read_a_sealed_topic_and_a_wrong_key_is_a_storage_error(tm
         kc.assign([KTP("sealed", 0)])
         assert [m.value for m in kc] == got
         kc.close()
+        assert _aiokafka_values(srv.bootstrap) == got
+        if shutil.which("kcat"):  # on PATH in CI
+            out = subprocess.run(["kcat", "-C", "-b", srv.bootstrap, "-t", "sealed", "-o",
+                                  "beginning", "-e", "-q", "-f", "%s\\n"],
+                                 capture_output=True, timeout=60, check=True).stdout
+            assert out.split(b"\n")[:-1] == got
+        elif os.environ.get("CI"):
+            pytest.fail("kcat is missing in CI")
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
