@@ -170,6 +170,7 @@ def main() -> None:
         kf = os.path.join(tmp, "keys.json")
         with open(kf, "w") as f:
             json.dump({"active": "b1", "keys": {"b1": new_key()}}, f)
+        os.chmod(kf, 0o600)
         res = embedded(tmp, kf, args.records, args.value_bytes, args.rounds)
         if not args.no_wire:
             res.update(wire(tmp, kf, args.records, args.value_bytes, args.rounds))
