@@ -12,6 +12,7 @@ sendfile, and that is the cost measured here). Plain and sealed runs alternate, 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -82,7 +83,7 @@ def sealer_alone(size: int, rounds: int) -> list[tuple[int, float, float]]:
     from logmq.codec.seal import KeyRing, Sealer
 
     s = Sealer(KeyRing({"b1": os.urandom(32)}), None, "bench")
-    out = []
+    out: list[tuple[int, float, float]] = []
     for per_batch in (10, 500):
         batch = encode_batch([(b"key-%d" % i, os.urandom(size)) for i in range(per_batch)])
         sealed = s.seal(batch)
@@ -94,8 +95,10 @@ def sealer_alone(size: int, rounds: int) -> list[tuple[int, float, float]]:
                 fn()
             return time.perf_counter() - t0
 
-        ts = best(lambda batch=batch: run(lambda: s.seal(batch)), rounds)
-        to = best(lambda sealed=sealed: run(lambda: s.open(sealed)), rounds)
+        seal_once = functools.partial(s.seal, batch)
+        open_once = functools.partial(s.open, sealed)
+        ts = best(functools.partial(run, seal_once), rounds)
+        to = best(functools.partial(run, open_once), rounds)
         mb = reps * len(batch) / 1e6
         out.append((len(batch), mb / ts, mb / to))
     return out
