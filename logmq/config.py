@@ -94,6 +94,14 @@ def _topic(name: str, typ: type, default: Any, parse: Callable[[Any], Any], doc:
     return ConfigKey(name, name.replace(".", "_"), typ, default, parse, doc, kafka)
 
 
+def _encryption(v: Any) -> str:
+    """``none`` or ``aes-256-gcm`` (encryption at rest, logmq.codec.seal)."""
+    s = "none" if v is None or v == "" else _str(v).strip().lower()
+    if s not in ("none", "aes-256-gcm"):
+        raise ValueError("must be none or aes-256-gcm")
+    return s
+
+
 _TOPIC_DEFS = [
     _topic("cleanup.policy", str, "delete", _policy,
            "delete (retention), compact (latest value per key), or compact,delete"),
@@ -127,6 +135,13 @@ _TOPIC_DEFS = [
     _topic("max.queue.depth", int, None, _opt_int,
            "queue topics: producers block (then QueueFullError) while a share group "
            "holds this many unacknowledged records (unset: no limit)", kafka=False),
+    _topic("encryption", str, "none", _encryption,
+           "aes-256-gcm: seal each stored batch's records (encryption at rest, keys from "
+           "encryption_key_file or LOGMQ_ENCRYPTION_KEYS; docs/encryption.md); none: plain. "
+           "Cannot be turned off again on a topic that had it", kafka=False),
+    _topic("encryption.key.id", str, "", lambda v: "" if v is None else _str(v).strip(),
+           "the key id new batches of an encrypted topic are sealed under (empty: the key "
+           "ring's active key)", kafka=False),
 ]
 
 TOPIC_CONFIGS: dict[str, ConfigKey] = {d.name: d for d in _TOPIC_DEFS}
@@ -158,6 +173,8 @@ class TopicConfig:
     message_timestamp_before_max_ms: int = (1 << 63) - 1
     message_timestamp_after_max_ms: int = 3_600_000
     max_queue_depth: int | None = None
+    encryption: str = "none"
+    encryption_key_id: str = ""
 
     @property
     def compact(self) -> bool:
@@ -265,6 +282,9 @@ BROKER_KEYS: dict[str, ConfigKey] = {d.name: d for d in [
     _broker("queue_authkey_file", str, None, _opt_str,
             "server: hex key file RemoteQueue clients must present (unset: DATA/queue.authkey, "
             "created with mode 0600 if missing; required with data = :memory:)"),
+    _broker("encryption_key_file", str, None, _opt_str,
+            "encryption at rest: JSON or TOML file of key ids to base64 256-bit keys and the "
+            "active id (docs/encryption.md); unset: keys from LOGMQ_ENCRYPTION_KEYS, if any"),
     _broker("limits", dict, None, _opt_table,
             "server: connection and request limits, one `limits.<name>` key each (below)"),
 ]}
@@ -383,6 +403,7 @@ class BrokerConfig:
     log_format: str | None = None
     queue_listen: str | None = None
     queue_authkey_file: str | None = None
+    encryption_key_file: str | None = None
     limits: Mapping[str, Any] | None = None
     topic_defaults: Mapping[str, Any] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)

@@ -61,6 +61,7 @@ __all__ = [
     "InvalidRecordError",
     "InvalidTimestampError",
     "UnsupportedOnClusterError",
+    "EncryptionKeyError",
 ]
 
 
@@ -413,3 +414,20 @@ class UnsupportedOnClusterError(LogMQError, NotImplementedError):
     the message says what to use instead (README "Scaling out" has the table)."""
 
     kafka_code = E.UNSUPPORTED_VERSION
+
+
+class EncryptionKeyError(LogMQError):
+    """A sealed topic's batch cannot be sealed or opened: its key id is not in the key ring,
+    the key under that id is the wrong one, or no key is configured at all.
+
+    Nothing is appended and no bytes are returned (never ciphertext posing as records).
+    ``key_id`` names the key when known. Kafka clients get KAFKA_STORAGE_ERROR, as for a log
+    directory the broker cannot read: retriable, since the fix is the operator's (supply the
+    key) and needs no client change; the broker logs the cause.
+    """
+
+    kafka_code = E.KAFKA_STORAGE_ERROR
+
+    def __init__(self, message: str, key_id: str | None = None) -> None:
+        super().__init__(message)
+        self.key_id = key_id

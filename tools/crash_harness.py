@@ -35,13 +35,16 @@ def value_for(round_no: int, seq: int) -> bytes:
     return head + bytes((seq * 7 + i) % 251 for i in range(40 + seq % 60))
 
 
-def child(data: str, round_no: int, seed: int, fsync: str) -> None:
+def child(data: str, round_no: int, seed: int, fsync: str, encrypt: bool = False) -> None:
     import logmq
 
     rng = random.Random(seed)
     log = logmq.open(data, fsync=fsync)
     if TOPIC not in log.list_topics():
-        log.create_topic(TOPIC, partitions=PARTITIONS, config={"segment.bytes": 64 * 1024})
+        config: dict[str, object] = {"segment.bytes": 64 * 1024}
+        if encrypt:  # sealed batches (keys from LOGMQ_ENCRYPTION_KEYS, inherited)
+            config["encryption"] = "aes-256-gcm"
+        log.create_topic(TOPIC, partitions=PARTITIONS, config=config)
     producer = log.producer()
     seq = 0
     out = sys.stdout
@@ -95,7 +98,7 @@ def verify(data: str, acked: dict[tuple[int, int], bytes], stats: Stats) -> None
 
 
 def run(data: str, rounds: int, seed: int = 0, fsync: str = "always",
-        max_acks: int = 150) -> Stats:
+        max_acks: int = 150, encrypt: bool = False) -> Stats:
     rng = random.Random(seed)
     stats = Stats()
     acked: dict[tuple[int, int], bytes] = {}
@@ -103,7 +106,8 @@ def run(data: str, rounds: int, seed: int = 0, fsync: str = "always",
         kill_after = rng.randint(1, max_acks)
         proc = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--child", "--data", data,
-             "--round", str(r), "--seed", str(rng.randrange(1 << 30)), "--fsync", fsync],
+             "--round", str(r), "--seed", str(rng.randrange(1 << 30)), "--fsync", fsync,
+             *(["--encrypt"] if encrypt else [])],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         assert proc.stdout is not None
@@ -142,12 +146,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--fsync", default="always", choices=["always", "interval", "never"])
+    ap.add_argument("--encrypt", action="store_true",
+                    help="an encrypted topic (set LOGMQ_ENCRYPTION_KEYS=id:BASE64)")
     args = ap.parse_args()
     if args.child:
-        child(args.data, args.round, args.seed, args.fsync)
+        child(args.data, args.round, args.seed, args.fsync, args.encrypt)
         return
     data = args.data or tempfile.mkdtemp(prefix="logmq-crash-")
-    stats = run(data, args.rounds, args.seed, args.fsync)
+    stats = run(data, args.rounds, args.seed, args.fsync, encrypt=args.encrypt)
     print(f"rounds={stats.rounds} acked_records={stats.acked_records} "
           f"truncated_bytes={stats.truncated_bytes} "
           f"unacked_but_kept={stats.records_after_last_ack} errors={len(stats.errors)}")

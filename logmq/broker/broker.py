@@ -31,6 +31,7 @@ from logmq.broker.producer_ids import ProducerIdAllocator
 from logmq.broker.queues.manager import QueueManager
 from logmq.broker.queues.state import DedupIndex, ShareStateStore
 from logmq.clock import SYSTEM_CLOCK, Clock
+from logmq.codec.seal import KeyRing
 from logmq.config import BrokerConfig, TopicConfig, load_broker_config
 from logmq.storage import datadir
 from logmq.storage.log import PartitionLog
@@ -72,7 +73,8 @@ class Broker:
                                num_partitions=config.num_partitions, map_size=config.map_size,
                                repair=config.repair, defaults=config.topic_defaults,
                                time_fn=clock.time, max_partitions=config.max_partitions,
-                               max_partitions_per_topic=config.max_partitions_per_topic)
+                               max_partitions_per_topic=config.max_partitions_per_topic,
+                               keyring=KeyRing.load(config.encryption_key_file, os.environ))
         try:
             self._wire()
         except BaseException:
@@ -312,6 +314,17 @@ class Broker:
         return metrics_dict(self)
 
     # ------------------------------------------------------------------ lifecycle
+    def reload_encryption_keys(self) -> list[str]:
+        """Read the key file (or ``LOGMQ_ENCRYPTION_KEYS``) again, so a rotated key is used
+        without a restart: new batches go under the new active key, the cleaner re-seals
+        older segments. Returns the key ids now held; a bad file raises ConfigError and the
+        old keys stay in use."""
+        ring = KeyRing.load(self.config.encryption_key_file, os.environ)
+        self.logs.set_keyring(ring)
+        if self.cleaner is not None:
+            self.cleaner.wake()
+        return [] if ring is None else ring.key_ids
+
     def flush(self) -> None:
         """fsync every partition now, whatever the fsync policy."""
         self.logs.flush()

@@ -15,6 +15,9 @@ effect at the next pass without a restart) and, per partition:
   the semantics and the crash-safe swap. Null-key records are dropped by compaction (Kafka
   refuses them at produce time on compacted topics; logmq accepts them, so they live until
   the first cleaning).
+* the topic is encrypted (``encryption``): closed segments holding batches not sealed under
+  the active key (after a rotation, or plain ones from before encryption was turned on) are
+  re-sealed, one segment at a time (:func:`logmq.storage.sealing.reseal_partition`).
 
 The *cleaner checkpoint* (file ``cleaner-checkpoint`` in the partition directory) is the first
 dirty offset: everything below it was cleaned by a completed pass, so its keys are unique and
@@ -37,7 +40,7 @@ from typing import Any
 
 from logmq.config import BROKER_KEYS, TopicConfig
 from logmq.errors import LogMQError, UnknownTopicError
-from logmq.storage import compactor
+from logmq.storage import compactor, sealing
 from logmq.storage.compactor import CleaningAborted, Throttle
 from logmq.storage.files import CLEANER_CHECKPOINT
 from logmq.storage.fsutil import write_file_atomically
@@ -65,6 +68,7 @@ _COUNTERS = (
     "bytes_cleaned",
     "bytes_read",
     "bytes_written",
+    "segments_resealed",
 )
 
 
@@ -257,6 +261,9 @@ class Cleaner:
             self._retain(plog, cfg, now, stats)
         if cfg.compact:
             self._compact(plog, cfg, now, force, throttle, stats)
+        if plog.sealer is not None:  # encryption at rest: closed segments under the active key
+            stats["segments_resealed"] += sealing.reseal_partition(
+                plog, throttle)["segments_resealed"]
 
     # ------------------------------------------------------------------ retention
     def _retain(self, plog: PartitionLog, cfg: TopicConfig, now: int,
@@ -311,7 +318,7 @@ class Cleaner:
             return
         stats["partitions_compacted"] += 1
         summaries: compactor.BatchSummaries = {}
-        offset_map = compactor.build_offset_map(dirty, throttle, summaries)
+        offset_map = compactor.build_offset_map(dirty, throttle, summaries, plog.sealer)
         horizon = now - cfg.delete_retention_ms
         directory = plog.directory
         iv = plog.config.index_interval_bytes
@@ -319,7 +326,7 @@ class Cleaner:
             res = compactor.clean_group(
                 directory, group, offset_map, tombstone_horizon_ms=horizon,
                 index_interval_bytes=iv, throttle=throttle, summaries=summaries,
-            )
+                sealer=plog.sealer)
             stats["bytes_cleaned"] += res.bytes_in
             if not res.written:
                 continue

@@ -36,6 +36,7 @@ from logmq.codec.batch import (
     parse_header,
     validate_batch,
 )
+from logmq.codec.seal import check_sealed_framing, is_sealed, sealed_key_id
 from logmq.codec.validate import check_stored_batch
 from logmq.errors import CorruptRecordError, DirectoryLockedError, LogMQError
 from logmq.storage.files import LEFTOVER_SUFFIXES
@@ -166,8 +167,12 @@ def verify_segment(log_path: str, expected_min: int, deep: bool) -> SegmentRepor
                     log_path, b.position,
                     f"offsets go backwards: batch starts at {h.base_offset}, expected >= {nxt}"))
             try:  # every record's framing, count and offset deltas, not only the CRC
-                check_stored_batch(view, b.position)
-                if deep and not h.is_control:
+                sealed = is_sealed(h)  # encrypted: framing and CRC only, no key needed
+                if sealed:
+                    check_sealed_framing(view, b.position, h)
+                else:
+                    check_stored_batch(view, b.position)
+                if deep and not h.is_control and not sealed:
                     from logmq.codec.records import decode_batch
 
                     decode_batch(view, b.position, validate=False)
@@ -328,6 +333,8 @@ def _dump_log(log_path: str, show_records: bool) -> int:
                 flags.append("control")
             if a & 0x08:
                 flags.append("LogAppendTime")
+            if is_sealed(h):
+                flags.append(f"sealed(key={sealed_key_id(view, b.position, h)})")
             crc = "ok" if b.error is None else f"INVALID ({b.error})"
             click.echo(
                 f"baseOffset: {h.base_offset} lastOffset: {h.last_offset} "
@@ -339,7 +346,9 @@ def _dump_log(log_path: str, show_records: bool) -> int:
             if b.error is not None:
                 bad += 1
                 continue
-            if show_records and not h.is_control:
+            if show_records and is_sealed(h):
+                click.echo("| records sealed (encryption at rest): not shown")
+            elif show_records and not h.is_control:
                 from logmq.codec.records import decode_batch
 
                 try:

@@ -48,7 +48,7 @@ metrics_dict = figures.metrics_dict
 
 _CLEANER_COUNTERS = ("partitions_compacted", "segments_deleted", "bytes_deleted",
                      "offsets_deleted", "segments_cleaned", "records_removed",
-                     "tombstones_removed", "bytes_cleaned")
+                     "tombstones_removed", "bytes_cleaned", "segments_resealed")
 _QUEUE_GAUGES = (("depth", "records not yet done: available + in flight + scheduled"),
                  ("available", "records that could be delivered now"),
                  ("in_flight", "records acquired by a member, lock held"),

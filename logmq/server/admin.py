@@ -69,7 +69,7 @@ def max_timestamp_offset(plog: PartitionLog) -> tuple[int, int]:
         for pos, h in best.iter_headers(start):
             if h.max_timestamp != target:
                 continue
-            _, recs = decode_batch(best.read(pos, h.size), 0)
+            _, recs = decode_batch(plog.open_batch(best.read(pos, h.size)), 0)
             for rec in recs:
                 if rec[1] == target:
                     return target, rec[0]

@@ -350,7 +350,8 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers):
                         sl = plog.read(p["fetch_offset"], max(budget, 1))
                         if sl is not None:
                             total += sl.length
-                            pr["records"] = sl.read() if sl.length <= _SMALL_SLICE else sl
+                            small = sl.length <= _SMALL_SLICE or sl.sealer is not None
+                            pr["records"] = sl.read() if small else sl  # sealed: decrypted
                 except OffsetOutOfRangeError as e:
                     pr["error_code"] = e.kafka_code
                     pr["high_watermark"] = pr["last_stable_offset"] = -1  # as Kafka answers

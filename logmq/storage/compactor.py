@@ -64,8 +64,10 @@ from logmq.codec.batch import (
     BatchHeader,
     crc32c,
     parse_header,
+    validate_batch,
 )
 from logmq.codec.records import RawRecord
+from logmq.codec.seal import Sealer
 from logmq.storage.faults import CRASH_POINT_ENV, CRASH_POINTS, crash_point
 from logmq.storage.files import CLEANED_SUFFIX, SEGMENT_SUFFIXES, SWAP_FILE
 from logmq.storage.fsutil import fsync_path as _fsync_file
@@ -205,12 +207,17 @@ def iter_segment_batches(
         pos += p
 
 
-def _decode(buf: bytes, pos: int) -> tuple[BatchHeader, list[RawRecord]]:
+def _decode(buf: bytes, pos: int, sealer: Sealer | None = None
+            ) -> tuple[BatchHeader, list[RawRecord]]:
     """Decode with the CRC checked: closed segments below the recovery point were never
     re-validated at open, and a rewrite must not turn a rotten batch into one with a fresh,
-    valid CRC. A bad batch stops the partition's pass with CorruptRecordError instead."""
+    valid CRC. A bad batch stops the partition's pass with CorruptRecordError instead.
+    An encrypted topic's batch is CRC-checked sealed, then opened (``sealer``)."""
     from logmq.codec.records import decode_batch
 
+    if sealer is not None:
+        validate_batch(buf, pos)
+        buf, pos = sealer.open(buf, pos), 0
     return decode_batch(buf, pos, validate=True)
 
 
@@ -227,6 +234,7 @@ def build_offset_map(
     segments: Sequence[LogSegment],
     throttle: Throttle | None = None,
     summaries: BatchSummaries | None = None,
+    sealer: Sealer | None = None,
 ) -> dict[bytes, int]:
     """key -> offset of its latest record in ``segments`` (null keys and control batches skipped).
 
@@ -243,7 +251,7 @@ def build_offset_map(
                 throttle.check()
             if h.is_control or h.record_count == 0:
                 continue
-            _, records = _decode(buf, pos)
+            _, records = _decode(buf, pos, sealer)
             for rec in records:
                 k = rec[2]
                 if k is not None:
@@ -414,13 +422,16 @@ def clean_group(
     index_interval_bytes: int,
     throttle: Throttle | None = None,
     summaries: BatchSummaries | None = None,
+    sealer: Sealer | None = None,
 ) -> GroupResult:
     """Rewrite ``group`` into ``<first base>.*.cleaned`` files (not yet swapped in).
 
     A group made of one segment from which nothing would be removed is not written at all
     (``written`` stays False): rewriting it would change nothing but cost I/O and a swap.
     Tombstones whose timestamp is below ``tombstone_horizon_ms`` are removed. ``summaries``
-    (from :func:`build_offset_map`) spare decoding batches that go or stay whole.
+    (from :func:`build_offset_map`) spare decoding batches that go or stay whole. With
+    ``sealer`` (an encrypted topic) batches are opened to be read and a re-encoded batch is
+    sealed afresh; a batch copied whole stays as it was sealed (its base offset is kept).
     """
     from logmq.codec.records import encode_batch
 
@@ -462,7 +473,7 @@ def clean_group(
                                 first_written = True
                                 crash_point("cleaning-partial")
                         continue
-                _, records = _decode(buf, pos)
+                _, records = _decode(buf, pos, sealer)
                 res.records_in += len(records)
                 kept = []
                 for rec in records:
@@ -500,6 +511,9 @@ def clean_group(
                     out_h = parse_header(data)
                     if out_h.last_offset_delta != h.last_offset_delta:
                         data, out_h = _keep_last_offset(data, h.last_offset_delta)
+                    if sealer is not None:
+                        data = sealer.seal(data)
+                        out_h = parse_header(data)
                     res.batches_reencoded += 1
                 writer.append(data, out_h)
                 if throttle is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = ["LOG_SUFFIX", "INDEX_SUFFIX", "TIMEINDEX_SUFFIX", "SEGMENT_SUFFIXES",
            "CLEANED_SUFFIX", "SWAP_SUFFIX", "DELETED_SUFFIX", "TMP_SUFFIX", "SWAP_FILE",
-           "CHECKPOINT", "CLEANER_CHECKPOINT", "LEFTOVER_SUFFIXES"]
+           "CHECKPOINT", "CLEANER_CHECKPOINT", "SEAL_CHECKPOINT", "LEFTOVER_SUFFIXES"]
 
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
@@ -28,5 +28,7 @@ SWAP_FILE = "swap-replaces"
 CHECKPOINT = "checkpoint"
 #: the cleaner's first dirty offset
 CLEANER_CHECKPOINT = "cleaner-checkpoint"
+#: the cleaner's re-seal progress (encryption at rest): ``<key id> <offset>``
+SEAL_CHECKPOINT = "seal-checkpoint"
 #: what an interrupted operation can leave behind (``logmq verify`` reports them)
 LEFTOVER_SUFFIXES = (CLEANED_SUFFIX, SWAP_SUFFIX, DELETED_SUFFIX, SWAP_FILE)

@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from logmq.codec.batch import BatchHeader, iter_batches, parse_header
+from logmq.codec.seal import KeyRing, Sealer
 from logmq.config import FSYNC_MODES
 from logmq.config import TopicConfig as LogConfig
 from logmq.errors import (
@@ -58,6 +59,7 @@ from logmq.storage.fsutil import write_error
 from logmq.storage.handles import FileHandle
 from logmq.storage.loader import LogLoader
 from logmq.storage.producer_state import ProducerStateTable
+from logmq.storage.sealing import seal_buffers, sealer_for
 from logmq.storage.segment import LogSegment
 
 _log = logging.getLogger("logmq.storage")
@@ -70,6 +72,7 @@ _PACK_OFFSET = struct.Struct(">q").pack
 #: a partition directory being deleted is renamed to ``<name>.<hex>-delete`` first, so a
 #: crash mid-delete leaves a name no one mistakes for a partition whose metadata was lost
 DELETE_SUFFIX = "-delete"
+_PLAIN = Sealer(None, None, "")  # opens plain batches only: a copy
 log = logging.getLogger("logmq.storage")
 
 
@@ -89,6 +92,8 @@ class LogSlice(NamedTuple):
     #: the descriptor the slice was located with, held so ``fileno`` stays valid (and keeps
     #: naming the same file) while the slice lives, whatever the descriptor LRU does
     handle: FileHandle | None = None
+    #: an encrypted topic's: :meth:`read` opens sealed batches (so never sendfile the bytes)
+    sealer: Sealer | None = None
 
     @property
     def fileno(self) -> int:
@@ -96,10 +101,15 @@ class LogSlice(NamedTuple):
             return self.handle.fd
         return self.segment.fileno()
 
-    def read(self) -> bytes:
+    def read_raw(self) -> bytes:  # the stored bytes, sealed batches sealed
         if self.handle is not None:
             return os.pread(self.handle.fd, self.length, self.position)
         return self.segment.read(self.position, self.length)
+
+    def read(self) -> bytes:
+        """The batches, opened if sealed: plain RecordBatch v2 bytes a client can decode."""
+        s = self.sealer
+        return self.read_raw() if s is None else s.read_open(self.fileno, self.length, self.position)
 
     def __len__(self) -> int:
         return self.length
@@ -117,8 +127,11 @@ class PartitionLog(LogLoader):
         *,
         clean: bool = False,
         repair: bool = False,
+        keyring: KeyRing | None = None,
     ) -> None:
         self.directory = directory
+        self.keyring = keyring  # encryption at rest: the sealer follows config (see sealer)
+        self._sealer_of: tuple[LogConfig | None, KeyRing | None, Sealer | None] = (None,) * 3
         self.repair = repair
         self.topic = topic
         self.partition = partition
@@ -170,6 +183,19 @@ class PartitionLog(LogLoader):
     @property
     def active_segment(self) -> LogSegment:
         return self._segments[-1]
+
+    @property
+    def sealer(self) -> Sealer | None:
+        """The encrypted topic's sealer (None if plain); follows ``config`` and ``keyring``."""
+        cfg, ring, sealer = self._sealer_of
+        if cfg is not self.config or ring is not self.keyring:
+            sealer = sealer_for(self.config, self.keyring, f"{self.topic}-{self.partition}")
+            self._sealer_of = (self.config, self.keyring, sealer)
+        return sealer
+
+    def open_batch(self, data: bytes | bytearray | memoryview, pos: int = 0) -> bytes:
+        """The plain bytes of the stored batch at ``pos`` of ``data`` (opened if sealed)."""
+        return (self.sealer or _PLAIN).open(data, pos)
 
     # ------------------------------------------------------------------ append
     def append(
@@ -240,6 +266,9 @@ class PartitionLog(LogLoader):
         if dup is not None:
             return dup[0], dup[1], False
         total_size = len(view)
+        sealer = self.sealer  # encryption at rest: batches are sealed once offsets are known
+        if sealer is not None:
+            total_size += sealer.overhead * sum(not h.is_control for _, h in headers)
         span = headers[-1][1].last_offset_delta + 1
         for _, h in headers[:-1]:
             span += h.last_offset_delta + 1
@@ -252,6 +281,8 @@ class PartitionLog(LogLoader):
             buffers.append(view[pos + 8 : pos + h.size])
             assigned.append(h._replace(base_offset=off))
             off += h.last_offset_delta + 1
+        if sealer is not None:
+            buffers, assigned = seal_buffers(sealer, buffers, assigned)
         self._segments[-1].append(buffers, assigned)
         for h in assigned:
             if h.producer_id >= 0:
@@ -406,26 +437,26 @@ class PartitionLog(LogLoader):
                     end_pos = p + hh.size
                 length = end_pos - pos
             self.bytes_read += length  # unlocked: a rare lost update is fine for a metric
-            return LogSlice(seg, pos, length, end, seg.handle())
+            return LogSlice(seg, pos, length, end, seg.handle(), self.sealer)
         return LogSlice(segments[-1], 0, 0, end)
 
     def read_bytes(self, offset: int, max_bytes: int, *, whole_batches: bool = True) -> bytes:
         sl = self.read(offset, max_bytes, whole_batches=whole_batches)
         if sl is None:
             return b""
-        data = sl.read()
+        data = sl.read_raw()
         if len(data) != sl.length:
             raise CorruptRecordError(
                 "segment shorter than expected", path=sl.segment.log_path, position=sl.position
             )
-        return data
+        return data if sl.sealer is None else sl.sealer.open_all(data)
 
     def offset_for_timestamp(self, timestamp: int) -> int | None:
         """Earliest offset whose record timestamp is >= ``timestamp``; None if there is none."""
         for seg in self.segments:
             if seg.max_timestamp < timestamp:
                 continue
-            found = seg.find_by_timestamp(timestamp)
+            found = seg.find_by_timestamp(timestamp, self.sealer)
             if found is not None and found >= self.log_start_offset:
                 return found
             if found is not None:

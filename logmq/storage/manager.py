@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from logmq.codec.seal import KeyRing
 from logmq.codec.validate import policy_from_config, validate_produce
 from logmq.config import (
     TopicConfig,
@@ -48,6 +49,7 @@ from logmq.storage.fsutil import fsync_path
 from logmq.storage.log import PartitionLog
 from logmq.storage.memory import MemoryDir, is_memory_path
 from logmq.storage.meta import MetaStore
+from logmq.storage.sealing import check_encryption_change, pin_encryption
 from logmq.types import OffsetAndTimestamp, PartitionInfo, TopicDescription, TopicPartition
 
 __all__ = ["LogManager", "validate_topic_name", "as_tp", "CLEAN_MARKER",
@@ -96,7 +98,10 @@ class LogManager:
         time_fn: Callable[[], float] = time.time,
         max_partitions: int = datadir.DEFAULT_MAX_PARTITIONS,
         max_partitions_per_topic: int = datadir.DEFAULT_MAX_PARTITIONS_PER_TOPIC,
+        keyring: KeyRing | None = None,
     ) -> None:
+        #: encryption at rest: the keys of topics with encryption=aes-256-gcm (None: none)
+        self.keyring = keyring
         #: ``":memory:"``: a private directory on a memory file system, removed on close
         self._memory = MemoryDir() if is_memory_path(path) else None
         self.path = self._memory.path if self._memory is not None else os.fspath(path)
@@ -173,7 +178,8 @@ class LogManager:
     def _open_partition(self, topic: str, partition: int, clean: bool = False) -> PartitionLog:
         eff = resolve(self.defaults, self._topics[topic].get("config", {}))
         plog = PartitionLog(self._partition_dir(topic, partition), topic, partition,
-                            topic_config_from(eff), clean=clean, repair=self.repair)
+                            topic_config_from(eff), clean=clean, repair=self.repair,
+                            keyring=self.keyring)
         plog.on_append = self._notify
         self._logs[(topic, partition)] = plog
         return plog
@@ -264,7 +270,7 @@ class LogManager:
         n = self.num_partitions if partitions is None else partitions
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ConfigError(f"partitions must be an int >= 1, got {n!r}")
-        overrides = validate_topic_config(config)
+        overrides = pin_encryption(self.defaults, validate_topic_config(config))
         with self._lock:
             self.check_open()
             if name in self._topics:
@@ -340,6 +346,8 @@ class LogManager:
             overrides.update(parsed)
             for k in removed_keys:
                 overrides.pop(k, None)
+            check_encryption_change(name, self.topic_config(name),
+                                    resolve(self.defaults, overrides))
             meta = dict(meta, config=overrides)
             self.meta.put_topic(name, meta)
             self._topics[name] = meta
@@ -444,6 +452,14 @@ class LogManager:
         return self.partition_log(t.topic, t.partition).delete_records(before_offset)
 
     # ------------------------------------------------------------------ lifecycle
+    def set_keyring(self, keyring: KeyRing | None) -> None:
+        """Swap in new encryption keys (a rotated key file): appends and reads of every
+        partition use them from the next call on; the cleaner re-seals what needs it."""
+        with self._lock:
+            self.keyring = keyring
+            for lg in self._logs.values():
+                lg.keyring = keyring
+
     def flush(self) -> None:
         """fsync every partition now, whatever the fsync policy."""
         with self._lock:

@@ -25,6 +25,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 
 from logmq.codec.batch import HEADER_SIZE, BatchHeader, parse_header, validate_batch
+from logmq.codec.seal import Sealer
 from logmq.errors import CorruptRecordError, DiskFullError, LogDirFailedError
 from logmq.storage.files import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX
 from logmq.storage.fsutil import fsync_fd, write_error
@@ -368,8 +369,9 @@ class LogSegment:
             yield pos, h
             pos += h.size
 
-    def find_by_timestamp(self, timestamp: int) -> int | None:
-        """Offset of the first record with timestamp >= ``timestamp``, or None if none here."""
+    def find_by_timestamp(self, timestamp: int, sealer: Sealer | None = None) -> int | None:
+        """Offset of the first record with timestamp >= ``timestamp``, or None if none here.
+        ``sealer`` opens the batches of an encrypted topic."""
         if self.max_timestamp < timestamp:
             return None
         from logmq.codec.records import decode_batch
@@ -380,7 +382,8 @@ class LogSegment:
             return None
         for pos, h in self.iter_headers(found[0]):
             if h.max_timestamp >= timestamp:
-                _, records = decode_batch(self.read(pos, h.size), 0)
+                data = self.read(pos, h.size)
+                _, records = decode_batch(data if sealer is None else sealer.open(data), 0)
                 for rec in records:
                     if rec[1] >= timestamp:
                         return rec[0]

@@ -40,6 +40,7 @@ from logmq.codec.records import decode_batch
 from logmq.errors import CorruptRecordError, OffsetOutOfRangeError
 
 if TYPE_CHECKING:
+    from logmq.codec.seal import Sealer
     from logmq.storage.log import PartitionLog
 
 __all__ = ["StreamIndex", "StreamMetadata", "VERSION_HEADER", "OP_HEADER", "TRACKING_HEADER"]
@@ -236,11 +237,11 @@ class StreamIndex:
             if sl.length == 0:  # a compaction gap up to sl.end: nothing to index there
                 st.next = max(st.next, sl.end)
                 continue
-            data = sl.read()
+            data = sl.read_raw()  # positions are the file's; sealed batches open one by one
             if len(data) != sl.length:
                 raise CorruptRecordError("segment shorter than expected",
                                          path=sl.segment.log_path, position=sl.position)
-            self._index_buffer(st, data, start, sl.segment.base_offset, sl.position)
+            self._index_buffer(st, data, start, sl.segment.base_offset, sl.position, sl.sealer)
 
     def _verify(self, plog: PartitionLog, st: _Part) -> None:
         """Check the last indexed batch is still in the log; else rebuild this partition."""
@@ -263,7 +264,7 @@ class StreamIndex:
         st.verified = True
 
     def _index_buffer(self, st: _Part, data: bytes, start: int, seg_base: int,
-                      seg_pos: int) -> None:
+                      seg_pos: int, sealer: Sealer | None = None) -> None:
         pos = 0
         n = len(data)
         metas: dict[bytes, list[int]] = {}  # stream metadata, written once per chunk
@@ -273,11 +274,14 @@ class StreamIndex:
                 if pos + h.size > n:
                     break
                 if h.next_offset > start:
-                    _, recs = decode_batch(data, pos, validate=False)
+                    if sealer is None:
+                        hp, recs = decode_batch(data, pos, validate=False)
+                    else:
+                        hp, recs = decode_batch(sealer.open(data, pos, h), 0, validate=False)
                     loc = _LOC.pack(seg_base, seg_pos + pos)
                     self._index_records(txn, st, [r for r in recs if r[0] >= start], loc,
                                         metas)
-                    st.last_base, st.last_crc = h.base_offset, h.crc
+                    st.last_base, st.last_crc = h.base_offset, hp.crc
                     st.next = max(st.next, h.next_offset)
                 pos += h.size
             for sk, m in metas.items():

@@ -421,7 +421,7 @@ class Streams:
                         continue
                     if not data:
                         continue
-                h, recs = decode_batch(data, 0, validate=False)
+                h, recs = decode_batch(plog.open_batch(data), 0, validate=False)
                 b_lo, b_hi = h.base_offset, h.next_offset
                 batch = {r[0]: r for r in recs}
             r = batch.get(off)
