@@ -53,8 +53,9 @@ class Kip848Handlers:
         return self._kip848_ids[1], self._kip848_ids[2]
 
     def topic_name_of(self, t: dict) -> str | None:
-        """A Metadata v10+ request topic: its name, else the name of its topic id."""
-        if t.get("name") is not None:
+        """A Metadata v10+ request topic: its name, else the name of its topic id (the Java
+        client names a topic it asks for by id with "" rather than null)."""
+        if t.get("name"):
             return str(t["name"])
         return self._topic_ids()[1].get(t.get("topic_id") or _ZERO_ID)
 
