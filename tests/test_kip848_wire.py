@@ -215,6 +215,8 @@ def test_static_member_restarts_without_a_rebalance(env: Any) -> None:
     r = hb(c, "a2", 0, instance_id="host-a")  # the restarted process, a new member id
     assert r["error_code"] == E.NONE and r["member_epoch"] == 3
     assert tps_of(log, r) == mine and mine
+    # the replaced process is a zombie now: fenced, it cannot act for its successor
+    assert hb(c, "a1", 3, instance_id="host-a")["error_code"] == E.FENCED_INSTANCE_ID
     d = describe(c, "g")[0]
     assert d["group_epoch"] == epoch
     assert {m["member_id"]: m["instance_id"] for m in d["members"]} == {"a2": "host-a",

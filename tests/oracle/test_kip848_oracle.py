@@ -107,7 +107,8 @@ def _observe(brokers: dict[str, str]) -> dict[str, dict[str, Any]]:
 OPS = ["versions", "a_alone", "split", "describe_two", "second", "after_leave",
        "describe_one", "committed", "describe_empty", "raw_join", "raw_fenced",
        "raw_unknown_member", "raw_unknown_group", "raw_no_subscription", "raw_bad_assignor",
-       "raw_empty_member_v1", "raw_leave", "raw_leave_again", "hb_into_classic",
+       "raw_empty_member_v1", "raw_leave", "raw_leave_again", "static_join", "static_dup",
+       "static_leave", "static_rejoin", "static_old_id", "static_after", "hb_into_classic",
        "consumer_join", "classic_join_into_consumer", "describe_groups_of_consumer",
        "list_groups", "cgd_of_classic", "cgd_unknown"]
 

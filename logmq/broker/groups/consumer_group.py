@@ -49,6 +49,7 @@ from logmq.broker.groups.consumer_group_model import (
 from logmq.broker.groups.model import _Group
 from logmq.broker.groups.offsets import Offsets, OffsetStore
 from logmq.errors import (
+    FencedInstanceIdError,
     FencedMemberEpochError,
     GroupError,
     GroupIdNotFoundError,
@@ -123,6 +124,7 @@ class ConsumerGroups:
         else:
             if g is None:
                 raise GroupIdNotFoundError(f"Consumer group {req.group_id} not found.")
+            self._check_instance(g, req)
             m = self._member(g, req.member_id)
             self._check_epoch(m, req)
         full = req.owned is not None or req.member_epoch == 0
@@ -238,6 +240,18 @@ class ConsumerGroups:
         return m
 
     @staticmethod
+    def _check_instance(g: CGroup, req: HeartbeatRequest) -> None:
+        """A member replaced by a restarted process with its instance id is a zombie: it is
+        fenced (FENCED_INSTANCE_ID), as in Kafka, so it cannot act for its successor."""
+        if req.instance_id is None:
+            return
+        holder = g.static.get(req.instance_id)
+        if holder is not None and holder != req.member_id:
+            raise FencedInstanceIdError(
+                f"Static member {req.member_id} with instance id {req.instance_id} was "
+                f"replaced by {holder}.")
+
+    @staticmethod
     def _member(g: CGroup, member_id: str) -> CMember:
         m = g.members.get(member_id)
         if m is None or m.departed:
@@ -283,12 +297,8 @@ class ConsumerGroups:
     def _leave(self, g: CGroup | None, req: HeartbeatRequest, now: float) -> HeartbeatResult:
         if g is None:
             raise GroupIdNotFoundError(f"Consumer group {req.group_id} not found.")
+        self._check_instance(g, req)
         m = g.members.get(req.member_id)
-        if m is None and req.instance_id is not None:
-            holder = g.static.get(req.instance_id)
-            if holder is not None and holder != req.member_id:
-                raise UnknownMemberError(
-                    f"Member {req.member_id} does not hold instance id {req.instance_id}.")
         if m is None:
             raise UnknownMemberError(
                 f"Member {req.member_id} is not a member of group {g.group_id}.")
