@@ -315,3 +315,35 @@ def test_delete_group_only_when_empty(env: Any) -> None:
     r = c.call(42, 2, {"groups_names": ["g"]})["results"][0]
     assert r["error_code"] == E.NONE
     assert describe(c, "g")[0]["error_code"] == E.GROUP_ID_NOT_FOUND
+
+
+def test_group_size_limit_and_group_types(tmp_path: Any) -> None:
+    log = logmq.open(str(tmp_path / "d"))
+    log.create_topic(TOPIC, partitions=2)
+    srv = ThreadServer(log, max_group_members=2)
+    c = RawClient(srv.host, srv.port)
+    try:
+        assert hb(c, "a", 0)["error_code"] == E.NONE
+        assert hb(c, "b", 0)["error_code"] == E.NONE
+        assert hb(c, "c", 0)["error_code"] == E.GROUP_MAX_SIZE_REACHED
+        assert hb(c, "a", 0)["error_code"] == E.NONE  # a known member may rejoin
+        log.groups.commit_offsets("cl", -1, "", {(TOPIC, 0): (3, None)})
+        types = log.groups.group_types()
+        assert types["g"] == "consumer" and "cl" not in types  # offsets alone: no group
+    finally:
+        c.close()
+        srv.close()
+        log.close()
+
+
+def test_offset_fetch_member_check(env: Any) -> None:
+    """What OffsetFetch v9+ (member id + epoch) is checked against."""
+    log, _, c = env
+    hb(c, "a", 0)
+    cg = log.groups.consumer_groups
+    cg.validate_offset_fetch("g", "a", 2)
+    cg.validate_offset_fetch("g", None, -1)  # an admin fetch
+    with pytest.raises(logmq.errors.StaleMemberEpochError):
+        cg.validate_offset_fetch("g", "a", 1)
+    with pytest.raises(logmq.errors.UnknownMemberError):
+        cg.validate_offset_fetch("g", "zz", 2)

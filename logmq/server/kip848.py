@@ -95,7 +95,8 @@ class Kip848Handlers:
             subscribed_topic_regex=body.get("subscribed_topic_regex"),
             server_assignor=body.get("server_assignor"), owned=owned,
             client_id=getattr(client, "client_id", "") or "",
-            client_host=getattr(client, "host", "") or "")
+            client_host=getattr(client, "host", "") or "",
+            max_members=getattr(getattr(self, "limits", None), "max_group_members", None))
         try:
             res = self.broker.groups.consumer_groups.heartbeat(req)
         except LogMQError as e:

@@ -63,6 +63,7 @@ from logmq.errors import (
     UnreleasedInstanceIdError,
     UnsupportedAssignorError,
 )
+from logmq.kafka_codes import ErrorCode
 
 __all__ = ["ConsumerGroups", "TopicCatalog"]
 
@@ -72,6 +73,10 @@ DEFAULT_HEARTBEAT_INTERVAL_MS = 5_000  # Kafka's group.consumer.heartbeat.interv
 
 class _InvalidRequest(ProtocolError, GroupError):
     """A heartbeat that breaks the protocol's rules (INVALID_REQUEST)."""
+
+
+class _GroupFull(GroupError):
+    kafka_code = ErrorCode.GROUP_MAX_SIZE_REACHED
 
 
 class TopicCatalog(Protocol):
@@ -232,6 +237,9 @@ class ConsumerGroups:
             m.assigned = m.revoking = frozenset()
             m.revoke_deadline = m.sent = None
             return m
+        if req.max_members is not None and len(g.members) >= req.max_members:
+            raise _GroupFull(f"Consumer group {g.group_id} has reached its maximum size of "
+                             f"{req.max_members} members.")
         m = CMember(member_id, req.instance_id, req.client_id, req.client_host,
                     req.rebalance_timeout_ms)
         g.members[member_id] = m
