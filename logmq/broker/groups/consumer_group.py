@@ -106,6 +106,7 @@ class ConsumerGroups:
         self.groups: dict[str, CGroup] = {}
         self._topics: tuple[int, dict[str, int]] = (-1, {})
         self._regexes: dict[str, re.Pattern[str]] = {}
+        self._matches: dict[str, tuple[int, frozenset[str]]] = {}
 
     # ------------------------------------------------------------------ heartbeat
     def heartbeat(self, req: HeartbeatRequest) -> HeartbeatResult:
@@ -348,6 +349,19 @@ class ConsumerGroups:
             self._topics = (version, out)
         return self._topics[1]
 
+    def _matching(self, regex: str, topics: dict[str, int]) -> frozenset[str]:
+        """Topics a regex matches (whole names, as Kafka's RE2J ``matches()``), cached per
+        catalog version: heartbeats must not rescan every topic name per member."""
+        version = self._topics[0]
+        hit = self._matches.get(regex)
+        if hit is None or hit[0] != version:
+            pat = self._compile(regex)
+            hit = (version, frozenset(t for t in topics if pat.fullmatch(t)))
+            if len(self._matches) > 1024:
+                self._matches.clear()
+            self._matches[regex] = hit
+        return hit[1]
+
     def _refresh(self, g: CGroup) -> None:
         """Bump the group epoch if what the assignment depends on changed (members, their
         subscriptions, regex matches, the partition counts of subscribed topics)."""
@@ -356,8 +370,7 @@ class ConsumerGroups:
         for mid, m in g.members.items():
             mine = {t for t in m.topic_names if t in topics}
             if m.regex:
-                pat = self._compile(m.regex)
-                mine.update(t for t in topics if pat.fullmatch(t))
+                mine.update(self._matching(m.regex, topics))
             subs[mid] = frozenset(mine)
         meta = {t: topics[t] for ts in subs.values() for t in ts}
         if subs != g.subscriptions or meta != g.metadata:
