@@ -347,3 +347,22 @@ def test_offset_fetch_member_check(env: Any) -> None:
         cg.validate_offset_fetch("g", "a", 1)
     with pytest.raises(logmq.errors.UnknownMemberError):
         cg.validate_offset_fetch("g", "zz", 2)
+
+
+def test_a_static_member_that_never_returns_loses_its_partitions(env: Any) -> None:
+    log, clock, c = env
+    hb(c, "a1", 0, instance_id="host-a")
+    b = hb(c, "b", 0)
+    a = hb(c, "a1", 2, log=log, owned=ALL, instance_id="host-a")
+    hb(c, "a1", 2, log=log, owned=tps_of(log, a), instance_id="host-a")
+    b = hb(c, "b", 3, log=log, owned=set())
+    held = tps_of(log, b) or set()
+    assert len(held) == 2
+    assert hb(c, "a1", -2, instance_id="host-a")["member_epoch"] == -2
+    clock.advance(6)
+    b = hb(c, "b", 3, log=log, owned=held)
+    assert b["member_epoch"] == 3 and tps_of(log, b) == held  # its place is kept meanwhile
+    clock.advance(5)  # the departed member's session (10 s) is over
+    b = hb(c, "b", 3, log=log, owned=held)
+    assert b["member_epoch"] == 4 and tps_of(log, b) == ALL
+    assert hb(c, "a2", 0, instance_id="host-a")["member_epoch"] == 5  # a plain new member
