@@ -215,6 +215,8 @@ def test_static_member_restarts_without_a_rebalance(env: Any) -> None:
     r = hb(c, "a2", 0, instance_id="host-a")  # the restarted process, a new member id
     assert r["error_code"] == E.NONE and r["member_epoch"] == 3
     assert tps_of(log, r) == mine and mine
+    # the replaced process is a zombie now: fenced, it cannot act for its successor
+    assert hb(c, "a1", 3, instance_id="host-a")["error_code"] == E.FENCED_INSTANCE_ID
     d = describe(c, "g")[0]
     assert d["group_epoch"] == epoch
     assert {m["member_id"]: m["instance_id"] for m in d["members"]} == {"a2": "host-a",
@@ -313,3 +315,54 @@ def test_delete_group_only_when_empty(env: Any) -> None:
     r = c.call(42, 2, {"groups_names": ["g"]})["results"][0]
     assert r["error_code"] == E.NONE
     assert describe(c, "g")[0]["error_code"] == E.GROUP_ID_NOT_FOUND
+
+
+def test_group_size_limit_and_group_types(tmp_path: Any) -> None:
+    log = logmq.open(str(tmp_path / "d"))
+    log.create_topic(TOPIC, partitions=2)
+    srv = ThreadServer(log, max_group_members=2)
+    c = RawClient(srv.host, srv.port)
+    try:
+        assert hb(c, "a", 0)["error_code"] == E.NONE
+        assert hb(c, "b", 0)["error_code"] == E.NONE
+        assert hb(c, "c", 0)["error_code"] == E.GROUP_MAX_SIZE_REACHED
+        assert hb(c, "a", 0)["error_code"] == E.NONE  # a known member may rejoin
+        log.groups.commit_offsets("cl", -1, "", {(TOPIC, 0): (3, None)})
+        types = log.groups.group_types()
+        assert types["g"] == "consumer" and "cl" not in types  # offsets alone: no group
+    finally:
+        c.close()
+        srv.close()
+        log.close()
+
+
+def test_offset_fetch_member_check(env: Any) -> None:
+    """What OffsetFetch v9+ (member id + epoch) is checked against."""
+    log, _, c = env
+    hb(c, "a", 0)
+    cg = log.groups.consumer_groups
+    cg.validate_offset_fetch("g", "a", 2)
+    cg.validate_offset_fetch("g", None, -1)  # an admin fetch
+    with pytest.raises(logmq.errors.StaleMemberEpochError):
+        cg.validate_offset_fetch("g", "a", 1)
+    with pytest.raises(logmq.errors.UnknownMemberError):
+        cg.validate_offset_fetch("g", "zz", 2)
+
+
+def test_a_static_member_that_never_returns_loses_its_partitions(env: Any) -> None:
+    log, clock, c = env
+    hb(c, "a1", 0, instance_id="host-a")
+    b = hb(c, "b", 0)
+    a = hb(c, "a1", 2, log=log, owned=ALL, instance_id="host-a")
+    hb(c, "a1", 2, log=log, owned=tps_of(log, a), instance_id="host-a")
+    b = hb(c, "b", 3, log=log, owned=set())
+    held = tps_of(log, b) or set()
+    assert len(held) == 2
+    assert hb(c, "a1", -2, instance_id="host-a")["member_epoch"] == -2
+    clock.advance(6)
+    b = hb(c, "b", 3, log=log, owned=held)
+    assert b["member_epoch"] == 3 and tps_of(log, b) == held  # its place is kept meanwhile
+    clock.advance(5)  # the departed member's session (10 s) is over
+    b = hb(c, "b", 3, log=log, owned=held)
+    assert b["member_epoch"] == 4 and tps_of(log, b) == ALL
+    assert hb(c, "a2", 0, instance_id="host-a")["member_epoch"] == 5  # a plain new member

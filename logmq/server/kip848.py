@@ -53,8 +53,9 @@ class Kip848Handlers:
         return self._kip848_ids[1], self._kip848_ids[2]
 
     def topic_name_of(self, t: dict) -> str | None:
-        """A Metadata v10+ request topic: its name, else the name of its topic id."""
-        if t.get("name") is not None:
+        """A Metadata v10+ request topic: its name, else the name of its topic id (the Java
+        client names a topic it asks for by id with "" rather than null)."""
+        if t.get("name"):
             return str(t["name"])
         return self._topic_ids()[1].get(t.get("topic_id") or _ZERO_ID)
 
@@ -94,7 +95,8 @@ class Kip848Handlers:
             subscribed_topic_regex=body.get("subscribed_topic_regex"),
             server_assignor=body.get("server_assignor"), owned=owned,
             client_id=getattr(client, "client_id", "") or "",
-            client_host=getattr(client, "host", "") or "")
+            client_host=getattr(client, "host", "") or "",
+            max_members=getattr(getattr(self, "limits", None), "max_group_members", None))
         try:
             res = self.broker.groups.consumer_groups.heartbeat(req)
         except LogMQError as e:

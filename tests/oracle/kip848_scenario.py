@@ -158,6 +158,20 @@ def scenario(bootstrap: str, prefix: str) -> dict[str, Any]:
     out["raw_leave"] = hb(raw, rg, me, -1)
     out["raw_leave_again"] = hb(raw, rg, me, -1)
 
+    # static members: a restart under a new member id keeps the epoch, no group epoch bump
+    sg, s1, s2 = f"{prefix}-static-g", str(uuid.uuid4()), str(uuid.uuid4())
+    out["static_join"] = hb(raw, sg, s1, 0, topics=raw_topic, instance_id="i1")
+    out["static_dup"] = hb(raw, sg, s2, 0, topics=raw_topic, instance_id="i1")
+    epoch = describe_shape(raw, sg)["group_epoch"]
+    out["static_leave"] = hb(raw, sg, s1, -2, instance_id="i1")
+    out["static_rejoin"] = hb(raw, sg, s2, 0, topics=raw_topic, instance_id="i1")
+    out["static_old_id"] = hb(raw, sg, s1, out["static_join"]["member_epoch"],
+                              instance_id="i1")
+    shape = describe_shape(raw, sg)
+    out["static_after"] = {"same_group_epoch": shape["group_epoch"] == epoch,
+                           "members": shape["members"]}
+    hb(raw, sg, s2, -1, instance_id="i1")
+
     # the classic/consumer boundary
     cg = f"{prefix}-classic"
     classic = Consumer({"bootstrap.servers": bootstrap, "group.id": cg,

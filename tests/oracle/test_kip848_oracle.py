@@ -10,6 +10,7 @@ off Kafka refuses those joiners too, which is what gets compared). One extra JVM
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -63,6 +64,38 @@ def _run(bootstrap: str) -> dict[str, Any]:
                          f"(exit {proc.returncode}):\n{proc.stderr[-4000:]}")
 
 
+JAVA = HERE.parents[1] / "interop" / "java"
+
+
+def _run_java(bootstrap: str) -> dict[str, Any]:
+    """interop/java's Kip848 main class (KafkaConsumer 4.4.0, group.protocol=consumer)."""
+    proc = subprocess.run(
+        ["java", "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp",
+         f"target/classes{os.pathsep}target/lib/*", "Kip848", "--bootstrap", bootstrap,
+         "--prefix", "k848j"], capture_output=True, text=True, timeout=SCENARIO_TIMEOUT_S,
+        cwd=JAVA, stdin=subprocess.DEVNULL)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            out: dict[str, Any] = json.loads(line)
+            return out
+    raise AssertionError(f"Kip848.java against {bootstrap} printed no result "
+                         f"(exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+
+
+_java_cache: dict[str, dict[str, Any]] = {}
+
+
+def _observe_java(brokers: dict[str, str]) -> dict[str, dict[str, Any]]:
+    if not (JAVA / "target" / "classes" / "Kip848.class").exists():
+        pytest.fail("interop/java is not built: mvn -q -B -f interop/java/pom.xml package "
+                    "-DskipTests")
+    if not _java_cache:
+        with ThreadPoolExecutor(2) as ex:
+            futs = {k: ex.submit(_run_java, bs) for k, bs in brokers.items()}
+            _java_cache.update({k: f.result() for k, f in futs.items()})
+    return _java_cache
+
+
 def _observe(brokers: dict[str, str]) -> dict[str, dict[str, Any]]:
     if not _cache:
         with ThreadPoolExecutor(2) as ex:
@@ -74,7 +107,8 @@ def _observe(brokers: dict[str, str]) -> dict[str, dict[str, Any]]:
 OPS = ["versions", "a_alone", "split", "describe_two", "second", "after_leave",
        "describe_one", "committed", "describe_empty", "raw_join", "raw_fenced",
        "raw_unknown_member", "raw_unknown_group", "raw_no_subscription", "raw_bad_assignor",
-       "raw_empty_member_v1", "raw_leave", "raw_leave_again", "hb_into_classic",
+       "raw_empty_member_v1", "raw_leave", "raw_leave_again", "static_join", "static_dup",
+       "static_leave", "static_rejoin", "static_old_id", "static_after", "hb_into_classic",
        "consumer_join", "classic_join_into_consumer", "describe_groups_of_consumer",
        "list_groups", "cgd_of_classic", "cgd_unknown"]
 
@@ -100,3 +134,20 @@ def test_kafka_did_what_the_scenario_expects(kip848_brokers: dict[str, str]) -> 
     assert k["second"] == {"ok": True, "no_dup": True, "no_gap": True, "owners": True}
     assert k["after_leave"] == {"ok": True, "exact": True}
     assert k["committed"] == [[p, 60] for p in range(4)]
+
+
+JAVA_OPS = ["a_alone", "split", "second", "after_leave", "committed", "regex"]
+
+
+@pytest.mark.parametrize("op", JAVA_OPS)
+def test_java_consumer_protocol_same_observation(op: str,
+                                                 kip848_brokers: dict[str, str]) -> None:
+    obs = _observe_java(kip848_brokers)
+    k, m = obs["kafka"].get(op), obs["logmq"].get(op)
+    record_result("java", f"kip848_{op}", {
+        "kafka": k, "logmq": m, "same": k == m, "kafka_ok": k is not None,
+        "expected_difference": None})
+    assert k is not None and (not isinstance(k, dict) or k.get("ok", True)), \
+        f"Apache Kafka did not do what Kip848.java expects for {op}: {k}"
+    assert k == m, (f"{op} differs\n kafka: {json.dumps(k, sort_keys=True)}\n"
+                    f" logmq: {json.dumps(m, sort_keys=True)}")

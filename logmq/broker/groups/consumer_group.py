@@ -49,6 +49,7 @@ from logmq.broker.groups.consumer_group_model import (
 from logmq.broker.groups.model import _Group
 from logmq.broker.groups.offsets import Offsets, OffsetStore
 from logmq.errors import (
+    FencedInstanceIdError,
     FencedMemberEpochError,
     GroupError,
     GroupIdNotFoundError,
@@ -62,6 +63,7 @@ from logmq.errors import (
     UnreleasedInstanceIdError,
     UnsupportedAssignorError,
 )
+from logmq.kafka_codes import ErrorCode
 
 __all__ = ["ConsumerGroups", "TopicCatalog"]
 
@@ -71,6 +73,10 @@ DEFAULT_HEARTBEAT_INTERVAL_MS = 5_000  # Kafka's group.consumer.heartbeat.interv
 
 class _InvalidRequest(ProtocolError, GroupError):
     """A heartbeat that breaks the protocol's rules (INVALID_REQUEST)."""
+
+
+class _GroupFull(GroupError):
+    kafka_code = ErrorCode.GROUP_MAX_SIZE_REACHED
 
 
 class TopicCatalog(Protocol):
@@ -100,6 +106,7 @@ class ConsumerGroups:
         self.groups: dict[str, CGroup] = {}
         self._topics: tuple[int, dict[str, int]] = (-1, {})
         self._regexes: dict[str, re.Pattern[str]] = {}
+        self._matches: dict[str, tuple[int, frozenset[str]]] = {}
 
     # ------------------------------------------------------------------ heartbeat
     def heartbeat(self, req: HeartbeatRequest) -> HeartbeatResult:
@@ -123,6 +130,7 @@ class ConsumerGroups:
         else:
             if g is None:
                 raise GroupIdNotFoundError(f"Consumer group {req.group_id} not found.")
+            self._check_instance(g, req)
             m = self._member(g, req.member_id)
             self._check_epoch(m, req)
         full = req.owned is not None or req.member_epoch == 0
@@ -230,12 +238,27 @@ class ConsumerGroups:
             m.assigned = m.revoking = frozenset()
             m.revoke_deadline = m.sent = None
             return m
+        if req.max_members is not None and len(g.members) >= req.max_members:
+            raise _GroupFull(f"Consumer group {g.group_id} has reached its maximum size of "
+                             f"{req.max_members} members.")
         m = CMember(member_id, req.instance_id, req.client_id, req.client_host,
                     req.rebalance_timeout_ms)
         g.members[member_id] = m
         if req.instance_id is not None:
             g.static[req.instance_id] = member_id
         return m
+
+    @staticmethod
+    def _check_instance(g: CGroup, req: HeartbeatRequest) -> None:
+        """A member replaced by a restarted process with its instance id is a zombie: it is
+        fenced (FENCED_INSTANCE_ID), as in Kafka, so it cannot act for its successor."""
+        if req.instance_id is None:
+            return
+        holder = g.static.get(req.instance_id)
+        if holder is not None and holder != req.member_id:
+            raise FencedInstanceIdError(
+                f"Static member {req.member_id} with instance id {req.instance_id} was "
+                f"replaced by {holder}.")
 
     @staticmethod
     def _member(g: CGroup, member_id: str) -> CMember:
@@ -283,12 +306,8 @@ class ConsumerGroups:
     def _leave(self, g: CGroup | None, req: HeartbeatRequest, now: float) -> HeartbeatResult:
         if g is None:
             raise GroupIdNotFoundError(f"Consumer group {req.group_id} not found.")
+        self._check_instance(g, req)
         m = g.members.get(req.member_id)
-        if m is None and req.instance_id is not None:
-            holder = g.static.get(req.instance_id)
-            if holder is not None and holder != req.member_id:
-                raise UnknownMemberError(
-                    f"Member {req.member_id} does not hold instance id {req.instance_id}.")
         if m is None:
             raise UnknownMemberError(
                 f"Member {req.member_id} is not a member of group {g.group_id}.")
@@ -330,6 +349,19 @@ class ConsumerGroups:
             self._topics = (version, out)
         return self._topics[1]
 
+    def _matching(self, regex: str, topics: dict[str, int]) -> frozenset[str]:
+        """Topics a regex matches (whole names, as Kafka's RE2J ``matches()``), cached per
+        catalog version: heartbeats must not rescan every topic name per member."""
+        version = self._topics[0]
+        hit = self._matches.get(regex)
+        if hit is None or hit[0] != version:
+            pat = self._compile(regex)
+            hit = (version, frozenset(t for t in topics if pat.fullmatch(t)))
+            if len(self._matches) > 1024:
+                self._matches.clear()
+            self._matches[regex] = hit
+        return hit[1]
+
     def _refresh(self, g: CGroup) -> None:
         """Bump the group epoch if what the assignment depends on changed (members, their
         subscriptions, regex matches, the partition counts of subscribed topics)."""
@@ -338,8 +370,7 @@ class ConsumerGroups:
         for mid, m in g.members.items():
             mine = {t for t in m.topic_names if t in topics}
             if m.regex:
-                pat = self._compile(m.regex)
-                mine.update(t for t in topics if pat.fullmatch(t))
+                mine.update(self._matching(m.regex, topics))
             subs[mid] = frozenset(mine)
         meta = {t: topics[t] for ts in subs.values() for t in ts}
         if subs != g.subscriptions or meta != g.metadata:

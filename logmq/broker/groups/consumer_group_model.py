@@ -51,6 +51,7 @@ class HeartbeatRequest:
     owned: frozenset[TP] | None = None  # topic_partitions: what the client holds now
     client_id: str = ""
     client_host: str = ""
+    max_members: int | None = None  # the server's max_group_members (Kafka's group.max.size)
 
 
 class HeartbeatResult(NamedTuple):
