@@ -348,6 +348,16 @@ def test_offset_fetch_member_check(env: Any) -> None:
     with pytest.raises(logmq.errors.UnknownMemberError):
         cg.validate_offset_fetch("g", "zz", 2)
 
+    def fetch(member: str | None, epoch: int) -> int:  # and the same over the wire (v9)
+        r = c.call(9, 9, {"groups": [{"group_id": "g", "member_id": member,
+                                      "member_epoch": epoch, "topics": None}],
+                          "require_stable": False})
+        return int(r["groups"][0]["error_code"])
+
+    assert fetch("a", 2) == E.NONE and fetch(None, -1) == E.NONE
+    assert fetch("a", 1) == E.STALE_MEMBER_EPOCH
+    assert fetch("zz", 2) == E.UNKNOWN_MEMBER_ID
+
 
 def test_a_static_member_that_never_returns_loses_its_partitions(env: Any) -> None:
     log, clock, c = env

@@ -27,7 +27,7 @@ from logmq.server.topic_ids import ZERO_ID, TopicIds
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
-    from logmq.broker.groups.coordinator import GroupCoordinator
+    from logmq.broker.groups.consumer_group_coordinator import KafkaGroupCoordinator
     from logmq.storage.log import PartitionLog
 
 __all__ = ["AdminHandlers", "max_timestamp_offset", "EARLIEST", "LATEST", "MAX_TIMESTAMP",
@@ -87,7 +87,7 @@ class AdminHandlers:
     """Handlers of the admin APIs; mixed into ``Handlers`` (which sets these attributes)."""
 
     broker: Broker
-    coordinator: GroupCoordinator
+    coordinator: KafkaGroupCoordinator
     limits: ServerLimits
     auto_create_topics: bool
     host: str

@@ -167,7 +167,7 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers):
         else:
             for t in requested:
                 name = t.get("name")
-                if name is None:  # v12+: a topic named by its id alone
+                if not name:  # v12+: a topic named by its id alone (Java sends "", not null)
                     name = self.topic_ids.name_of(t.get("topic_id"))
                     if name is None:
                         topics.append({"error_code": UNKNOWN_TOPIC_ID, "name": None,
@@ -519,13 +519,24 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers):
     def offset_fetch(self, body: dict, v: int, client: Any) -> dict:
         if v >= 8:  # several groups per request
             return offset_fetch_groups(self.topic_ids, body, v,
-                                       lambda one: self.offset_fetch(one, 7, client))
+                                       lambda one: self._offset_fetch_member(one, v, client))
         try:
             return self._offset_fetch(body)
         except ConfigError as e:  # a group id that cannot be one (NUL, ...)
             return self._offset_fetch_error(body, INVALID_GROUP_ID, e)
         except LogMQError as e:
             return self._offset_fetch_error(body, e.kafka_code, e)
+
+    def _offset_fetch_member(self, req: dict, v: int, client: Any) -> dict:
+        """One group of OffsetFetch v8+; v9+ names a KIP-848 member, whose epoch must be
+        current (STALE_MEMBER_EPOCH, UNKNOWN_MEMBER_ID otherwise), as Kafka checks."""
+        if v >= 9:
+            try:
+                self.coordinator.consumer_groups.validate_offset_fetch(
+                    req["group_id"], req.get("member_id"), req.get("member_epoch", -1))
+            except LogMQError as e:
+                return self._offset_fetch_error(req, e.kafka_code, e)
+        return self.offset_fetch(req, 7, client)
 
     @staticmethod
     def _offset_fetch_error(body: dict, code: int, e: Exception) -> dict:
@@ -597,8 +608,9 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers):
         return {"throttle_time_ms": 0, "groups": out}
 
     def list_groups(self, body: dict, v: int, client: Any) -> dict:
+        types = self.coordinator.group_types()
         groups = [{"group_id": g, "protocol_type": pt, "group_state": state,
-                   "group_type": "classic"}
+                   "group_type": types.get(g, "classic")}
                   for g, pt, state in self.coordinator.list_groups()]
         return {"throttle_time_ms": 0, "error_code": NONE,
                 "groups": filter_groups(groups + self.share_listing(body), body)

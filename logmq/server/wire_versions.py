@@ -53,7 +53,8 @@ def offset_fetch_groups(ids: TopicIds, body: dict, v: int,
     groups = []
     for g in body.get("groups") or []:
         req = {"group_id": g["group_id"], "topics": g.get("topics"),
-               "require_stable": body.get("require_stable", False)}
+               "require_stable": body.get("require_stable", False),
+               "member_id": g.get("member_id"), "member_epoch": g.get("member_epoch", -1)}
         if v < 10 or g.get("topics") is None:
             resp = one(req)
             topics = resp.get("topics", [])
