@@ -170,8 +170,10 @@ def test_queues_list_shows_a_share_groups_depth_and_dead_letters(log: Any) -> No
     got = receive_until(q, 2)
     got[0].ack()
     got[1].reject()
-    q.close()
     dead_letters(log, f"dlq.{t}", 1)  # written by the broker: wait until it is there
+    st = q.stats()
+    assert (st.depth, st.dlq_size, st.acked, st.scheduled, st.in_flight) == (3, 1, 1, 0, -1)
+    q.close()
     r = CliRunner().invoke(cli, ["queues", "list", "--topic", t, "--json",
                                  "--bootstrap", log.bootstrap])
     assert r.exit_code == 0, r.output
