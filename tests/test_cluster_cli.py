@@ -225,3 +225,19 @@ def test_kafka_config_file_supplies_client_settings(cluster: str, tmp_path: Any)
     r = CliRunner().invoke(cli, ["topics", "list", "--bootstrap", cluster,
                                  "--kafka-config", str(props)])
     assert r.exit_code == 2 and "expected key=value" in r.output
+
+
+def test_without_confluent_kafka_the_wire_client_fallback_serves(
+        cluster: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No confluent-kafka: --bootstrap still reaches `logmq serve` through RemoteLog."""
+    import logmq.cli.target as target
+
+    monkeypatch.setattr(target, "_have_confluent", lambda: False)
+    t = name()
+    run(cluster, "topics", "create", t, "--partitions", "2")
+    run(cluster, "produce", t, "-K", ":", stdin="a:1\nb:2\n")
+    got = consume_json(cluster, t, "--from-beginning")
+    assert sorted((x["key"], x["value"]) for x in got) == [("a", "1"), ("b", "2")]
+    r = run(cluster, "groups", "reset-offsets", "g", "-t", t, "--to-earliest", "--execute",
+            ok=False)
+    assert r.exit_code == 1 and "not available with --bootstrap" in r.output

@@ -112,3 +112,12 @@ def test_dead_letter_topic_names_follow_kafkas_prefix() -> None:
     assert dlq_topic_for("jobs", None) == "dlq.jobs"
     assert dlq_topic_for("jobs", "dlq.custom") == "dlq.custom"
     assert dlq_topic_for("jobs", "") is None
+
+
+def test_share_group_admin_speaks_plain_text_only_and_sums_lag() -> None:
+    from logmq.cluster.sharegroups import ShareGroupAdmin, ShareGroupOffsets
+
+    with pytest.raises(UnsupportedOnClusterError, match="kafka-share-groups"):
+        ShareGroupAdmin("h:9093", {"security_protocol": "SASL_SSL"}, 1.0)
+    offs = ShareGroupOffsets("g", "Stable", {"a": {0: (5, 3), 1: (0, -1)}, "b": {0: (0, 4)}})
+    assert (offs.depth(), offs.depth("a"), offs.depth("c")) == (7, 3, 0)

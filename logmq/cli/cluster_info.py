@@ -1,11 +1,9 @@
 """What ``queues list`` and ``status`` show for a cluster (``--bootstrap``).
 
-Share groups have no confluent-kafka admin calls yet (2.16), so their listing and lag come
-from the Kafka protocol directly, with logmq's own wire client: ListGroups v5 filtered to
-type "share" on every broker, FindCoordinator, then DescribeShareGroupOffsets v1, whose
-``lag`` (KIP-1226) is what an embedded group calls depth. The dead-letter count is the size
-of the group's ``errors.deadletterqueue.topic.name``. Plain-text listeners only: on TLS/SASL
-the command says so and names Kafka's ``kafka-share-groups.sh``.
+Share groups and their lag come from :mod:`logmq.cluster.sharegroups` (Kafka protocol
+requests: confluent-kafka 2.16 has no share-group admin calls); the dead-letter count is the
+size of the group's ``errors.deadletterqueue.topic.name``. Plain-text listeners only: on
+TLS/SASL the command says so and names Kafka's ``kafka-share-groups.sh``.
 """
 
 from __future__ import annotations
@@ -18,53 +16,6 @@ from logmq.errors import LogMQError
 from logmq.types import TopicPartition
 
 __all__ = ["share_group_rows", "cluster_overview", "show_cluster_status"]
-
-
-def _wire(log: Any, host_port: str | None = None) -> Any:
-    from logmq.wire_client import WireClient
-
-    settings = getattr(log, "settings", {}) or {}
-    proto = str(settings.get("security_protocol", "PLAINTEXT")).upper()
-    if proto != "PLAINTEXT":
-        raise click.ClickException(
-            f"share groups on a {proto} listener: logmq lists them over plain text only; "
-            "use Kafka's kafka-share-groups.sh --describe")
-    return WireClient(host_port or str(log.bootstrap).split(",")[0],
-                      timeout=float(getattr(log, "request_timeout", 30.0)))
-
-
-def _share_groups(log: Any) -> list[tuple[str, str]]:
-    """(group id, state) of every share group on every broker."""
-    with _wire(log) as c:
-        brokers = [f"{b['host']}:{b['port']}" for b in
-                   c.call(3, {"topics": [], "allow_auto_topic_creation": False})["brokers"]]
-    found: dict[str, str] = {}
-    for hp in brokers:
-        with _wire(log, hp) as c:
-            r = c.call(16, {"states_filter": [], "types_filter": ["share"]}, version=5)
-        for g in r["groups"]:
-            found[g["group_id"]] = g["group_state"]
-    return sorted(found.items())
-
-
-def _share_offsets(log: Any, group: str) -> dict[str, dict[int, tuple[int, int]]]:
-    """topic -> partition -> (share-partition start offset, lag) of one share group."""
-    with _wire(log) as c:
-        (coord,) = c.call(10, {"key_type": 0, "coordinator_keys": [group]},
-                          version=4)["coordinators"]
-    if coord["error_code"]:
-        raise LogMQError(f"no coordinator for share group {group!r} "
-                         f"(error {coord['error_code']})")
-    with _wire(log, f"{coord['host']}:{coord['port']}") as c:
-        r = c.call(90, {"groups": [{"group_id": group, "topics": None}]}, version=1)
-    out: dict[str, dict[int, tuple[int, int]]] = {}
-    for g in r["groups"]:
-        for t in g["topics"] or []:
-            for p in t["partitions"]:
-                if not p["error_code"]:
-                    out.setdefault(t["topic_name"], {})[p["partition_index"]] = (
-                        p["start_offset"], p["lag"])
-    return out
 
 
 def _dlq_name(log: Any, group: str) -> str | None:
@@ -93,10 +44,13 @@ def share_group_rows(log: Any, topics: tuple[str, ...] | list[str] = ()) -> list
     if not hasattr(log, "admin") or not supports_share_groups(
             log.bootstrap, log.settings, log.request_timeout):
         return []
+    from logmq.cluster.sharegroups import ShareGroupAdmin
+
+    admin = ShareGroupAdmin(log.bootstrap, log.settings, log.request_timeout)
     rows = []
-    for group, state in _share_groups(log):
+    for group, state in admin.list_groups():
         dlq = _dlq_name(log, group)
-        for topic, parts in sorted(_share_offsets(log, group).items()):
+        for topic, parts in sorted(admin.describe(group, state).partitions.items()):
             if topics and topic not in topics:
                 continue
             lag = sum(max(0, lg) for _s, lg in parts.values())

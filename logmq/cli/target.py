@@ -21,6 +21,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import click
+
 from logmq.errors import InvalidPartitionError
 
 __all__ = ["cluster_url", "is_cluster", "open_cluster", "check_partition", "ClusterSink",
@@ -50,11 +52,15 @@ def _have_confluent() -> bool:
     return True
 
 
+class SettingsError(click.ClickException):
+    """A bad ``--kafka-config`` file: one line, exit code 2 (as common.SettingsError)."""
+
+    exit_code = 2
+
+
 def read_properties(path: str) -> dict[str, str]:
     """``key=value`` (or ``key: value``) lines of a client properties file, as Kafka's tools
     read ``--command-config``; ``#``/``!`` lines are comments."""
-    from logmq.cli.common import SettingsError
-
     out: dict[str, str] = {}
     try:
         with open(path, encoding="utf-8") as f:

@@ -37,7 +37,8 @@ def connect(target: str | os.PathLike[str], **config: Any) -> Any:
         try:
             from logmq.cluster.broker import KafkaBroker
         except ImportError as e:  # pragma: no cover - confluent-kafka is a test dependency
-            raise ConfigError(f"kafka:// targets need confluent-kafka ({e})") from None
+            raise ConfigError(f"kafka:// targets need confluent-kafka: pip install "
+                              f"'logmq[cluster]' ({e})") from None
         from logmq.cluster.common import parse_kafka_url
 
         bootstrap, settings = parse_kafka_url(target)

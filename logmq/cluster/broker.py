@@ -378,8 +378,11 @@ class KafkaBroker:
         """A member of share group ``group`` on ``topic`` (KIP-932, Kafka >= 4.1): the
         embedded queue API on confluent-kafka's ShareConsumer; see
         :mod:`logmq.cluster.queue` for what maps how."""
-        from logmq.cluster.queue import ClusterQueue
-
+        try:
+            from logmq.cluster.queue import ClusterQueue
+        except ImportError as e:  # confluent-kafka before 2.16: no ShareConsumer
+            _unsupported("log.queue() (share groups)",
+                         f"it needs confluent-kafka >= 2.16 with ShareConsumer ({e})")
         self.check_open()
         self._check_share_groups()
         return ClusterQueue(self, topic, group, **config)

@@ -158,6 +158,8 @@ class ClusterContext(Protocol):
     (a Protocol, so they do not import the broker module that imports them)."""
 
     request_timeout: float
+    bootstrap: str
+    settings: dict[str, Any]
 
     @property
     def admin(self) -> Any: ...

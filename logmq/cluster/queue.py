@@ -32,7 +32,9 @@ dead-letter topic           Kafka's own DLQ (KIP-1191): group config
 backoff, priorities, TTL    UnsupportedOnClusterError when asked for (``backoff_*``,
                             ``priority_aging_ms``, ``dead_letter_expired``); the producer
                             refuses ``priority``/``delay_ms``/``ttl`` sends on a cluster
-``reply()``, ``stats()``    UnsupportedOnClusterError
+``stats()``                 depth from DescribeShareGroupOffsets' lag, the DLQ's size;
+                            -1 for what Kafka does not report (available, in flight)
+``reply()``                 UnsupportedOnClusterError
 ==========================  ===============================================================
 
 Kafka's share consumer must have every record of one poll acknowledged before it polls
@@ -57,7 +59,7 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 from logmq import errors
 from logmq.broker.queues.filters import FilterSpec, make_filter
-from logmq.broker.queues.model import GroupConfig, validate_lock_ms
+from logmq.broker.queues.model import GroupConfig, QueueStats, validate_lock_ms
 from logmq.broker.queues.queue import QueueRecord, SettleVerbs
 from logmq.cluster.common import ClusterContext, translate
 from logmq.types import Record
@@ -133,6 +135,7 @@ class ClusterQueue(SettleVerbs):
         self._out: dict[tuple[int, int], Any] = {}  # handed out, not settled: message by key
         self._closed = False
         self._woken = False
+        self._acked = 0
         try:
             self._c.subscribe([topic])
         except KafkaException as e:
@@ -308,6 +311,8 @@ class ClusterQueue(SettleVerbs):
                 del self._out[(r.partition, r.offset)]
                 r.settled = action
             self._commit(action)
+            if action == "ack":
+                self._acked += len(msgs)
         return [0 for _ in recs]
 
     def _commit(self, what: str) -> None:
@@ -331,9 +336,26 @@ class ClusterQueue(SettleVerbs):
                            "producer to answer on a topic of your choice")
 
     # ------------------------------------------------------------------ misc
-    def stats(self) -> Any:
-        raise _unsupported("queue.stats()", "read the share group's lag with Kafka's "
-                           "kafka-share-groups --describe (or `logmq queues list --bootstrap`)")
+    def stats(self) -> QueueStats:
+        """The group's depth as Kafka reports it (DescribeShareGroupOffsets lag) and its
+        dead-letter count; what Kafka does not report is -1 (available, in flight), and
+        ``scheduled`` is 0: Kafka holds nothing back for a delay."""
+        from logmq.cluster.sharegroups import ShareGroupAdmin
+
+        b = self._broker
+        offs = ShareGroupAdmin(b.bootstrap, b.settings, b.request_timeout).describe(self.group)
+        dlq = 0
+        if self.dead_letter_topic is not None:
+            try:
+                for p in range(b.partitions_for(self.dead_letter_topic)):
+                    start, end = b.offsets((self.dead_letter_topic, p))
+                    dlq += end - start
+            except errors.UnknownTopicError:
+                dlq = 0
+        return QueueStats(self.topic, self.group, depth=offs.depth(self.topic), available=-1,
+                          in_flight=-1, scheduled=0, oldest_unacked_age_ms=None,
+                          dlq_size=dlq, acked=self._acked, dead_lettered=-1, archived=-1,
+                          members=-1)
 
     def wakeup(self) -> None:
         """Make a blocked :meth:`receive` return (empty) now, from another thread."""

@@ -170,8 +170,10 @@ def test_queues_list_shows_a_share_groups_depth_and_dead_letters(log: Any) -> No
     got = receive_until(q, 2)
     got[0].ack()
     got[1].reject()
-    q.close()
     dead_letters(log, f"dlq.{t}", 1)  # written by the broker: wait until it is there
+    st = q.stats()
+    assert (st.depth, st.dlq_size, st.acked, st.scheduled, st.in_flight) == (3, 1, 1, 0, -1)
+    q.close()
     r = CliRunner().invoke(cli, ["queues", "list", "--topic", t, "--json",
                                  "--bootstrap", log.bootstrap])
     assert r.exit_code == 0, r.output
@@ -204,3 +206,12 @@ def test_a_worker_runs_unchanged_on_a_share_group(log: Any) -> None:
             time.sleep(0.05)  # waiting for the worker's threads, bounded by the deadline
     assert sorted(done) == sorted(b"v%d" % i for i in range(20))
     assert w.failed == 1 and not w.errors
+
+
+def test_a_filter_skips_records_for_the_group(log: Any) -> None:
+    t = topic(log, 4, partitions=1)
+    q = log.queue(t, f"g-{t}", filter=lambda r: r.value != b"v1")
+    got = [r.value for r in receive_until(q, 3, settle=lambda r: r.ack())]
+    assert got == [b"v0", b"v2", b"v3"]
+    assert q.receive(1, timeout=1.0) == []  # the skipped one was accepted, not left behind
+    q.close()
