@@ -142,6 +142,10 @@ _TOPIC_DEFS = [
     _topic("encryption.key.id", str, "", lambda v: "" if v is None else _str(v).strip(),
            "the key id new batches of an encrypted topic are sealed under (empty: the key "
            "ring's active key)", kafka=False),
+    _topic("errors.deadletterqueue.group.enable", bool, False, _bool,
+           "Kafka 4.4's opt-in (KIP-1191) for a topic to receive a share group's dead "
+           "letters; kept for Kafka clients and tools that set it: logmq writes dead letters "
+           "to any topic a group names"),
 ]
 
 TOPIC_CONFIGS: dict[str, ConfigKey] = {d.name: d for d in _TOPIC_DEFS}
@@ -175,6 +179,7 @@ class TopicConfig:
     max_queue_depth: int | None = None
     encryption: str = "none"
     encryption_key_id: str = ""
+    errors_deadletterqueue_group_enable: bool = False
 
     @property
     def compact(self) -> bool:

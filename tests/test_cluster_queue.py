@@ -38,20 +38,16 @@ def test_probe_reads_what_logmq_serve_advertises(served: LogMQServer) -> None:
     host, port = served.bootstrap.rsplit(":", 1)
     apis = api_versions(host, int(port), 5.0)
     assert apis[18][0] == 0 and apis[0][1] >= 3  # ApiVersions v0, Produce v3+
-    offered = all(k in apis for k in SHARE_APIS)
-    assert supports_share_groups(served.bootstrap, {}, 5.0) is offered
+    assert all(k in apis for k in SHARE_APIS)  # logmq serve speaks KIP-932 (server/share.py)
+    assert supports_share_groups(served.bootstrap, {}, 5.0)
 
 
-def test_queue_on_logmq_serve_works_or_says_why(served: LogMQServer) -> None:
-    """Without share groups on the server: a typed error at once. With them (KIP-932 served):
-    the same round trip the oracle runs on Kafka."""
+def test_queue_on_logmq_serve_through_kafkas_share_protocol(served: LogMQServer) -> None:
+    """The cluster queue (confluent-kafka's ShareConsumer) against logmq's own KIP-932
+    endpoint: the same round trip the oracle runs on Kafka."""
     with logmq.connect(f"kafka://{served.bootstrap}") as log:
         t = f"q-{uuid.uuid4().hex[:8]}"
         log.create_topic(t, 1)
-        if not supports_share_groups(served.bootstrap, {}, 5.0):
-            with pytest.raises(UnsupportedOnClusterError, match="KIP-932 share"):
-                log.queue(t, "workers")
-            return
         with log.producer() as p:
             p.send(t, b"job").result(10)
         q = log.queue(t, f"g-{t}")

@@ -43,6 +43,10 @@ SHARE_GROUP_CONFIGS: dict[str, tuple[str | None, str]] = {
     "share.heartbeat.interval.ms": ("5000", "heartbeat interval told to members"),
     "share.isolation.level": ("read_uncommitted", "only read_uncommitted is served"),
     "logmq.dead.letter.topic": (None, "dead-letter topic (unset: <topic>.dlq, empty: none)"),
+    # Kafka 4.4's names (KIP-1191): set, the topic name wins over logmq.dead.letter.topic
+    "errors.deadletterqueue.topic.name": (None, "dead-letter topic, Kafka's name for it"),
+    "errors.deadletterqueue.copy.record.enable": (
+        "false", "Kafka copies the record only when true; logmq always copies it"),
     "logmq.retry.backoff.ms": ("0", "delay before a timed-out record is redelivered (ms)"),
 }
 
@@ -119,7 +123,8 @@ class ShareGroupConfigs:
 
     def group_config(self, group: str) -> GroupConfig:
         """The engine settings a share group opened from the wire gets."""
-        dlq = self.get(group, "logmq.dead.letter.topic")
+        dlq = self.get(group, "errors.deadletterqueue.topic.name") or \
+            self.get(group, "logmq.dead.letter.topic")
         backoff = self.get_int(group, "logmq.retry.backoff.ms")
         return GroupConfig(
             max_attempts=self.get_int(group, "share.delivery.count.limit"),
