@@ -259,6 +259,18 @@ BROKER_KEYS: dict[str, ConfigKey] = {d.name: d for d in [
     _broker("queue_authkey_file", str, None, _opt_str,
             "server: hex key file RemoteQueue clients must present (unset: DATA/queue.authkey, "
             "created with mode 0600 if missing; required with data = :memory:)"),
+    # security (issue 14: ACLs, audit; logmq/broker/acls.py, logmq/server/authz.py)
+    _broker("authorizer", bool, False, _bool,
+            "server: check Kafka ACLs on every request (`logmq acls`, kafka-acls); off: every "
+            "client may do everything"),
+    _broker("super_users", str, None, _opt_str,
+            "server: comma-separated principals the authorizer never refuses (User:admin)"),
+    _broker("allow_everyone_if_no_acl_found", bool, False, _bool,
+            "server: with the authorizer, allow a resource no ACL names (Kafka's "
+            "allow.everyone.if.no.acl.found)"),
+    _broker("audit_log", str, None, _opt_str,
+            "server: JSON-lines audit file (unset: DATA/audit.jsonl when the authorizer is "
+            "on, none when off; `off` disables it)"),
     _broker("limits", dict, None, _opt_table,
             "server: connection and request limits, one `limits.<name>` key each (below)"),
 ]}
@@ -373,6 +385,10 @@ class BrokerConfig:
     log_format: str | None = None
     queue_listen: str | None = None
     queue_authkey_file: str | None = None
+    authorizer: bool = False
+    super_users: str | None = None
+    allow_everyone_if_no_acl_found: bool = False
+    audit_log: str | None = None
     limits: Mapping[str, Any] | None = None
     topic_defaults: Mapping[str, Any] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)

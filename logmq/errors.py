@@ -56,6 +56,8 @@ __all__ = [
     "InvalidRecordError",
     "InvalidTimestampError",
     "UnsupportedOnClusterError",
+    "AuthorizationError",
+    "InvalidAclError",
 ]
 
 
@@ -376,3 +378,21 @@ class UnsupportedOnClusterError(LogMQError, NotImplementedError):
     the message says what to use instead (README "Scaling out" has the table)."""
 
     kafka_code = E.UNSUPPORTED_VERSION
+
+
+class AuthorizationError(LogMQError):
+    """The principal may not do this (the authorizer's answer); ``kafka_code`` is the
+    TOPIC/GROUP/CLUSTER/TRANSACTIONAL_ID_AUTHORIZATION_FAILED code of the resource refused."""
+
+    kafka_code: int = E.CLUSTER_AUTHORIZATION_FAILED
+
+    def __init__(self, message: str, kafka_code: int | None = None) -> None:
+        super().__init__(message)
+        if kafka_code is not None:
+            self.kafka_code = kafka_code
+
+
+class InvalidAclError(ConfigError):
+    """An ACL binding or filter that cannot be one (unknown operation, bad principal, ...)."""
+
+    kafka_code = E.INVALID_REQUEST

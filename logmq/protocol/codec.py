@@ -69,6 +69,12 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     47: (0, 0),  # OffsetDelete
     61: (0, 0),  # DescribeProducers
     75: (0, 0),  # DescribeTopicPartitions
+    # security (logmq/server/acl_handlers.py, logmq/server/quotas.py)
+    29: (1, 3),  # DescribeAcls
+    30: (1, 3),  # CreateAcls
+    31: (1, 3),  # DeleteAcls
+    48: (0, 1),  # DescribeClientQuotas
+    49: (0, 1),  # AlterClientQuotas
 }
 
 SCHEMAS: dict[str, Any] = _SCHEMAS  # generated plain data; typed once here
