@@ -266,6 +266,9 @@ COMMANDS: dict[str, list[str]] = {
     "stats": [],
     "compact": [],
     "verify": [],
+    "acls add": ["--allow", "User:a", "--operation", "READ", "--topic", "t"],
+    "acls list": [],
+    "acls remove": ["--principal", "User:a"],
 }
 
 
