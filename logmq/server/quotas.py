@@ -130,7 +130,8 @@ class QuotaManager:
         now = time.monotonic()
         with self._lock:
             k = (bucket, key)
-            ready = max(self._ready.get(k, now), now - BURST_S) + amount / max(rate, 1e-9)
+            floor = now - BURST_S  # idle time earns at most BURST_S of credit
+            ready = max(self._ready.get(k, floor), floor) + amount / max(rate, 1e-9)
             self._ready[k] = ready
         return ready - now
 
