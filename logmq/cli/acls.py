@@ -180,3 +180,58 @@ def remove(principal: str | None, operation: str | None, everything: bool,
         click.echo(f"removed: {b.describe()}")
     if not gone:
         click.echo("no ACL matched")
+
+
+@acls.group("token")
+def token() -> None:
+    """Bearer tokens of the HTTP listener (serve --http with --authorizer)."""
+
+
+def _tokens(log: object) -> Any:
+    from logmq.ops.http_auth import TokenStore
+
+    meta = getattr(log, "meta", None)
+    if meta is None:
+        raise click.UsageError("give --data of a stopped server")
+    return TokenStore(meta.env)
+
+
+@token.command("add")
+@click.argument("principal")
+@data_option
+def token_add(principal: str, data: str) -> None:
+    """Issue a token for PRINCIPAL (printed once: only its digest is stored)."""
+    with open_broker(data, create=True) as log:
+        value = _tokens(log).issue(principal)
+    _audit_token(data, "token.create", principal)
+    click.echo(value)
+
+
+@token.command("list")
+@data_option
+def token_list(data: str) -> None:
+    """Principals holding tokens, and how many each."""
+    with open_broker(data) as log:
+        found = _tokens(log).principals()
+    print_table(["PRINCIPAL", "TOKENS"], [[p, n] for p, n in sorted(found.items())])
+
+
+@token.command("remove")
+@click.argument("principal")
+@data_option
+def token_remove(principal: str, data: str) -> None:
+    """Revoke every token of PRINCIPAL."""
+    with open_broker(data) as log:
+        n = _tokens(log).revoke(principal)
+    _audit_token(data, "token.delete", principal)
+    click.echo(f"revoked {n} token(s) of {principal}")
+
+
+def _audit_token(data: str, event: str, principal: str) -> None:
+    from logmq.broker.audit import Audit, audit_path
+
+    path = audit_path(command_config().audit_log, data, True)
+    if path is not None:
+        audit = Audit(path)
+        audit.record(event, f"local:{getpass.getuser()}", "local", "ok", subject=principal)
+        audit.close()
