@@ -117,9 +117,15 @@ def parse_principal(text: str) -> str:
     """Kafka's ``Type:name`` (``User:alice``, ``User:*``); anything else is refused."""
     kind, sep, name = text.partition(":")
     if not sep or not kind or not name:
-        raise InvalidAclError(f"principal {text!r} is not of the form Type:name "
-                              "(e.g. User:alice, or User:* for everyone)")
+        raise InvalidAclError(f"Could not parse principal from `{text}` (not of the form "
+                              "Type:name, e.g. User:alice, or User:* for everyone)")
     return text
+
+
+def concrete(resource_type: int, pattern_type: int, operation: int, permission: int) -> bool:
+    """Values a binding may hold (no ANY, MATCH or UNKNOWN, nothing out of range)."""
+    return (resource_type in _CONCRETE_TYPES and pattern_type in (3, 4)
+            and 2 <= operation <= max(AclOperation) and permission in (2, 3))
 
 
 @dataclass(frozen=True)
@@ -155,9 +161,8 @@ class AclBinding:
         if not resource_name:
             raise InvalidAclError("resource name must not be empty")
         if rt is ResourceType.CLUSTER and resource_name != CLUSTER_NAME:
-            raise InvalidAclError(f"the cluster resource is named {CLUSTER_NAME!r}")
-        if pt is PatternType.PREFIXED and resource_name == WILDCARD:
-            raise InvalidAclError("a PREFIXED pattern cannot be the wildcard '*'")
+            raise InvalidAclError(
+                f"The only valid name for the CLUSTER resource is {CLUSTER_NAME}")
         if not host:
             raise InvalidAclError("host must not be empty ('*' for every host)")
         return cls(rt, resource_name, pt, parse_principal(principal), host, op, perm)
@@ -312,6 +317,7 @@ def _sort_key(b: AclBinding) -> tuple:
 
 
 _CACHE_MAX = 10_000
+_CONCRETE_TYPES = frozenset(int(t) for t in ResourceType if t > ResourceType.ANY)
 
 
 class Authorizer:

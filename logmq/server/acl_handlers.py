@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from logmq.broker.acls import AclBinding, AclFilter, AclStore, Authorizer
+from logmq.broker.acls import AclBinding, AclFilter, AclStore, Authorizer, concrete
 from logmq.broker.audit import Audit
 from logmq.errors import InvalidAclError
 from logmq.kafka_codes import ErrorCode as _E
@@ -47,6 +47,12 @@ class AclHandlers:
             return {"throttle_time_ms": 0, "results": [
                 {"error_code": _E.SECURITY_DISABLED, "error_message": _DISABLED}
                 for _ in creations]}
+        if not all(concrete(c["resource_type"], c.get("resource_pattern_type", 3),
+                            c["operation"], c["permission_type"]) for c in creations):
+            # Kafka cannot turn such a creation into a binding and fails the whole request
+            return {"throttle_time_ms": 0, "results": [
+                {"error_code": _E.UNKNOWN_SERVER_ERROR, "error_message": None}
+                for _ in creations]}
         results: list[dict] = []
         valid: list[AclBinding] = []
         for c in creations:
@@ -58,7 +64,7 @@ class AclHandlers:
                 results.append({"error_code": e.kafka_code, "error_message": str(e)})
                 continue
             valid.append(b)
-            results.append({"error_code": _E.NONE, "error_message": None})
+            results.append({"error_code": _E.NONE, "error_message": ""})  # Kafka's ""
         for b in self.sec.acls.add(valid):
             self._record("acl.create", client, b)
         return {"throttle_time_ms": 0, "results": results}
