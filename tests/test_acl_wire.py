@@ -229,3 +229,61 @@ def test_authorizer_off_answers_security_disabled(tmp_path):
             assert produce(w, "anything") == 0  # no authorizer: everyone may
     finally:
         srv.stop()
+
+
+class _Ask:
+    """The authorizer's answers for a rule tested alone: DESCRIBE on what ``allowed`` names."""
+
+    def __init__(self, *allowed: str) -> None:
+        self.allowed = set(allowed)
+
+    def may(self, op, rtype, name):
+        return name in self.allowed
+
+    def may_any(self, op, rtype):
+        return bool(self.allowed)
+
+    def ops(self, rtype, name):
+        return 0
+
+    def topic_exists(self, name):
+        return True
+
+    def auto_create(self):
+        return False
+
+    def name_of(self, entry, key):
+        return entry.get(key) or {b"\x01" * 16: "by-id"}.get(entry.get("topic_id"), "")
+
+
+def test_offset_fetch_batched_form_rule():
+    from logmq.server.authz_rules import RULES
+
+    body = {"groups": [{"group_id": "g1", "topics": [
+        {"name": "a", "partition_indexes": [0]}, {"name": "b", "partition_indexes": [0, 1]}]},
+        {"group_id": "g2", "topics": None}], "require_stable": False}
+    plan = RULES[9](body, 8, _Ask("g1", "a"))
+    assert plan.response is None
+    assert plan.body["groups"] == [{"group_id": "g1", "topics": [
+        {"name": "a", "partition_indexes": [0]}]}]
+    resp = plan.merge({"groups": [{"group_id": "g1", "error_code": 0, "topics": [
+        {"name": "a", "partitions": [{"partition_index": 0, "committed_offset": 5}]}]}]})
+    g1, g2 = resp["groups"]
+    assert [t["name"] for t in g1["topics"]] == ["a", "b"]
+    assert [p["error_code"] for p in g1["topics"][1]["partitions"]] == [TOPIC_DENIED] * 2
+    assert g2 == {"group_id": "g2", "topics": [], "error_code": GROUP_DENIED}
+    assert RULES[9](body, 8, _Ask()).response["groups"][0]["error_code"] == GROUP_DENIED
+
+
+def test_topic_ids_are_resolved_before_checking():
+    from logmq.server.authz_rules import RULES
+
+    body = {"topics": [{"topic_id": b"\x01" * 16, "partitions": [{"partition": 0}]},
+                       {"topic_id": b"\x02" * 16, "partitions": [{"partition": 0}]}],
+            "max_wait_ms": 500}
+    plan = RULES[1](body, 13, _Ask("by-id"))
+    assert [t["topic_id"] for t in plan.body["topics"]] == [b"\x01" * 16]
+    assert plan.body["max_wait_ms"] == 0
+    resp = plan.merge({"responses": []})
+    assert resp["responses"][0]["topic_id"] == b"\x02" * 16
+    assert resp["responses"][0]["partitions"][0]["error_code"] == TOPIC_DENIED

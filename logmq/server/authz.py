@@ -22,6 +22,7 @@ import functools
 import inspect
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,8 @@ log = logging.getLogger("logmq.server.authz")
 _DENIED = frozenset((_E.TOPIC_AUTHORIZATION_FAILED, _E.GROUP_AUTHORIZATION_FAILED,
                      _E.CLUSTER_AUTHORIZATION_FAILED,
                      _E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED))
+#: APIs that wait for data or members: their wall time is not request time (quotas)
+_LONG_POLLS = frozenset((1, 11, 14, 78))
 #: APIs that never need a principal's permission (they establish who it is, or what we speak)
 _OPEN_APIS = frozenset((17, 18, 36))
 
@@ -90,6 +93,13 @@ class _Ask:
     def auto_create(self) -> bool:
         return self.sec.auto_create
 
+    def name_of(self, entry: dict, key: str) -> str:
+        name = entry.get(key)
+        if name is not None:
+            return str(name)
+        tid = entry.get("topic_id")
+        return self.sec.topic_by_id(tid) if tid else ""
+
 
 class Security:
     """The authorizer (None when off), ACL store, quotas and audit log of one server."""
@@ -107,9 +117,23 @@ class Security:
         self.quotas = QuotaManager(broker.meta.env)
         #: tests only: ``hook(client) -> principal`` instead of ``client.principal``
         self.principal_hook: Callable[[Any], str] | None = None
+        self._ids: dict[bytes, str] = {}
 
     def close(self) -> None:
         self.audit.close()
+
+    def topic_by_id(self, topic_id: bytes) -> str:
+        """The name of the topic with this wire id ("" when none has it: a request naming
+        it is answered UNKNOWN_TOPIC_ID by its handler, which nobody may read through)."""
+        raw = bytes(topic_id)
+        if raw not in self._ids:
+            self._ids = {}
+            for name in self.broker.list_topics():
+                try:
+                    self._ids[uuid.UUID(hex=self.broker.topic_id(name)).bytes] = name
+                except ValueError:
+                    continue
+        return self._ids.get(raw, "")
 
     def api_table(self) -> dict[int, Callable[..., Any]]:
         """The security APIs' handlers: ACLs (29-31) and client quotas (48, 49)."""
@@ -156,8 +180,8 @@ class Security:
             if resp is not None and "throttle_time_ms" not in resp:
                 resp["throttle_time_ms"] = 0
             self._audit(api, body, client, ask.principal, plan, resp)
-            return self.quotas.charge(api, body, resp, client, ask.principal,
-                                      time.perf_counter() - t0)
+            spent = 0.0 if api in _LONG_POLLS else time.perf_counter() - t0
+            return self.quotas.charge(api, body, resp, client, ask.principal, spent)
 
         if inspect.iscoroutinefunction(handler):
             @functools.wraps(handler)

@@ -46,6 +46,10 @@ class Ask(Protocol):
 
     def auto_create(self) -> bool: ...
 
+    def name_of(self, entry: dict, key: str) -> str:
+        """The topic an entry names (its ``key`` field, else its ``topic_id`` resolved)."""
+        ...
+
 
 @dataclass
 class Plan:
@@ -67,9 +71,10 @@ def _topic_lists(body: dict, v: int, a: Ask, list_key: str, name_key: str, op: A
     """The common shape: topics with partitions in, topics with partitions out."""
     keep, refused = [], []
     for t in body.get(list_key) or []:
-        code = None if a.may(op, T, t[name_key]) else TOPIC_DENIED
+        name = a.name_of(t, name_key)
+        code = None if a.may(op, T, name) else TOPIC_DENIED
         if code is None and extra is not None:
-            code = extra(t[name_key])
+            code = extra(name)
         if code is None:
             keep.append(t)
         else:
@@ -81,7 +86,7 @@ def _topic_lists(body: dict, v: int, a: Ask, list_key: str, name_key: str, op: A
 
     def entry(t: dict, code: int) -> dict:
         ps = parts_of(t) if parts_of else [p[part_key] for p in t.get("partitions") or []]
-        return {out_name: t[name_key],
+        return {out_name: t.get(name_key), "topic_id": t.get("topic_id"),
                 out_parts: [{out_part_index: p, code_key: code} for p in ps]}
 
     def merge(resp: dict) -> dict:
@@ -89,7 +94,7 @@ def _topic_lists(body: dict, v: int, a: Ask, list_key: str, name_key: str, op: A
         resp[out_key] = list(resp[out_key]) + [entry(t, c) for t, c in refused]
         return resp
 
-    plan = Plan(new, merge=merge, refused=[t[name_key] for t, _ in refused])
+    plan = Plan(new, merge=merge, refused=[a.name_of(t, name_key) for t, _ in refused])
     if not keep:
         plan.response = merge({"throttle_time_ms": 0, out_key: []})
     return plan
@@ -161,7 +166,7 @@ def metadata(body: dict, v: int, a: Ask) -> Plan:
         keep = []
         create = body.get("allow_auto_topic_creation", True) and a.auto_create()
         for t in requested or []:
-            name = t["name"]
+            name = a.name_of(t, "name")
             if not a.may(Op.DESCRIBE, T, name):
                 refused.append((name, TOPIC_DENIED))
             elif create and not a.topic_exists(name) and not (
@@ -176,19 +181,19 @@ def metadata(body: dict, v: int, a: Ask) -> Plan:
     def merge(resp: dict) -> dict:
         topics = resp.get("topics") or []
         if every:  # hidden, not refused
-            topics = [t for t in topics if a.may(Op.DESCRIBE, T, t["name"])]
+            topics = [t for t in topics if a.may(Op.DESCRIBE, T, a.name_of(t, "name"))]
         elif not new["topics"]:
             topics = []  # v0 with nothing left would have listed every topic
-        order = {t["name"]: i for i, t in enumerate(requested or [])}
+        order = {a.name_of(t, "name"): i for i, t in enumerate(requested or [])}
         topics = topics + [{"error_code": code, "name": n, "is_internal": False,
                             "partitions": [], "topic_authorized_operations": _NOT_ASKED}
                            for n, code in refused]
         if order:
-            topics.sort(key=lambda t: order.get(t["name"], len(order)))
+            topics.sort(key=lambda t: order.get(a.name_of(t, "name"), len(order)))
         if want_topic_ops:
             for t in topics:
                 if t.get("error_code", 0) == 0:
-                    t["topic_authorized_operations"] = a.ops(T, t["name"])
+                    t["topic_authorized_operations"] = a.ops(T, a.name_of(t, "name"))
         resp["topics"] = topics
         if want_cluster_ops:
             resp["cluster_authorized_operations"] = a.ops(C, CLUSTER_NAME)
@@ -250,7 +255,7 @@ def delete_topics(body: dict, v: int, a: Ask) -> Plan:
         return _named(body, a, "topic_names", lambda n: n,
                       lambda n: a.may(Op.DELETE, T, n), "responses",
                       lambda n: {"name": n, "error_code": TOPIC_DENIED})
-    return _named(body, a, "topics", lambda t: t.get("name") or "",
+    return _named(body, a, "topics", lambda t: a.name_of(t, "name"),
                   lambda n: a.may(Op.DELETE, T, n), "responses",
                   lambda t: {"name": t.get("name"), "topic_id": t.get("topic_id"),
                              "error_code": TOPIC_DENIED,
@@ -371,8 +376,8 @@ def offset_commit(body: dict, v: int, a: Ask) -> Plan:
 
 
 def offset_fetch(body: dict, v: int, a: Ask) -> Plan:
-    if "groups" in body and body.get("groups") is not None and v >= 8:
-        return Plan(body)  # the batched form is checked by the version owner (flex, v8+)
+    if v >= 8:
+        return _offset_fetch_groups(body, v, a)
     gid = body["group_id"]
     if not a.may(Op.DESCRIBE, G, gid):
         return Plan(body, refused=[gid], response={"error_code": GROUP_DENIED, "topics": []})
@@ -392,6 +397,44 @@ def offset_fetch(body: dict, v: int, a: Ask) -> Plan:
         for t in plan.response["topics"]:
             for p in t["partitions"]:
                 p["committed_offset"] = -1
+    return plan
+
+
+def _offset_fetch_groups(body: dict, v: int, a: Ask) -> Plan:
+    """OffsetFetch v8+: many groups, each checked (DESCRIBE) and its topics (DESCRIBE)."""
+    keep, refused, topic_refusals = [], [], {}
+    for g in body.get("groups") or []:
+        gid = g["group_id"]
+        if not a.may(Op.DESCRIBE, G, gid):
+            refused.append(gid)
+            continue
+        topics = g.get("topics")
+        if topics is not None:
+            ok = [t for t in topics if a.may(Op.DESCRIBE, T, a.name_of(t, "name"))]
+            bad = [t for t in topics if t not in ok]
+            if bad:
+                topic_refusals[gid] = bad
+                g = dict(g, topics=ok)
+        keep.append(g)
+
+    def merge(resp: dict) -> dict:
+        out = []
+        for g in resp.get("groups") or []:
+            gid = g["group_id"]
+            topics = [t for t in g.get("topics") or []
+                      if a.may(Op.DESCRIBE, T, a.name_of(t, "name"))]
+            topics += [{"name": t.get("name"), "topic_id": t.get("topic_id"), "partitions": [
+                {"partition_index": p, "committed_offset": -1, "error_code": TOPIC_DENIED}
+                for p in t.get("partition_indexes") or []]}
+                for t in topic_refusals.get(gid, [])]
+            out.append(dict(g, topics=topics))
+        out += [{"group_id": gid, "topics": [], "error_code": GROUP_DENIED} for gid in refused]
+        resp["groups"] = out
+        return resp
+
+    plan = Plan(dict(body, groups=keep), merge=merge, refused=refused)
+    if not keep and refused:
+        plan.response = merge({"groups": []})
     return plan
 
 

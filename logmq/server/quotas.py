@@ -13,8 +13,9 @@ at" time forward by amount / rate; the response carries the time left as
 ``throttle_time_ms`` and the connection's next request waits it out (Kafka's muting after the
 response, KIP-219), so the long-run rate is the quota, with at most ``BURST_S`` seconds of
 credit after idling. Throttles are capped at ``MAX_THROTTLE_S`` (the rest is paid later).
-``request_percentage`` counts the handler's own time; long polls (Fetch waiting for data, a
-JoinGroup waiting for members) count from their start, as wall time.
+``request_percentage`` counts the handler's wall time as a share of one thread, except for
+the long polls (Fetch, ShareFetch, JoinGroup, SyncGroup), whose waiting is not work: their
+bytes are what a fetch quota limits.
 """
 
 from __future__ import annotations
