@@ -94,8 +94,8 @@ def test_describe_and_alter_client_quotas_on_the_wire(tmp_path):
                 {"entity_type": "user", "match_type": 0, "match": "alice"}], "strict": True})
             assert r["error_code"] == 0
             assert r["entries"] == [{"entity": entity(user="alice"), "values": [
-                {"key": "producer_byte_rate", "value": 1024.0},
-                {"key": "request_percentage", "value": 25.0}]}]
+                {"key": "request_percentage", "value": 25.0},  # in Kafka's order
+                {"key": "producer_byte_rate", "value": 1024.0}]}]
             r = w.call(48, 1, {"components": [
                 {"entity_type": "client-id", "match_type": 2, "match": None}],
                 "strict": False})

@@ -45,6 +45,10 @@ QUOTA_KEYS: dict[str, frozenset[str]] = {
     IP: frozenset(("connection_creation_rate",)),
 }
 Entity = tuple[tuple[str, str | None], ...]
+#: the order Kafka's answers list a entity's values in (its hash map's: tools print it)
+_VALUE_ORDER = {k: i for i, k in enumerate((
+    "connection_creation_rate", "request_percentage", "producer_byte_rate",
+    "consumer_byte_rate", "controller_mutation_rate"))}
 
 
 def _entity(parts: list[dict]) -> Entity:
@@ -152,8 +156,8 @@ class QuotaManager:
             if not all(_component_matches(c, named) for c in comps):
                 continue
             out.append({"entity": [{"entity_type": t, "entity_name": n} for t, n in ent],
-                        "values": [{"key": k, "value": float(x)}
-                                   for k, x in sorted(values.items())]})
+                        "values": [{"key": k, "value": float(x)} for k, x in sorted(
+                            values.items(), key=lambda kv: _VALUE_ORDER.get(kv[0], 99))]})
         return {"throttle_time_ms": 0, "error_code": 0, "error_message": None, "entries": out}
 
     def alter(self, body: dict, v: int, client: Any) -> dict:

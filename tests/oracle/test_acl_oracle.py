@@ -188,3 +188,47 @@ def test_kafka_acls_cli(brokers):
 def _lines(out: str) -> list[str]:
     """Order of resources and entries is each broker's own: compare them as sets of lines."""
     return sorted(line.strip() for line in out.splitlines() if line.strip())
+
+
+def kafka_configs(bootstrap: str, *args: str) -> tuple[int, str]:
+    proc = subprocess.run(java_cmd("org.apache.kafka.tools.ConfigCommand", "--bootstrap-server",
+                                   bootstrap, *args, heap="-Xmx256m", short_lived=True),
+                          capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    return proc.returncode, proc.stdout
+
+
+def test_client_quotas_with_kafka_configs(brokers):
+    """Quotas of client ids (describing users also lists SCRAM credentials, which is the
+    SASL side's API): the same output, the same DescribeClientQuotas answers."""
+    steps = [("--alter", "--add-config", "producer_byte_rate=1048576,request_percentage=50",
+              "--entity-type", "clients", "--entity-name", "app"),
+             ("--alter", "--add-config", "consumer_byte_rate=2048", "--entity-type", "clients",
+              "--entity-default"),
+             ("--describe", "--entity-type", "clients", "--entity-name", "app"),
+             ("--describe", "--entity-type", "clients"),
+             ("--alter", "--delete-config", "request_percentage", "--entity-type", "clients",
+              "--entity-name", "app"),
+             ("--alter", "--add-config", "bogus_rate=1", "--entity-type", "clients",
+              "--entity-name", "app"),
+             ("--describe", "--entity-type", "clients", "--entity-name", "app")]
+    for step in steps:
+        ours = kafka_configs(brokers["bootstrap:logmq"], *step)
+        theirs = kafka_configs(brokers["bootstrap:kafka"], *step)
+        deadline = time.monotonic() + 15
+        while step[0] == "--describe" and theirs != ours and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling interval: Kafka applies quota changes a moment later
+            theirs = kafka_configs(brokers["bootstrap:kafka"], *step)
+        assert (ours[0], _lines(ours[1])) == (theirs[0], _lines(theirs[1])), step
+    body = {"components": [{"entity_type": "client-id", "match_type": 2, "match": None}],
+            "strict": False}
+
+    def quotas(c: RawClient) -> Any:
+        r = c.call(48, 1, body)
+        return r["error_code"], sorted(
+            ((tuple((e["entity_type"], e["entity_name"]) for e in x["entity"]),
+              tuple((v["key"], v["value"]) for v in x["values"]))
+             for x in r["entries"] or []), key=repr)
+
+    got = both(brokers, quotas)
+    assert got["logmq"] == got["kafka"]
