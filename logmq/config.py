@@ -271,6 +271,9 @@ BROKER_KEYS: dict[str, ConfigKey] = {d.name: d for d in [
     _broker("audit_log", str, None, _opt_str,
             "server: JSON-lines audit file (unset: DATA/audit.jsonl when the authorizer is "
             "on, none when off; `off` disables it)"),
+    _broker("audit_topic", str, None, _opt_str,
+            "server: also append audit entries to this topic (created if missing; key: the "
+            "event, value: the JSON line)"),
     _broker("limits", dict, None, _opt_table,
             "server: connection and request limits, one `limits.<name>` key each (below)"),
 ]}
@@ -389,6 +392,7 @@ class BrokerConfig:
     super_users: str | None = None
     allow_everyone_if_no_acl_found: bool = False
     audit_log: str | None = None
+    audit_topic: str | None = None
     limits: Mapping[str, Any] | None = None
     topic_defaults: Mapping[str, Any] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)

@@ -150,3 +150,30 @@ def test_record_api_for_authentication(tmp_path):
     got = entries(str(tmp_path / "x.jsonl"))
     assert [(e["principal"], e["outcome"], e["mechanism"]) for e in got] == [
         ("User:alice", "ok", "SCRAM-SHA-256"), ("User:mallory", "failed", "PLAIN")]
+
+
+def test_audit_topic_carries_the_same_entries(tmp_path):
+    srv = secure_server(str(tmp_path / "d"), audit_topic="_audit")
+    try:
+        with Wire(srv, "admin") as w:
+            w.call(19, 4, {"topics": [{"name": "t", "num_partitions": 1,
+                                       "replication_factor": 1, "assignments": [],
+                                       "configs": []}], "timeout_ms": 1000,
+                           "validate_only": False})
+            w.call(20, 3, {"topic_names": ["t"], "timeout_ms": 1000})
+        with Wire(srv, "alice") as w:
+            w.call(20, 3, {"topic_names": ["_audit"], "timeout_ms": 1000})  # refused
+        c = srv.broker.consumer("_audit", auto_offset_reset="earliest")
+        got = []
+        deadline = time.monotonic() + 10
+        while len(got) < 3 and time.monotonic() < deadline:
+            got += c.poll(timeout=0.5)
+        c.close()
+        assert [(r.key, json.loads(r.value)["principal"]) for r in got] == [
+            (b"topic.create", "User:admin"), (b"topic.delete", "User:admin"),
+            (b"topic.delete", "User:alice")]
+        assert "_audit" in srv.broker.list_topics()
+        file_entries = entries(str(tmp_path / "d" / "audit.jsonl"))
+        assert [json.loads(r.value) for r in got] == file_entries
+    finally:
+        srv.stop()

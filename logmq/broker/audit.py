@@ -10,7 +10,8 @@ without members), ``offsets.delete``, ``group.delete``, ``quota.alter``.
 ``outcome`` is ``ok``, ``denied`` (the authorizer refused) or ``error:<KAFKA_CODE>``.
 
 On by default when the authorizer is on (``audit_log`` unset: ``DATA/audit.jsonl``), off
-otherwise. Surfaces call :meth:`Audit.record`; the SASL layer calls it for authentication
+otherwise. With ``audit_topic`` set, the same lines are also records of that topic (key: the
+event), so they can be consumed and mirrored like any other data. Surfaces call :meth:`Audit.record`; the SASL layer calls it for authentication
 outcomes.
 """
 
@@ -21,6 +22,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import IO, Any
 
 __all__ = ["Audit", "audit_path"]
@@ -40,10 +42,13 @@ def audit_path(setting: str | None, data: str, authorizer: bool) -> str | None:
 
 
 class Audit:
-    """Appends audit entries to ``path`` (None: entries are dropped, :attr:`enabled` False)."""
+    """Appends audit entries to ``path`` and/or hands them to ``sink(event, line)`` (the
+    server's audit topic); with neither, entries are dropped and :attr:`enabled` is False."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None,
+                 sink: Callable[[str, bytes], None] | None = None) -> None:
         self.path = path
+        self.sink = sink
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
         if path is not None:
@@ -54,13 +59,13 @@ class Audit:
 
     @property
     def enabled(self) -> bool:
-        return self._file is not None
+        return self._file is not None or self.sink is not None
 
     def record(self, event: str, principal: str, peer: str, outcome: str,
                **details: Any) -> None:
         """Append one entry. Never raises: an audit file that cannot be written is logged
         (the request it describes has happened already)."""
-        if self._file is None:
+        if not self.enabled:
             return
         now = _dt.datetime.now(_dt.UTC)
         entry = {"time": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -74,9 +79,15 @@ class Audit:
                     self._file.flush()
             except (OSError, ValueError) as e:
                 log.error("audit log %s: cannot append (%s): %s", self.path, e, line.strip())
+            if self.sink is not None:
+                try:
+                    self.sink(event, line.rstrip("\n").encode())
+                except Exception as e:  # noqa: BLE001 - the audited request happened anyway
+                    log.error("audit topic: cannot append (%s): %s", e, line.strip())
 
     def close(self) -> None:
         with self._lock:
+            self.sink = None
             if self._file is not None:
                 self._file.close()
                 self._file = None

@@ -113,7 +113,8 @@ class Security:
         self.authorizer: Authorizer | None = None
         if cfg.authorizer:
             self.authorizer = Authorizer(self.acls, supers, cfg.allow_everyone_if_no_acl_found)
-        self.audit = Audit(audit_path(cfg.audit_log, str(broker.path), cfg.authorizer))
+        self.audit = Audit(audit_path(cfg.audit_log, str(broker.path), cfg.authorizer),
+                           self._topic_sink(cfg.audit_topic))
         self.quotas = QuotaManager(broker.meta.env)
         #: tests only: ``hook(client) -> principal`` instead of ``client.principal``
         self.principal_hook: Callable[[Any], str] | None = None
@@ -121,6 +122,25 @@ class Security:
 
     def close(self) -> None:
         self.audit.close()
+
+    def _topic_sink(self, topic: str | None) -> Callable[[str, bytes], None] | None:
+        """Audit entries as records of ``topic`` (one partition, made if missing)."""
+        if not topic:
+            return None
+        from logmq.codec.records import encode_batch
+
+        broker = self.broker
+        broker.create_topic(topic, 1, exist_ok=True)
+
+        def append(event: str, line: bytes) -> None:
+            try:
+                plog = broker.partition_log(topic, 0)
+            except LogMQError:  # deleted (by someone allowed to): made again
+                broker.create_topic(topic, 1, exist_ok=True)
+                plog = broker.partition_log(topic, 0)
+            plog.append(encode_batch([(event.encode(), line)]), validate=False)
+
+        return append
 
     def topic_by_id(self, topic_id: bytes) -> str:
         """The name of the topic with this wire id ("" when none has it: a request naming
