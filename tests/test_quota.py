@@ -147,3 +147,47 @@ def test_a_quota_throttles_a_fast_producer_to_its_rate(tmp_path):
         assert throttles and max(throttles) > 0  # the client was told, as Kafka tells it
     finally:
         srv.stop()
+
+
+def test_fetch_bytes_count_against_consumer_byte_rate(quotas):
+    alter(quotas, entity(client_id="c"), consumer_byte_rate=1000)
+
+    class Client:
+        client_id = "c"
+
+    resp = {"responses": [{"topic": "t", "partitions": [{"records": b"x" * 1500}]}]}
+    out = quotas.charge(1, {}, resp, Client(), "User:ANONYMOUS", 0.0)
+    # 1500 bytes at 1000 B/s, less the 0.5 s burst credit
+    assert 990 <= out["throttle_time_ms"] <= 1000
+
+
+def test_throttled_response_comes_at_once_and_the_next_request_waits(tmp_path):
+    """KIP-219: the over-quota response is sent with its throttle time right away; the
+    connection is muted after it, so the next request is read only once the time is up."""
+    from logmq.codec.records import encode_batch
+
+    srv = secure_server(str(tmp_path / "d"), authorizer=False)
+    try:
+        srv.create_topic("t")
+        with Wire(srv, "slow") as w:
+            w.call(49, 1, {"entries": [{"entity": entity(client_id="slow"), "ops": [
+                {"key": "producer_byte_rate", "value": 10_000.0, "remove": False}]}],
+                "validate_only": False})
+            batch = encode_batch([(None, b"x" * 10_000)])  # 1 s of quota, 0.5 s of credit
+            t0 = time.monotonic()
+            r = w.call(0, 8, {"transactional_id": None, "acks": 1, "timeout_ms": 1000,
+                              "topic_data": [{"name": "t", "partition_data": [
+                                  {"index": 0, "records": batch}]}]})
+            answered = time.monotonic() - t0
+            throttle = r["throttle_time_ms"]
+            assert r["responses"][0]["partition_responses"][0]["error_code"] == 0
+            assert 400 <= throttle <= 520, throttle
+            assert answered < throttle / 1000  # not held back itself
+            t1 = time.monotonic()
+            w.call(3, 8, {"topics": [], "allow_auto_topic_creation": False,
+                          "include_cluster_authorized_operations": False,
+                          "include_topic_authorized_operations": False})
+            waited = time.monotonic() - t1
+            assert waited >= throttle / 1000 - 0.05 - answered, (waited, throttle)
+    finally:
+        srv.stop()

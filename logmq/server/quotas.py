@@ -90,6 +90,11 @@ class QuotaManager:
         return None
 
     # ------------------------------------------------------------------ enforcement
+    @property
+    def active(self) -> bool:
+        """Any quota defined, or a connection still muted."""
+        return bool(self._quotas) or bool(self._muted)
+
     def pending_delay(self, client: Any) -> float:
         """Seconds the connection's next request must wait (0 when it is not muted)."""
         if not self._muted:
