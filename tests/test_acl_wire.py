@@ -215,6 +215,11 @@ def test_metadata_reports_authorized_operations_when_asked(srv):
         assert [t["name"] for t in r["topics"]] == ["orders"]
         assert r["topics"][0]["topic_authorized_operations"] == (1 << 3) | (1 << 8)
         assert r["cluster_authorized_operations"] == 0
+        r = w.call(75, 0, {"topics": [{"name": "orders"}, {"name": "secret"}],
+                           "response_partition_limit": 100, "cursor": None})
+        assert [(t["name"], t["error_code"]) for t in r["topics"]] == [
+            ("orders", 0), ("secret", TOPIC_DENIED)]
+        assert r["topics"][0]["topic_authorized_operations"] == (1 << 3) | (1 << 8)
 
 
 def test_authorizer_off_answers_security_disabled(tmp_path):

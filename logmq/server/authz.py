@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from logmq.broker.acls import AclOperation, AclStore, Authorizer, ResourceType
 from logmq.broker.audit import Audit, audit_path
-from logmq.errors import LogMQError
+from logmq.errors import InvalidAclError, LogMQError
 from logmq.kafka_codes import ErrorCode as _E
 from logmq.server.authz_rules import RULES, Plan
 from logmq.server.quotas import QuotaManager
@@ -112,7 +112,11 @@ class Security:
         supers = [p.strip() for p in (cfg.super_users or "").split(",") if p.strip()]
         self.authorizer: Authorizer | None = None
         if cfg.authorizer:
-            self.authorizer = Authorizer(self.acls, supers, cfg.allow_everyone_if_no_acl_found)
+            try:
+                self.authorizer = Authorizer(self.acls, supers,
+                                             cfg.allow_everyone_if_no_acl_found)
+            except InvalidAclError as e:
+                raise InvalidAclError(f"super_users: {e}") from None
         self.audit = Audit(audit_path(cfg.audit_log, str(broker.path), cfg.authorizer),
                            self._topic_sink(cfg.audit_topic))
         self.quotas = QuotaManager(broker.meta.env)

@@ -209,6 +209,9 @@ def describe_topic_partitions(body: dict, v: int, a: Ask) -> Plan:
 
     def merge(resp: dict) -> dict:
         topics = [t for t in resp.get("topics") or [] if a.may(Op.DESCRIBE, T, t["name"])]
+        for t in topics:  # this API always reports them (no include flag)
+            if t.get("error_code", 0) == 0:
+                t["topic_authorized_operations"] = a.ops(T, t["name"])
         topics += [{"error_code": TOPIC_DENIED, "name": n, "partitions": [],
                     "topic_authorized_operations": _NOT_ASKED} for n in refused]
         resp["topics"] = sorted(topics, key=lambda t: t["name"])
