@@ -132,3 +132,25 @@ def test_kafka_python_group_and_topic_authorization(srv):
             ("orders", "READ")]
     finally:
         admin.close()
+
+
+def test_aiokafka_refused_then_allowed(srv):
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import TopicAuthorizationFailedError
+
+    async def send(topic: str) -> None:
+        p = AIOKafkaProducer(bootstrap_servers=srv.bootstrap, client_id="dave",
+                             request_timeout_ms=5000)
+        await p.start()
+        try:
+            await asyncio.wait_for(p.send_and_wait(topic, b"v"), 15)
+        finally:
+            await p.stop()
+
+    with pytest.raises(TopicAuthorizationFailedError):
+        asyncio.run(send("orders"))
+    grant(srv, "User:dave", "WRITE", "orders")
+    asyncio.run(send("orders"))
+    assert srv.broker.end_offset(("orders", 0)) == 1
