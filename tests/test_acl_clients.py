@@ -154,3 +154,23 @@ def test_aiokafka_refused_then_allowed(srv):
     grant(srv, "User:dave", "WRITE", "orders")
     asyncio.run(send("orders"))
     assert srv.broker.end_offset(("orders", 0)) == 1
+
+
+def test_kcat_sees_only_what_it_may_describe(srv):
+    import json
+    import shutil
+    import subprocess
+
+    kcat = shutil.which("kcat") or shutil.which("kafkacat")
+    if kcat is None and not os.environ.get("CI"):
+        pytest.skip("kcat is not installed (CI installs it)")
+    assert kcat is not None
+    grant(srv, "User:erin", "READ", "orders-", pattern=PT.PREFIXED)
+
+    def listed(client_id: str) -> list[str]:
+        out = subprocess.run([kcat, "-b", srv.bootstrap, "-X", f"client.id={client_id}", "-L",
+                              "-J"], capture_output=True, text=True, timeout=30, check=True)
+        return sorted(t["topic"] for t in json.loads(out.stdout)["topics"])
+
+    assert listed("erin") == ["orders-eu"]
+    assert listed("admin") == ["orders", "orders-eu", "secret"]
