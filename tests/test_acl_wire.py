@@ -26,8 +26,10 @@ def srv(tmp_path):
 
 
 def produce(w: Wire, topic: str, txn: str | None = None) -> int:
+    batch = encode_batch([(b"k", b"v")], producer_id=7, producer_epoch=0, base_sequence=0,
+                         transactional=True) if txn else encode_batch([(b"k", b"v")])
     r = w.call(0, 8, {"transactional_id": txn, "acks": -1, "timeout_ms": 5000, "topic_data": [
-        {"name": topic, "partition_data": [{"index": 0, "records": encode_batch([(b"k", b"v")])}]}]})
+        {"name": topic, "partition_data": [{"index": 0, "records": batch}]}]})
     return r["responses"][0]["partition_responses"][0]["error_code"]
 
 

@@ -103,7 +103,7 @@ def _topic_lists(body: dict, v: int, a: Ask, list_key: str, name_key: str, op: A
 # ---------------------------------------------------------------------------- data
 def produce(body: dict, v: int, a: Ask) -> Plan:
     tid = body.get("transactional_id")
-    if tid is not None and not a.may(Op.WRITE, X, tid):
+    if tid is not None and _transactional(body) and not a.may(Op.WRITE, X, tid):
         return _acks0(body, Plan(body, refused=[tid], response={"responses": [
             {"name": t["name"], "partition_responses": [
                 {"index": p["index"], "error_code": TXN_DENIED} for p in t["partition_data"]]}
@@ -120,6 +120,17 @@ def produce(body: dict, v: int, a: Ask) -> Plan:
         body, v, a, "topic_data", "name", Op.WRITE, "responses", "name", "index",
         "partition_responses", "index", extra=missing,
         parts_of=lambda t: [p["index"] for p in t["partition_data"]]))
+
+
+def _transactional(body: dict) -> bool:
+    """Does any partition's first batch have the transactional flag (attributes bit 4)?
+    Kafka checks the transactional id only then."""
+    for t in body.get("topic_data") or []:
+        for p in t.get("partition_data") or []:
+            r = p.get("records")
+            if r is not None and len(r) >= 23 and r[22] & 0x10:
+                return True
+    return False
 
 
 def _acks0(body: dict, plan: Plan) -> Plan:
