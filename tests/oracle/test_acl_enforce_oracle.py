@@ -61,18 +61,27 @@ def sasl_client(port: int) -> RawClient:
     return c
 
 
+TOPICS = ("orders", "secret", "p-one", "p-two")
+
+
 def setup_calls(c: Any) -> None:
     """Topics and alice's ACLs, by the super user."""
     r = c.call(19, 4, {"topics": [{"name": n, "num_partitions": 1, "replication_factor": 1,
                                    "assignments": [], "configs": []}
-                                  for n in ("orders", "secret")],
+                                  for n in TOPICS],
                        "timeout_ms": 10000, "validate_only": False})
-    assert [t["error_code"] for t in r["topics"]] == [0, 0]
+    assert [t["error_code"] for t in r["topics"]] == [0] * len(TOPICS)
+
+    def acl(rt: int, name: str, pt: int, principal: str, op: int, perm: int) -> dict:
+        return {"resource_type": rt, "resource_name": name, "resource_pattern_type": pt,
+                "principal": principal, "host": "*", "operation": op, "permission_type": perm}
+
     r = c.call(30, 3, {"creations": [
-        {"resource_type": 2, "resource_name": "orders", "resource_pattern_type": 3,
-         "principal": "User:alice", "host": "*", "operation": op, "permission_type": 3}
-        for op in (3, 4)]})
-    assert [x["error_code"] for x in r["results"]] == [0, 0]
+        acl(2, "orders", 3, "User:alice", 3, 3), acl(2, "orders", 3, "User:alice", 4, 3),
+        acl(2, "p-", 4, "User:alice", 3, 3), acl(2, "p-", 4, "User:alice", 4, 3),
+        acl(2, "p-two", 3, "User:*", 4, 2),  # DENY beats the prefix ALLOW
+        acl(3, "g2", 3, "User:alice", 3, 3)]})
+    assert [x["error_code"] for x in r["results"]] == [0] * 6
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +100,10 @@ def alice(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         setup_calls(admin_k)
         with Wire(srv, "root") as admin_l:
             setup_calls(admin_l)
+        deadline = time.monotonic() + 30  # Kafka makes its offsets topic on first lookup
+        while admin_k.call(10, 2, {"key": "g2", "key_type": 0})["error_code"] != 0:
+            assert time.monotonic() < deadline, "Kafka's group coordinator never came up"
+            time.sleep(0.2)  # polling interval of a bounded wait
         ours, theirs = Wire(srv, "alice"), sasl_client(cluster.sasl_port)
         deadline = time.monotonic() + 20  # Kafka's broker applies the ACLs a moment later
         while time.monotonic() < deadline:
@@ -211,6 +224,22 @@ CASES: dict[str, tuple[int, int, dict, Callable[[dict], Any]]] = {
          "principal": "User:alice", "host": "*", "operation": 3, "permission_type": 3}]},
         lambda r: [x["error_code"] for x in r["results"]]),
     "describe_client_quotas": (48, 1, {"components": [], "strict": False}, top),
+    "produce_prefixed": (0, 8, produce_body("p-one"),
+                         part_codes("responses", "partition_responses")),
+    "produce_denied": (0, 8, produce_body("p-two"),
+                       part_codes("responses", "partition_responses")),
+    "fetch_denied_write_only": (1, 11, fetch_body("p-two"),
+                                part_codes("responses", "partitions")),
+    "offset_commit_group_allowed": (8, 7, {**COMMIT, "group_id": "g2", "topics": [
+        {"name": n, "partitions": [{"partition_index": 0, "committed_offset": 0,
+                                    "committed_leader_epoch": -1,
+                                    "committed_metadata": None}]}
+        for n in ("orders", "secret")]}, part_codes("topics", "partitions")),
+    "offset_fetch_group_allowed": (9, 5, {"group_id": "g2", "topics": None,
+                                          "require_stable": False},
+                                   lambda r: (r["error_code"], part_codes(
+                                       "topics", "partitions")(r))),
+    "join_group_allowed": (11, 5, {**GROUP_JOIN, "group_id": "g2"}, top),
 }
 
 
