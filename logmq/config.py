@@ -290,6 +290,21 @@ BROKER_KEYS: dict[str, ConfigKey] = {d.name: d for d in [
     _broker("encryption_key_file", str, None, _opt_str,
             "encryption at rest: JSON or TOML file of key ids to base64 256-bit keys and the "
             "active id (docs/encryption.md); unset: keys from LOGMQ_ENCRYPTION_KEYS, if any"),
+    # security (issue 14: ACLs, audit; logmq/broker/acls.py, logmq/server/authz.py)
+    _broker("authorizer", bool, False, _bool,
+            "server: check Kafka ACLs on every request (`logmq acls`, kafka-acls); off: every "
+            "client may do everything"),
+    _broker("super_users", str, None, _opt_str,
+            "server: comma-separated principals the authorizer never refuses (User:admin)"),
+    _broker("allow_everyone_if_no_acl_found", bool, False, _bool,
+            "server: with the authorizer, allow a resource no ACL names (Kafka's "
+            "allow.everyone.if.no.acl.found)"),
+    _broker("audit_log", str, None, _opt_str,
+            "server: JSON-lines audit file (unset: DATA/audit.jsonl when the authorizer is "
+            "on, none when off; `off` disables it)"),
+    _broker("audit_topic", str, None, _opt_str,
+            "server: also append audit entries to this topic (created if missing; key: the "
+            "event, value: the JSON line)"),
     _broker("limits", dict, None, _opt_table,
             "server: connection and request limits, one `limits.<name>` key each (below)"),
 ]}
@@ -409,6 +424,11 @@ class BrokerConfig:
     queue_listen: str | None = None
     queue_authkey_file: str | None = None
     encryption_key_file: str | None = None
+    authorizer: bool = False
+    super_users: str | None = None
+    allow_everyone_if_no_acl_found: bool = False
+    audit_log: str | None = None
+    audit_topic: str | None = None
     limits: Mapping[str, Any] | None = None
     topic_defaults: Mapping[str, Any] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)

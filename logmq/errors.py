@@ -62,6 +62,8 @@ __all__ = [
     "InvalidTimestampError",
     "UnsupportedOnClusterError",
     "EncryptionKeyError",
+    "AuthorizationError",
+    "InvalidAclError",
 ]
 
 
@@ -431,3 +433,15 @@ class EncryptionKeyError(LogMQError):
     def __init__(self, message: str, key_id: str | None = None) -> None:
         super().__init__(message)
         self.key_id = key_id
+
+
+class AuthorizationError(LogMQError):
+    """The principal may not do this (the authorizer's answer); ``kafka_code`` is the
+    TOPIC/GROUP/CLUSTER/TRANSACTIONAL_ID_AUTHORIZATION_FAILED code of the resource refused."""
+    kafka_code: int = E.CLUSTER_AUTHORIZATION_FAILED
+    def __init__(self, message: str, kafka_code: int | None = None) -> None:
+        if kafka_code is not None:
+            self.kafka_code = kafka_code
+class InvalidAclError(ConfigError):
+    """An ACL binding or filter that cannot be one (unknown operation, bad principal, ...)."""
+    kafka_code = E.INVALID_REQUEST

@@ -266,6 +266,12 @@ COMMANDS: dict[str, list[str]] = {
     "stats": [],
     "compact": [],
     "verify": [],
+    "acls add": ["--allow", "User:a", "--operation", "READ", "--topic", "t"],
+    "acls list": [],
+    "acls remove": ["--principal", "User:a"],
+    "acls token add": ["User:a"],
+    "acls token list": [],
+    "acls token remove": ["User:a"],
 }
 
 

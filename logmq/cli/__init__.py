@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from logmq.cli.acls import acls
 from logmq.cli.common import DEFAULT_DATA, LogMQGroup
 from logmq.cli.demo import demo
 from logmq.cli.groups import groups
@@ -30,6 +31,9 @@ cli.add_command(serve)
 for _command in (topics, produce, consume, replay, groups, queues, dump, verify, compact,
                  stats, status, mirror):
     cli.add_command(_command)
+
+
+cli.add_command(acls)
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from logmq.ops import figures
+from logmq.ops.http_auth import OPEN_PATHS, HttpAuth, TokenStore
 from logmq.ops.stats import ServerStats, attach_server_stats
 
 if TYPE_CHECKING:
@@ -91,6 +92,15 @@ class _Handler(BaseHTTPRequestHandler):
         ops = self.server.ops
         path = urlsplit(self.path).path
         try:
+            principal = None
+            if ops.require_auth and path not in OPEN_PATHS and path not in (
+                    "/", "/index.html") and not path.startswith("/static/"):
+                # the Kafka port's principals and ACLs (logmq/ops/http_auth.py)
+                status, principal, why = ops.gate(self.headers.get("Authorization"),
+                                                  self.client_address[0], path)
+                if status != 200:
+                    self._refused(status, why)
+                    return
             if path == "/metrics":
                 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -104,7 +114,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(200 if ok else 503, {"status": "ready" if ok else "not ready",
                                                 "reason": reason, "phase": ops.phase})
             elif path.startswith("/api/v1/"):
-                status, obj = ops.api(path[len("/api/v1/"):].strip("/"))
+                route = path[len("/api/v1/"):].strip("/")
+                status, obj = ops.api(route)
+                if principal is not None and ops.auth is not None and status == 200:
+                    obj = ops.auth.filter(principal, self.client_address[0],
+                                          [unquote(p) for p in route.split("/")], obj)
                 self._json(status, obj)
             elif path in ("/", "/index.html") or path.startswith("/static/"):
                 self._static("index.html" if path in ("/", "/index.html")
@@ -118,6 +132,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(500, {"error": f"{type(e).__name__}: {e}"})
 
     do_HEAD = do_GET
+
+    def _refused(self, status: int, why: str) -> None:
+        body = json.dumps({"error": why}).encode()
+        self.send_response(status)
+        if status == 401:
+            self.send_header("WWW-Authenticate", 'Basic realm="logmq", charset="UTF-8"')
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _refuse(self) -> None:
         self._json(405, {"error": "read-only: only GET is served"})
@@ -173,6 +198,23 @@ class OpsHttpServer:
         self._httpd.ops = self
         self.address: tuple[str, int] = self._httpd.server_address[:2]  # type: ignore[assignment]
         self._thread: threading.Thread | None = None
+        #: with the Kafka port's authorizer on: credentials and ACLs on every data route
+        self.require_auth = False
+        self.auth: HttpAuth | None = None
+
+    def gate(self, header: str | None, host: str, path: str) -> tuple[int, str | None, str]:
+        """(HTTP status, principal, reason) of a request to a guarded route."""
+        auth = self.auth
+        if auth is None:
+            return 503, None, f"not ready: {self.phase}"
+        principal = auth.authenticate(header, host)
+        if principal is None:
+            return 401, None, "authentication required (Bearer token, or Basic)"
+        parts = ["metrics"] if path == "/metrics" else [
+            unquote(p) for p in path[len("/api/v1/"):].strip("/").split("/")]
+        if not auth.check_route(principal, host, parts):
+            return 403, principal, f"{principal} may not read {path}"
+        return 200, principal, ""
 
     @property
     def hostport(self) -> str:
@@ -194,6 +236,7 @@ class OpsHttpServer:
         from logmq.ops.metrics import BrokerCollector
 
         self.broker = broker
+        self.require_auth = bool(getattr(broker.config, "authorizer", False))
         attach_server_stats(broker, self.stats)
         self.registry.register(BrokerCollector(broker, self.stats))
         self.phase = "starting listeners"
@@ -204,6 +247,10 @@ class OpsHttpServer:
     def serving(self, kafka: Any, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """The Kafka listener is up (``kafka`` is the KafkaServer)."""
         self.kafka = kafka
+        security = getattr(kafka, "security", None)
+        if self.broker is not None and security is not None and security.authorizer:
+            self.auth = HttpAuth(TokenStore(self.broker.meta.env), security.authorizer,
+                                 security.audit)
         self.stats.server = kafka
         self.loop = loop
         self.phase = "ready"

@@ -76,6 +76,12 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     69: (0, 1),  # ConsumerGroupDescribe
     76: (1, 1), 77: (1, 1), 78: (1, 2), 79: (1, 2),  # share groups (server/share.py)
     90: (0, 1), 91: (0, 0), 92: (0, 0),  # share-group offsets (server/share_admin.py)
+    # security (logmq/server/acl_handlers.py, logmq/server/quotas.py)
+    29: (1, 3),  # DescribeAcls
+    30: (1, 3),  # CreateAcls
+    31: (1, 3),  # DeleteAcls
+    48: (0, 1),  # DescribeClientQuotas
+    49: (0, 1),  # AlterClientQuotas
 }
 
 SCHEMAS: dict[str, Any] = _SCHEMAS  # generated plain data; typed once here

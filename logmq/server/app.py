@@ -37,6 +37,7 @@ from logmq.protocol import (
     encode_response_chunks,
     peek_header,
 )
+from logmq.server.authz import Security
 from logmq.server.guard import BytePool, RateLimitedLog, ServerStats
 from logmq.server.handlers import Handlers, ServerStopping
 from logmq.server.limits import ServerLimits
@@ -148,6 +149,7 @@ class KafkaServer:
         self._sweeper: asyncio.Task[None] | None = None
         self.handlers: Handlers | None = None
         self._table: dict[int, Any] = {}
+        self.security: Security | None = None
 
     async def start(self) -> tuple[str, int]:
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -163,6 +165,9 @@ class KafkaServer:
                                  auto_create_topics=self.auto_create_topics,
                                  limits=self.limits)
         self._table = self.handlers.table()
+        # ACLs, quotas and the audit log wrap every handler (logmq/server/authz.py)
+        self.security = Security(self.broker, auto_create=self.auto_create_topics)
+        self._table = self.security.wrap({**self._table, **self.security.api_table()})
         self._sweeper = asyncio.create_task(self._sweep())
         log.info("logmq listening on %s:%d (data %s)", host, port, self.broker.path)
         return host, port
@@ -193,6 +198,8 @@ class KafkaServer:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), grace)
+        if self.security is not None:
+            self.security.close()
 
     # ------------------------------------------------------------------ timeouts
     async def _sweep(self) -> None:
