@@ -12,9 +12,9 @@ from logmq.config import (
     TOPIC_CONFIGS,
     BrokerConfig,
     TopicConfig,
-    load_broker_config,
     topic_config_from,
 )
+from logmq.config_load import load_broker_config
 from logmq.errors import ConfigError, ConfigKeyError
 
 

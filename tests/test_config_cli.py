@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from conftest import ROOT
 
 from logmq.cli import cli
-from logmq.config import BROKER_KEYS, LIMIT_KEYS, load_broker_config
+from logmq.config import BROKER_KEYS, LIMIT_KEYS
+from logmq.config_load import load_broker_config
 from logmq.errors import ConfigKeyError
 from logmq.ops.serve_options import server_limits
 from logmq.server.limits import ServerLimits

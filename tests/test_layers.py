@@ -25,7 +25,7 @@ import pytest
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "logmq")
 
 LAYERS: list[tuple[str, list[str]]] = [
-    ("base", ["logmq.errors", "logmq.types", "logmq.config", "logmq.config_parsers",
+    ("base", ["logmq.errors", "logmq.types", "logmq.config", "logmq.config_load", "logmq.config_parsers",
               "logmq.kafka_codes", "logmq.clock"]),
     ("codec", ["logmq.codec", "logmq.protocol"]),
     ("storage", ["logmq.storage"]),

@@ -32,7 +32,8 @@ from logmq.broker.queues.manager import QueueManager
 from logmq.broker.queues.state import DedupIndex, ShareStateStore
 from logmq.clock import SYSTEM_CLOCK, Clock
 from logmq.codec.seal import KeyRing
-from logmq.config import BrokerConfig, TopicConfig, load_broker_config
+from logmq.config import BrokerConfig, TopicConfig
+from logmq.config_load import load_broker_config
 from logmq.storage import datadir
 from logmq.storage.log import PartitionLog
 from logmq.storage.manager import CLEAN_MARKER, LOCK_FILE, LogManager, validate_topic_name

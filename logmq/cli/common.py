@@ -109,7 +109,7 @@ def command_config(**forced: Any) -> BrokerConfig:
     config file's ``data`` and ``[topic_defaults]`` mean the same to every command. ``forced``
     (``cleaner=False``...) are the command's own choices and win over everything.
     """
-    from logmq.config import load_broker_config
+    from logmq.config_load import load_broker_config
     from logmq.errors import ConfigError
 
     ctx = click.get_current_context(silent=True)

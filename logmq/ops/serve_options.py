@@ -3,7 +3,7 @@
 Every key of :data:`logmq.config.BROKER_KEYS` becomes an option (``num_partitions`` ->
 ``--num-partitions``; booleans get ``--x/--no-x``), plus ``--limit NAME=VALUE`` for the
 server limits and ``--topic-default KEY=VALUE`` for topic defaults. The options only collect
-what was given; :func:`serve_config` hands it to :func:`logmq.config.load_broker_config` as
+what was given; :func:`serve_config` hands it to :func:`logmq.config_load.load_broker_config` as
 ``flags`` (flag > ``LOGMQ_*`` environment > TOML file > default), so the values are parsed
 and checked by the table, and every problem is one line naming the key and where it came
 from, with exit code 2, as for a bad command-line option.
@@ -110,7 +110,7 @@ def config_options(f: F) -> F:
 
 def serve_config(config_file: str | None) -> BrokerConfig:
     """Flags (from the click context) > environment > ``config_file`` > defaults."""
-    from logmq.config import load_broker_config
+    from logmq.config_load import load_broker_config
     from logmq.errors import ConfigError
 
     ctx = click.get_current_context()
