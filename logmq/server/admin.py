@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from logmq.errors import ConfigError, LogMQError, TopicExistsError, UnknownTopicError
@@ -23,7 +22,7 @@ from logmq.server.configs import (
     topic_entries,
 )
 from logmq.server.limits import ServerLimits
-from logmq.server.topic_ids import ZERO_ID, TopicIds
+from logmq.server.topic_ids import ZERO_ID, TopicIds, id_bytes
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -74,13 +73,6 @@ def max_timestamp_offset(plog: PartitionLog) -> tuple[int, int]:
                 if rec[1] == target:
                     return target, rec[0]
     return -1, -1
-
-
-def _topic_id_bytes(raw: str) -> bytes:
-    try:
-        return uuid.UUID(hex=raw).bytes if raw else b"\x00" * 16
-    except ValueError:
-        return b"\x00" * 16
 
 
 class AdminHandlers:
@@ -197,7 +189,7 @@ class AdminHandlers:
             eff = resolve(self.broker.defaults, over)
         else:
             res["num_partitions"] = self.broker.partitions_for(name)
-            res["topic_id"] = _topic_id_bytes(self.broker.topic_id(name))
+            res["topic_id"] = id_bytes(self.broker.topic_id(name))
             eff = self.broker.topic_config(name)
             over = self.broker.describe_topic(name).overrides
         res["replication_factor"] = 1
@@ -364,7 +356,7 @@ class AdminHandlers:
                       "offline_replicas": []} for p in range(first, stop)]
             left -= stop - first
             topics.append({"error_code": _E.NONE, "name": name,
-                           "topic_id": _topic_id_bytes(self.broker.topic_id(name)),
+                           "topic_id": id_bytes(self.broker.topic_id(name)),
                            "is_internal": False, "partitions": parts,
                            "topic_authorized_operations": _ALL_OPS})
             if stop < n:

@@ -9,7 +9,6 @@ named by an id we do not know is dropped, as Kafka ignores unknown topic ids).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -19,54 +18,31 @@ from logmq.kafka_codes import ErrorCode as _E
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
+    from logmq.server.topic_ids import TopicIds
 
 __all__ = ["Kip848Handlers"]
 
 _ALL_OPS = -2147483648
-_ZERO_ID = b"\x00" * 16
 MEMBER_TYPE_CONSUMER = 1  # ConsumerGroupDescribe v1's member_type (0 is a classic member)
 
 
-def _id_bytes(raw: str) -> bytes:
-    try:
-        return uuid.UUID(hex=raw).bytes if raw else _ZERO_ID
-    except ValueError:
-        return _ZERO_ID
-
-
 class Kip848Handlers:
-    """Mixed into ``Handlers``, which sets ``broker``."""
+    """Mixed into ``Handlers``, which sets ``broker`` and ``topic_ids`` (the server's one
+    name <-> id map, rebuilt when the topic catalog changes)."""
 
     broker: Broker
-    _kip848_ids: tuple[int, dict[str, bytes], dict[bytes, str]] = (-1, {}, {})
+    topic_ids: TopicIds
 
     def kip848_table(self) -> dict[int, Callable[..., Any]]:
         return {68: self.consumer_group_heartbeat, 69: self.consumer_group_describe}
 
-    def _topic_ids(self) -> tuple[dict[str, bytes], dict[bytes, str]]:
-        version = self.broker.topics_version
-        if self._kip848_ids[0] != version:
-            by_name = {}
-            for name in self.broker.list_topics():
-                by_name[name] = _id_bytes(self.broker.topic_id(name))
-            self._kip848_ids = (version, by_name, {v: k for k, v in by_name.items()})
-        return self._kip848_ids[1], self._kip848_ids[2]
-
-    def topic_name_of(self, t: dict) -> str | None:
-        """A Metadata v10+ request topic: its name, else the name of its topic id (the Java
-        client names a topic it asks for by id with "" rather than null)."""
-        if t.get("name"):
-            return str(t["name"])
-        return self._topic_ids()[1].get(t.get("topic_id") or _ZERO_ID)
-
     def _wire_partitions(self, tps: Iterable[TP], names: bool) -> list[dict]:
-        by_name, _ = self._topic_ids()
         per: dict[str, list[int]] = {}
         for t, p in sorted(tps):
             per.setdefault(t, []).append(p)
         out = []
         for t, ps in per.items():
-            entry: dict[str, Any] = {"topic_id": by_name.get(t, _ZERO_ID), "partitions": ps}
+            entry: dict[str, Any] = {"topic_id": self.topic_ids.id_of(t), "partitions": ps}
             if names:
                 entry["topic_name"] = t
             out.append(entry)
@@ -83,9 +59,9 @@ class Kip848Handlers:
             return error(_E.INVALID_REQUEST, "MemberId can't be empty.")
         owned: frozenset[TP] | None = None
         if body.get("topic_partitions") is not None:
-            _, by_id = self._topic_ids()
-            owned = frozenset((by_id[tp["topic_id"]], p) for tp in body["topic_partitions"]
-                              if tp["topic_id"] in by_id for p in tp["partitions"])
+            named = [(self.topic_ids.name_of(tp["topic_id"]), tp["partitions"])
+                     for tp in body["topic_partitions"]]
+            owned = frozenset((name, p) for name, ps in named if name is not None for p in ps)
         req = HeartbeatRequest(
             group_id=body.get("group_id") or "", member_id=body.get("member_id") or "",
             member_epoch=body.get("member_epoch", 0), instance_id=body.get("instance_id"),
