@@ -433,6 +433,9 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers):
 
     async def sync_group(self, body: dict, v: int, client: Any) -> dict:
         assignments = {a["member_id"]: a["assignment"] for a in body.get("assignments", [])}
+        if any(len(a or b"") > self.limits.max_group_member_metadata_bytes
+               for a in assignments.values()):
+            return {"throttle_time_ms": 0, "error_code": INVALID_REQUEST, "assignment": b""}
         # v5+ name the protocol; clients refuse an answer naming another (so echo the request,
         # which joining already checked against the group's)
         proto = {"protocol_type": body.get("protocol_type"),
