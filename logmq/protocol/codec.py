@@ -69,6 +69,10 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     47: (0, 0),  # OffsetDelete
     61: (0, 0),  # DescribeProducers
     75: (0, 0),  # DescribeTopicPartitions
+    17: (0, 1),  # SaslHandshake (logmq/server/sasl.py)
+    36: (0, 2),  # SaslAuthenticate
+    50: (0, 0),  # DescribeUserScramCredentials (logmq/server/scram_admin.py)
+    51: (0, 0),  # AlterUserScramCredentials
 }
 
 SCHEMAS: dict[str, Any] = _SCHEMAS  # generated plain data; typed once here

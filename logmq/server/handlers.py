@@ -28,6 +28,7 @@ from logmq.errors import (
 from logmq.kafka_codes import ErrorCode as _E
 from logmq.server.admin import AdminHandlers
 from logmq.server.limits import ServerLimits
+from logmq.server.scram_admin import ScramAdminHandlers
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -94,7 +95,7 @@ def error_code(e: BaseException | None) -> int:
     return UNKNOWN_SERVER_ERROR
 
 
-class Handlers(AdminHandlers):
+class Handlers(AdminHandlers, ScramAdminHandlers):
     """The request handlers of one server (one broker, node id 0)."""
 
     def __init__(self, broker: Broker, host: str, port: int, *,
@@ -538,4 +539,5 @@ class Handlers(AdminHandlers):
             14: self.sync_group, 15: self.describe_groups, 16: self.list_groups,
             20: self.delete_topics, 21: self.delete_records, 22: self.init_producer_id,
             **self.admin_table(),
+            **self.scram_table(),
         }
