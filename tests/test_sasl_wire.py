@@ -4,7 +4,6 @@ per-IP failure limit, and the principal the connection ends up with."""
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -48,7 +47,7 @@ def closed(c: RawClient) -> bool:
     """True once the server has closed the connection (EOF), bounded by the socket timeout."""
     try:
         return c.sock.recv(1) == b""
-    except (ConnectionError, socket.timeout):
+    except (TimeoutError, ConnectionError):
         return True
 
 

@@ -55,7 +55,7 @@ def _sign(pki: Pki, path: str, subject: x509.Name, *, server: bool) -> None:
     with open(os.path.join(pki.dir, "ca.key"), "rb") as f:
         ca_key = serialization.load_pem_private_key(f.read(), None)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     b = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_cert.subject)
          .public_key(key.public_key()).serial_number(x509.random_serial_number())
          .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -71,7 +71,7 @@ def _sign(pki: Pki, path: str, subject: x509.Name, *, server: bool) -> None:
 def make_pki(directory: str) -> Pki:
     os.makedirs(directory, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     name = _name("logmq test CA")
     ca = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
           .public_key(key.public_key()).serial_number(x509.random_serial_number())
