@@ -55,6 +55,7 @@ from logmq.server.sasl import (
     raw_sasl_token,
     sasl_request,
 )
+from logmq.server.scram_admin import ALTER_SCRAM, decode_alter_scram
 from logmq.storage.log import LogSlice
 
 if TYPE_CHECKING:
@@ -425,10 +426,11 @@ class KafkaServer:
         offload = len(frame) > self.limits.offload_request_bytes or api in _SLOW_APIS
         limit = self.limits.elements_for(api)
         try:
+            decode = decode_request if api != ALTER_SCRAM else decode_alter_scram
             if offload:
-                request = await asyncio.to_thread(decode_request, frame, limit)
+                request = await asyncio.to_thread(decode, frame, limit)
             else:
-                request = decode_request(frame, limit)
+                request = decode(frame, limit)
         except ProtocolError as e:
             self.stats["malformed_frames"] += 1
             self._malformed.log(logging.WARNING, "malformed frame",

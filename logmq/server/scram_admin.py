@@ -22,19 +22,34 @@ from logmq.broker.users import (
     MIN_ITERATIONS,
     UserStore,
 )
-from logmq.errors import ConfigError
+from logmq.errors import ConfigError, ProtocolError
 from logmq.kafka_codes import ErrorCode
+from logmq.protocol import Request, decode_request
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
 
-__all__ = ["ScramAdminHandlers"]
+__all__ = ["ScramAdminHandlers", "ALTER_SCRAM", "decode_alter_scram"]
+ALTER_SCRAM = 51
 
 _NAMES = {code: name for name, code in MECHANISM_CODES.items()}
 _NOT_FOUND = int(ErrorCode.RESOURCE_NOT_FOUND)
 _DUPLICATE = int(ErrorCode.DUPLICATE_RESOURCE)
 _UNACCEPTABLE = int(ErrorCode.UNACCEPTABLE_CREDENTIAL)
 _UNSUPPORTED = int(ErrorCode.UNSUPPORTED_SASL_MECHANISM)
+
+
+def decode_alter_scram(frame: bytes, limit: int) -> Request:
+    """AlterUserScramCredentials, tolerating one trailing zero byte: librdkafka (2.0 to at
+    least 2.16) writes the body's empty tagged-field section twice. Kafka's parser never looks
+    past the body, so the broker accepts it; a strict decode would close the connection of
+    every confluent-kafka AdminClient that alters a credential."""
+    try:
+        return decode_request(frame, limit)
+    except ProtocolError:
+        if not frame.endswith(b"\0"):
+            raise
+        return decode_request(frame[:-1], limit)
 
 
 class ScramAdminHandlers:
