@@ -32,7 +32,8 @@ def pki(tmp_path_factory):
 def sasl_srv(tmp_path_factory, pki):
     b = logmq.open(str(tmp_path_factory.mktemp("sasl") / "d"), cleaner=False)
     UserStore(b.meta.env).set_password("alice", "wonderland", iterations=4096)
-    with SecureServer(b, ["PLAINTEXT://127.0.0.1:0", "SASL_SSL://127.0.0.1:0"], pki) as s:
+    with SecureServer(b, ["PLAINTEXT://127.0.0.1:0", "SASL_SSL://127.0.0.1:0",
+                          "SSL://127.0.0.1:0"], pki) as s:
         yield s
     b.close()
 
@@ -206,3 +207,26 @@ def test_kcat_over_sasl_ssl(sasl_srv, pki):
     assert r.stdout.split() == ["one", "two"], r.stderr
     r = kcat("wrong", "-L", "-m", "3")
     assert r.returncode != 0 and "invalid credentials" in r.stderr
+
+
+def test_fetch_over_tls_sends_the_segment_bytes(tmp_path, pki):
+    """Fetch on a TLS listener reads the segment ranges instead of sendfile (records written
+    through the plaintext listener, read through TLS)."""
+    import confluent_kafka as ck
+
+    with logmq.open(str(tmp_path / "d"), cleaner=False) as b, SecureServer(
+            b, ["PLAINTEXT://127.0.0.1:0", "SSL://127.0.0.1:0"], pki) as srv:
+        p = ck.Producer({"bootstrap.servers": srv.address("PLAINTEXT"), "linger.ms": 5})
+        for i in range(2000):
+            p.produce("across", b"r%d" % i)
+        assert p.flush(15) == 0
+        c = ck.Consumer({"bootstrap.servers": srv.address("SSL"), "security.protocol": "SSL",
+                         "ssl.ca.location": pki.ca, "group.id": "across",
+                         "auto.offset.reset": "earliest"})
+        c.subscribe(["across"])
+        got: list[bytes] = []
+        deadline = time.monotonic() + 20
+        while len(got) < 2000 and time.monotonic() < deadline:
+            got += [m.value() for m in c.consume(1000, 0.5) if not m.error()]
+        c.close()
+    assert got == [b"r%d" % i for i in range(2000)]

@@ -489,8 +489,14 @@ class KafkaServer:
 
     async def _write_chunks(self, writer: asyncio.StreamWriter, chunks: list) -> None:
         loop = asyncio.get_running_loop()
+        tls = writer.get_extra_info("ssl_object") is not None
         for chunk in chunks:
-            if isinstance(chunk, LogSlice):
+            if isinstance(chunk, LogSlice) and tls:
+                # no zero-copy through TLS: the bytes are encrypted in user space (asyncio's
+                # sendfile fallback swaps the SSL transport's protocol and stalls there)
+                big = chunk.length > self.limits.offload_request_bytes
+                writer.write(await asyncio.to_thread(chunk.read) if big else chunk.read())
+            elif isinstance(chunk, LogSlice):
                 await writer.drain()
                 with open(chunk.fileno, "rb", buffering=0, closefd=False) as f:
                     try:

@@ -153,9 +153,9 @@ def apply_advertised(listeners: list[Listener], advertise: str | None,
             out[idx[0]] = replace(out[idx[0]], advertised_host=host, advertised_port=port)
         return out
     if advertise:
-        host, sep, port = advertise.rpartition(":")
-        if sep and port.isdigit() and "]" not in port:
-            advertised_host, advertised_port = host.strip("[]"), int(port)
+        ahost, sep, aport = advertise.rpartition(":")
+        if sep and aport.isdigit() and "]" not in aport:
+            advertised_host, advertised_port = ahost.strip("[]"), int(aport)
         else:
             advertised_host, advertised_port = advertise.strip("[]"), None
     if advertised_host is None and advertised_port is None:
@@ -275,7 +275,7 @@ class ListenerHandlers(Handlers):
     _default_host: str
     _default_port: int
 
-    @property  # type: ignore[override]
+    @property
     def host(self) -> str:
         adv = ADVERTISED.get()
         return self._default_host if adv is None else adv[0]
@@ -284,7 +284,7 @@ class ListenerHandlers(Handlers):
     def host(self, value: str) -> None:
         self._default_host = value
 
-    @property  # type: ignore[override]
+    @property
     def port(self) -> int:
         adv = ADVERTISED.get()
         return self._default_port if adv is None else adv[1]
