@@ -197,7 +197,7 @@ def test_kcat_over_sasl_ssl(sasl_srv, pki):
              ) -> subprocess.CompletedProcess:
         return subprocess.run(
             ["kcat", "-b", sasl_srv.address("SASL_SSL"), "-X", "security.protocol=SASL_SSL",
-             "-X", "sasl.mechanisms=SCRAM-SHA-256", "-X", "sasl.username=alice",
+             "-X", "sasl.mechanisms=PLAIN", "-X", "sasl.username=alice",
              "-X", f"sasl.password={password}", "-X", f"ssl.ca.location={pki.ca}", *args],
             input=stdin, capture_output=True, text=True, timeout=60)
 
@@ -206,7 +206,9 @@ def test_kcat_over_sasl_ssl(sasl_srv, pki):
     r = kcat("wonderland", "-C", "-t", "kc", "-o", "beginning", "-c", "2", "-e")
     assert r.stdout.split() == ["one", "two"], r.stderr
     r = kcat("wrong", "-L", "-m", "3")
-    assert r.returncode != 0 and "invalid credentials" in r.stderr
+    assert r.returncode != 0 and "Invalid username or password" in r.stderr
+    # (SCRAM: kcat 1.7's librdkafka 2.0 repeats its nonce; Kafka 4.4 and logmq refuse it,
+    # tests/oracle/test_sasl_oracle.py)
 
 
 def test_fetch_over_tls_sends_the_segment_bytes(tmp_path, pki):

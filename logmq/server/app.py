@@ -184,9 +184,7 @@ class KafkaServer:
                 self._servers.append(srv)
                 bound = srv.sockets[0].getsockname()[:2]
                 self.addresses[lst.name] = (bound[0], bound[1])
-                self.listeners[i] = lst = dataclasses.replace(lst, port=bound[1])
-                log.info("logmq listening on %s:%d (%s; data %s)", bound[0], bound[1],
-                         lst.name, self.broker.path)
+                self.listeners[i] = dataclasses.replace(lst, port=bound[1])
         except BaseException:
             for srv in self._servers:
                 srv.close()
@@ -214,6 +212,10 @@ class KafkaServer:
             self.handlers.scram_users = self._users
         self._table = self.handlers.table()
         self._sweeper = asyncio.create_task(self._sweep())
+        for lst in self.listeners:  # last: a line tests and scripts wait for
+            bhost, bport = self.addresses[lst.name]
+            log.info("logmq listening on %s:%d (%s; data %s)", bhost, bport, lst.name,
+                     self.broker.path)
         return host, port
 
     def _advertised(self, lst: Listener) -> tuple[str, int]:

@@ -98,7 +98,7 @@ class ServerLimits:
     malformed_log_per_minute: int = 10
     #: SASL: failed authentications one IP address may have a minute; beyond, its attempts
     #: are refused without checking credentials until the minute has passed.
-    auth_failures_per_minute: int = 20
+    auth_failures_per_minute: int = 60
     #: SASL: a failed authentication is answered after this delay (Kafka:
     #: connection.failed.authentication.delay.ms).
     failed_auth_delay_ms: int = 100
