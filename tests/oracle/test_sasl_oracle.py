@@ -220,8 +220,27 @@ def _kcat(bootstrap: str, pki: Pki, mech: str, password: str, topic: str) -> str
     return "ok" if r.stdout.split() == ["v"] else f"consume {r.stdout!r} {r.stderr[-200:]}"
 
 
+GO_SCENARIO = Path(__file__).resolve().parents[2] / "interop" / "go" / "bin" / "scenario"
+
+
+def _franz(bootstrap: str, pki: Pki, mech: str, password: str, topic: str) -> str:
+    import json
+    import os
+    import subprocess
+
+    if not GO_SCENARIO.exists():
+        if os.environ.get("CI"):
+            raise AssertionError("interop/go/bin/scenario missing (.ci/step-oracle.sh builds it)")
+        pytest.skip("build interop/go first: cd interop/go && go build -o bin/scenario .")
+    r = subprocess.run([str(GO_SCENARIO), "--client", "franz-go", "--scenario", "auth",
+                        "--bootstrap", bootstrap, "--prefix", topic, "--sasl-mechanism", mech,
+                        "--user", USER, "--password", password, "--cafile", pki.ca],
+                       capture_output=True, text=True, timeout=90)
+    return str(json.loads(r.stdout.strip().splitlines()[-1])["auth"])
+
+
 CLIENTS = {"confluent-kafka": _confluent, "kafka-python": _kafka_python,
-           "aiokafka": _aiokafka, "kcat": _kcat}
+           "aiokafka": _aiokafka, "kcat": _kcat, "franz-go": _franz}
 
 
 @pytest.mark.parametrize("client", sorted(CLIENTS))
