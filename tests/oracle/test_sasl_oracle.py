@@ -239,8 +239,28 @@ def _franz(bootstrap: str, pki: Pki, mech: str, password: str, topic: str) -> st
     return str(json.loads(r.stdout.strip().splitlines()[-1])["auth"])
 
 
+JS_DIR = Path(__file__).resolve().parents[2] / "interop" / "js"
+
+
+def _kafkajs(bootstrap: str, pki: Pki, mech: str, password: str, topic: str) -> str:
+    import json
+    import os
+    import subprocess
+
+    if not (JS_DIR / "node_modules" / "kafkajs").exists():
+        if os.environ.get("CI"):
+            raise AssertionError("interop/js/node_modules missing (.ci/step-oracle.sh runs "
+                                 "npm ci)")
+        pytest.skip("cd interop/js && npm ci")
+    r = subprocess.run(["node", "scenario.js", "--scenario", "auth", "--bootstrap", bootstrap,
+                        "--prefix", topic, "--sasl-mechanism", mech, "--user", USER,
+                        "--password", password, "--cafile", pki.ca],
+                       cwd=JS_DIR, capture_output=True, text=True, timeout=90)
+    return str(json.loads(r.stdout.strip().splitlines()[-1])["auth"])
+
+
 CLIENTS = {"confluent-kafka": _confluent, "kafka-python": _kafka_python,
-           "aiokafka": _aiokafka, "kcat": _kcat, "franz-go": _franz}
+           "aiokafka": _aiokafka, "kcat": _kcat, "franz-go": _franz, "kafkajs": _kafkajs}
 
 
 @pytest.mark.parametrize("client", sorted(CLIENTS))
