@@ -259,8 +259,29 @@ def _kafkajs(bootstrap: str, pki: Pki, mech: str, password: str, topic: str) -> 
     return str(json.loads(r.stdout.strip().splitlines()[-1])["auth"])
 
 
+JAVA_DIR = Path(__file__).resolve().parents[2] / "interop" / "java"
+
+
+def _java(bootstrap: str, pki: Pki, mech: str, password: str, topic: str) -> str:
+    import json
+    import os
+    import subprocess
+
+    if not (JAVA_DIR / "target" / "classes" / "Auth.class").exists():
+        if os.environ.get("CI"):
+            raise AssertionError("interop/java not built (.ci/step-oracle.sh runs mvn package)")
+        pytest.skip("mvn -q -B -f interop/java/pom.xml package -DskipTests")
+    r = subprocess.run(["java", "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp",
+                        f"target/classes{os.pathsep}target/lib/*", "Auth", "--bootstrap",
+                        bootstrap, "--prefix", topic, "--sasl-mechanism", mech, "--user", USER,
+                        "--password", password, "--cafile", pki.ca],
+                       cwd=JAVA_DIR, capture_output=True, text=True, timeout=120)
+    return str(json.loads(r.stdout.strip().splitlines()[-1])["auth"])
+
+
 CLIENTS = {"confluent-kafka": _confluent, "kafka-python": _kafka_python,
-           "aiokafka": _aiokafka, "kcat": _kcat, "franz-go": _franz, "kafkajs": _kafkajs}
+           "aiokafka": _aiokafka, "kcat": _kcat, "franz-go": _franz, "kafkajs": _kafkajs,
+           "java": _java}
 
 
 @pytest.mark.parametrize("client", sorted(CLIENTS))
