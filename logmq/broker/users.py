@@ -66,8 +66,8 @@ class ScramCredential:
 
 
 def _check(user: str, mechanism: str, iterations: int) -> None:
-    if not user:
-        raise ConfigError("a user name must not be empty")
+    if not user or "\0" in user:
+        raise ConfigError("a user name must not be empty nor contain NUL")
     if mechanism not in SCRAM_MECHANISMS:
         raise ConfigError(f"unsupported mechanism {mechanism!r} (one of "
                           f"{', '.join(SCRAM_MECHANISMS)})")
