@@ -232,3 +232,33 @@ def test_fetch_over_tls_sends_the_segment_bytes(tmp_path, pki):
             got += [m.value() for m in c.consume(1000, 0.5) if not m.error()]
         c.close()
     assert got == [b"r%d" % i for i in range(2000)]
+
+
+def test_logmq_serve_with_sasl_ssl_from_the_command_line(tmp_path, pki):
+    """The whole path of `logmq serve`: flags -> config table -> listeners -> TLS + SASL."""
+    import re
+    import subprocess
+    import sys
+
+    from tests.server_util import ServerProcess
+
+    data = str(tmp_path / "d")
+    subprocess.run([sys.executable, "-m", "logmq.cli", "users", "add", "alice",
+                    "--password-stdin", "--iterations", "4096", "--data", data],
+                   input="wonderland\n", text=True, check=True, capture_output=True)
+    with ServerProcess(data, "--listen", "SASL_SSL://127.0.0.1:0", "--ssl-certfile",
+                       pki.server_cert, "--ssl-keyfile", pki.server_key,
+                       "--sasl-mechanisms", "SCRAM-SHA-512") as srv:
+        deadline = time.monotonic() + 30
+        port = None
+        while port is None and time.monotonic() < deadline:  # lines the drain thread reads
+            for line in list(srv.lines):
+                if m := re.search(r"listening on [\d.]+:(\d+) \(SASL_SSL;", line):
+                    port = int(m.group(1))
+            time.sleep(0.02)
+        assert port is not None, "".join(srv.lines)
+        conf = {"bootstrap.servers": f"127.0.0.1:{port}", "security.protocol": "SASL_SSL",
+                "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "alice",
+                "sasl.password": "wonderland", "ssl.ca.location": pki.ca}
+        assert _roundtrip_ck(conf, "cli") == [b"m0", b"m1", b"m2"]
+        assert srv.stop() == 0
