@@ -262,3 +262,30 @@ def test_logmq_serve_with_sasl_ssl_from_the_command_line(tmp_path, pki):
                 "sasl.password": "wonderland", "ssl.ca.location": pki.ca}
         assert _roundtrip_ck(conf, "cli") == [b"m0", b"m1", b"m2"]
         assert srv.stop() == 0
+
+
+def test_confluent_kafka_reauthenticates_before_the_session_ends(tmp_path, pki):
+    """KIP-368 with a real client: librdkafka re-authenticates on the same connection when
+    SaslAuthenticate tells it the session lifetime, and keeps producing throughout."""
+    import confluent_kafka as ck
+
+    with logmq.open(str(tmp_path / "d"), cleaner=False) as b:
+        UserStore(b.meta.env).set_password("alice", "wonderland", iterations=4096)
+        with SecureServer(b, ["SASL_SSL://127.0.0.1:0"], pki,
+                          connections_max_reauth_ms=1000) as srv:
+            p = ck.Producer({**_ck_conf(srv, pki, "SCRAM-SHA-256", "wonderland"),
+                             "linger.ms": 0})
+            errors: list = []
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not any(
+                    e[5] == "re-authenticated" for e in srv.auth_events):
+                p.produce("reauth", b"x", on_delivery=lambda e, m: e and errors.append(e))
+                p.poll(0.05)
+            assert p.flush(15) == 0 and errors == []
+            assert any(e[5] == "re-authenticated" and e[2] == "User:alice"
+                       for e in srv.auth_events)
+            assert srv.run(_expired(srv)) == 0  # re-authenticated in time: nothing closed
+
+
+async def _expired(srv: SecureServer) -> int:
+    return srv.server.stats["sasl_session_expired"]
