@@ -174,7 +174,8 @@ class KafkaServer:
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         if soft != resource.RLIM_INFINITY and self._max_conns > soft // 2:
             self._max_conns = max(1, soft // 2)  # the rest for segments, LMDB, the listener
-        handshake = (self.limits.request_arrival_timeout_ms or 60_000) / 1000
+        # a TLS handshake holds a socket before max_connections counts it: keep it short
+        handshake = min(self.limits.request_arrival_timeout_ms or 10_000, 10_000) / 1000
         try:
             for i, lst in enumerate(self.listeners):
                 srv = await asyncio.start_server(
