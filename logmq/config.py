@@ -235,10 +235,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {d.name: d for d in [
     _broker("map_size", int, 16 << 30, _int(1 << 20), "LMDB map size (address space, bytes)"),
     _broker("repair", bool, False, _bool,
             "cut a partition at damage found in cleanly closed data instead of refusing"),
-    _broker("listen", str, "127.0.0.1:9092", _listeners,
-            "server: HOST:PORT to listen on, or Kafka-style listeners "
-            "`PLAINTEXT://HOST:PORT,SASL_SSL://HOST:PORT` (PLAINTEXT, SSL, SASL_PLAINTEXT, "
-            "SASL_SSL; repeat --listen; in the file also `listeners = [...]`)"),
+    _broker("listen", str, "127.0.0.1:9092", _listeners, "server: [PROTOCOL://]HOST:PORT to "
+            "listen on (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL); repeatable, `listeners`"),
     _broker("advertised_host", str, None, _opt_str,
             "server: host Metadata tells clients to connect to (prefer `advertise`)"),
     _broker("max_request_size", int, 100 * 1024 * 1024, _int(1024),
@@ -257,15 +255,12 @@ BROKER_KEYS: dict[str, ConfigKey] = {d.name: d for d in [
             "\"SASL_SSL://HOST:PORT,PLAINTEXT://HOST:PORT\"`"),
     _broker("ssl_certfile", str, None, _opt_str, "server: PEM certificate of TLS listeners"),
     _broker("ssl_keyfile", str, None, _opt_str, "server: its PEM key (unset: in certfile)"),
-    _broker("ssl_cafile", str, None, _opt_str,
-            "server: PEM CA bundle; when set, TLS clients must present a certificate it signed "
-            "(mTLS) and an SSL listener's principal is `User:<subject DN>`"),
+    _broker("ssl_cafile", str, None, _opt_str, "server: PEM CA; TLS clients must present a "
+            "certificate it signed (mTLS; SSL principal `User:<subject DN>`)"),
     _broker("sasl_mechanisms", str, "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN", _str,
-            "server: SASL mechanisms the SASL_* listeners offer (SCRAM-SHA-256, SCRAM-SHA-512, "
-            "PLAIN; users are managed with `logmq users`)"),
-    _broker("allow_insecure", bool, False, _bool,
-            "server: start even with an unauthenticated listener (PLAINTEXT, or SSL without "
-            "ssl_cafile) or queue_listen on a non-loopback address and no authorizer"),
+            "server: what SASL_* listeners offer (users: `logmq users`)"),
+    _broker("allow_insecure", bool, False, _bool, "server: serve a non-loopback address without "
+            "authentication (PLAINTEXT, SSL without ssl_cafile, queue_listen)"),
     _broker("log_level", str, None, _choice(*LOG_LEVELS),
             "server: " + ", ".join(LOG_LEVELS) + " (unset: info, or debug with -v)"),
     _broker("log_format", str, None, _choice(*LOG_FORMATS),
