@@ -26,11 +26,13 @@ from logmq.config_parsers import (
     FSYNC_MODES,
     LOG_FORMATS,
     LOG_LEVELS,
+    _advertised,
     _bool,
     _choice,
     _fsync,
     _hostport,
     _int,
+    _listeners,
     _opt_int,
     _opt_rate,
     _opt_str,
@@ -258,7 +260,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {d.name: d for d in [
     _broker("map_size", int, 16 << 30, _int(1 << 20), "LMDB map size (address space, bytes)"),
     _broker("repair", bool, False, _bool,
             "cut a partition at damage found in cleanly closed data instead of refusing"),
-    _broker("listen", str, "127.0.0.1:9092", _hostport(), "server: HOST:PORT to listen on"),
+    _broker("listen", str, "127.0.0.1:9092", _listeners, "server: [PROTOCOL://]HOST:PORT to "
+            "listen on (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL); repeatable, `listeners`"),
     _broker("advertised_host", str, None, _opt_str,
             "server: host Metadata tells clients to connect to (prefer `advertise`)"),
     _broker("max_request_size", int, 100 * 1024 * 1024, _int(1024),
@@ -271,9 +274,18 @@ BROKER_KEYS: dict[str, ConfigKey] = {d.name: d for d in [
     _broker("http", str, None, _hostport(optional=True),
             "server: HOST:PORT of the HTTP listener (metrics, health, JSON API, dashboard); "
             "off when unset"),
-    _broker("advertise", str, None, _hostport(optional=True, port_optional=True),
+    _broker("advertise", str, None, _advertised,
             "server: HOST[:PORT] Metadata tells clients to connect to (default: the listen "
-            "address); also `advertised_listeners = \"PLAINTEXT://HOST:PORT\"`, Kafka style"),
+            "address); or per listener, Kafka style: `advertised_listeners = "
+            "\"SASL_SSL://HOST:PORT,PLAINTEXT://HOST:PORT\"`"),
+    _broker("ssl_certfile", str, None, _opt_str, "server: PEM certificate of TLS listeners"),
+    _broker("ssl_keyfile", str, None, _opt_str, "server: its PEM key (unset: in certfile)"),
+    _broker("ssl_cafile", str, None, _opt_str, "server: PEM CA; TLS clients must present a "
+            "certificate it signed (mTLS; SSL principal `User:<subject DN>`)"),
+    _broker("sasl_mechanisms", str, "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN", _str,
+            "server: what SASL_* listeners offer (users: `logmq users`)"),
+    _broker("allow_insecure", bool, False, _bool, "server: serve a non-loopback address without "
+            "authentication (PLAINTEXT, SSL without ssl_cafile, queue_listen)"),
     _broker("log_level", str, None, _choice(*LOG_LEVELS),
             "server: " + ", ".join(LOG_LEVELS) + " (unset: info, or debug with -v)"),
     _broker("log_format", str, None, _choice(*LOG_FORMATS),
@@ -332,6 +344,10 @@ _LIMIT_ROWS: list[tuple[str, int, str]] = [
     ("offload_request_bytes", 0, "requests larger than this are handled off the event loop"),
     ("malformed_log_per_minute", 0, "log lines about malformed input per minute (the rest "
      "are counted)"),
+    ("auth_failures_per_minute", 1, "failed SASL logins per IP a minute, then refused"),
+    ("failed_auth_delay_ms", 0, "delay before answering a failed SASL authentication"),
+    ("connections_max_reauth_ms", 0, "SASL session lifetime: clients re-authenticate "
+     "(KIP-368), expired connections are closed (0: off; Kafka's connections.max.reauth.ms)"),
 ]
 LIMIT_KEYS: dict[str, ConfigKey] = {
     f"limits.{n}": ConfigKey(f"limits.{n}", n, int, None, _int(lo), doc, kafka=False,
@@ -416,6 +432,11 @@ class BrokerConfig:
     max_partitions_per_topic: int = 10_000
     http: str | None = None
     advertise: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_cafile: str | None = None
+    sasl_mechanisms: str = "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN"
+    allow_insecure: bool = False
     log_level: str | None = None
     log_format: str | None = None
     queue_listen: str | None = None

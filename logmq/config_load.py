@@ -79,7 +79,9 @@ def _parse_value(d: ConfigKey, value: Any, *, strict: bool) -> Any:
 
 
 #: Kafka's name for ``advertise`` (``advertised.listeners = "PLAINTEXT://host:9092"``)
-_ALIASES = {"advertised.listeners": "advertise", "advertised_listeners": "advertise"}
+_ALIASES = {"advertised.listeners": "advertise", "advertised_listeners": "advertise",
+            "listeners": "listen", "sasl.enabled.mechanisms": "sasl_mechanisms"}
+_LIST_KEYS = ("listen", "advertise", "sasl_mechanisms")  # a TOML list means a, b, c
 
 
 class _Loader:
@@ -144,6 +146,9 @@ class _Loader:
     def put(self, key: str, value: Any, source: str, strict: bool = False) -> None:
         """One setting: a broker key, a ``limits``/``topic_defaults`` table, a topic key."""
         key = _ALIASES.get(key, key)
+        if key in _LIST_KEYS and isinstance(value, list | tuple) and all(
+                isinstance(x, str) for x in value):
+            value = ",".join(value)  # listeners = [...] in the file; --listen repeated
         if key == _FILE_TOPIC_TABLE:
             if not isinstance(value, Mapping):
                 raise self.fail(key, source, f"{key} must be a table")

@@ -153,3 +153,48 @@ def _hostport(*, optional: bool = False, port_optional: bool = False
 
     return parse
 
+
+
+_LISTENER_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
+def _listener_items(v: Any) -> list[str]:
+    items = [_str(x) for x in v] if isinstance(v, list | tuple) else _str(v).split(",")
+    return [i.strip() for i in items if i.strip()]
+
+
+def _listener_item(item: str, *, bare_ok: bool) -> None:
+    name, sep, rest = item.partition("://")
+    if sep and name.upper() not in _LISTENER_PROTOCOLS:
+        raise ValueError(f"unknown listener {name!r} (one of {', '.join(_LISTENER_PROTOCOLS)})")
+    if not sep and not bare_ok:
+        raise ValueError(f"expected PROTOCOL://HOST:PORT, got {item!r}")
+    host, hsep, port = (rest if sep else item).rpartition(":")
+    if not hsep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("expected HOST:PORT or PROTOCOL://HOST:PORT (port 0-65535)")
+
+
+def _listeners(v: Any) -> str:
+    """Kafka's ``listeners``: ``[PROTOCOL://]HOST:PORT`` items, comma-separated or a list
+    (a bare HOST:PORT is PLAINTEXT); kept as one comma-separated string."""
+    items = _listener_items(v)
+    if not items:
+        raise ValueError("expected HOST:PORT or PROTOCOL://HOST:PORT")
+    for item in items:
+        _listener_item(item, bare_ok=True)
+    return ",".join(items)
+
+
+def _advertised(v: Any) -> str | None:
+    """``HOST[:PORT]``, or Kafka's ``advertised.listeners`` (``SASL_SSL://h:9093,...``);
+    a single ``PLAINTEXT://HOST:PORT`` is kept as ``HOST:PORT``, as before listeners."""
+    if v is None or v == "":
+        return None
+    items = _listener_items(v)
+    if len(items) == 1 and "://" not in items[0]:
+        return _hostport(optional=True, port_optional=True)(items[0])
+    if len(items) == 1 and items[0].upper().startswith("PLAINTEXT://"):
+        return _hostport()(items[0])
+    for item in items:
+        _listener_item(item, bare_ok=False)
+    return ",".join(items)

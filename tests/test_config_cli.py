@@ -273,6 +273,9 @@ COMMANDS: dict[str, list[str]] = {
     "acls token add": ["User:a"],
     "acls token list": [],
     "acls token remove": ["User:a"],
+    "users add": ["bob", "--password-stdin"],
+    "users list": [],
+    "users remove": ["carol"],
 }
 
 
@@ -319,6 +322,9 @@ def test_logmq_data_is_honoured_by(command, prepared, tmp_path, monkeypatch):
             c.poll(timeout=1)
             c.commit()
             c.close(commit=False)
+    if command == "users remove":
+        CliRunner().invoke(cli, ["users", "add", "carol", "--password-stdin", "--data",
+                                 prepared], input="pw\n", catch_exceptions=False)
     monkeypatch.chdir(tmp_path)  # ./logmq-data would be the fallback: it must stay absent
     r = CliRunner().invoke(cli, [*command.split(), *COMMANDS[command]],
                            env={"LOGMQ_DATA": prepared}, input="x\n", catch_exceptions=False)

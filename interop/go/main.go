@@ -1,6 +1,7 @@
 // The differential scenario through franz-go (kgo + kadm) and Sarama: the same fixed script
 // as interop/python/common.py, printing one JSON object of observations.
 // Usage: scenario --client franz-go|sarama --bootstrap HOST:PORT --prefix P
+// (or --scenario auth --sasl-mechanism M --user U --password P --cafile CA: franz-go over SASL_SSL)
 package main
 
 import (
@@ -60,7 +61,18 @@ func main() {
 	client := flag.String("client", "franz-go", "franz-go or sarama")
 	bs := flag.String("bootstrap", "", "HOST:PORT")
 	prefix := flag.String("prefix", "", "topic/group name prefix")
+	mech := flag.String("sasl-mechanism", "", "with --scenario auth: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
+	user := flag.String("user", "", "with --scenario auth: SASL user")
+	password := flag.String("password", "", "with --scenario auth: SASL password")
+	cafile := flag.String("cafile", "", "with --scenario auth: PEM CA of the TLS listener")
+	scenario := flag.String("scenario", "", "auth: only produce+consume one record over SASL_SSL")
 	flag.Parse()
+	if *scenario == "auth" {
+		out, _ := json.Marshal(map[string]any{"client": *client, "auth": runAuth(
+			*bs, *prefix+"-franz", *mech, *user, *password, *cafile)})
+		fmt.Println(string(out))
+		os.Exit(0)
+	}
 	rec := &recorder{ops: map[string]any{}}
 	switch *client {
 	case "franz-go":

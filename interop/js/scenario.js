@@ -1,6 +1,6 @@
 // The differential scenario through KafkaJS 2.2: the same fixed script as
 // interop/python/common.py, printing one JSON object of observations.
-// Usage: node scenario.js --bootstrap HOST:PORT --prefix P
+// Usage: node scenario.js --bootstrap HOST:PORT --prefix P [--scenario auth ...: see auth()]
 'use strict'
 
 const { Kafka, logLevel, ConfigResourceTypes } = require('kafkajs')
@@ -196,7 +196,41 @@ async function main () {
   await admin.disconnect()
 }
 
-main().catch((e) => { ops._fatal = { error: String(e) } }).finally(() => {
+// --scenario auth: one record produced and read back over SASL_SSL with --sasl-mechanism
+// (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), --user, --password, --cafile; prints "ok" or the error
+async function auth () {
+  const fs = require('fs')
+  const topic = `${arg('--prefix')}-kjs`
+  const kafka = new Kafka({ clientId: 'logmq-interop', brokers: arg('--bootstrap').split(','),
+    logLevel: logLevel.NOTHING, requestTimeout: T, retry: { retries: 1 },
+    ssl: { ca: [fs.readFileSync(arg('--cafile'), 'utf-8')], servername: 'localhost' },
+    sasl: { mechanism: arg('--sasl-mechanism').toLowerCase(), username: arg('--user'),
+      password: arg('--password') } })
+  const p = kafka.producer({ allowAutoTopicCreation: true })
+  try {
+    await p.connect()
+  } catch (e) {
+    return e.type === 'SASL_AUTHENTICATION_FAILED' || /uthentication failed/.test(String(e))
+      ? 'authentication failed' : `error ${e.type || e.name}`
+  }
+  await p.send({ topic, messages: [{ value: 'v' }] })
+  await p.disconnect()
+  const c = kafka.consumer({ groupId: `${topic}-g` })
+  await c.connect()
+  await c.subscribe({ topic, fromBeginning: true })
+  const got = await withTimeout(new Promise((resolve) => {
+    c.run({ eachMessage: async ({ message }) => resolve(message.value.toString()) })
+  }), 2 * T)
+  await c.disconnect()
+  return got === 'v' ? 'ok' : 'wrong record'
+}
+
+if (arg('--scenario') === 'auth') {
+  auth().then((r) => r, (e) => `error ${e.type || e.name || e}`).then((r) => {
+    process.stdout.write(JSON.stringify({ client: 'kafkajs', auth: r }) + '\n')
+    process.exit(0)
+  })
+} else main().catch((e) => { ops._fatal = { error: String(e) } }).finally(() => {
   process.stdout.write(JSON.stringify({ client: 'kafkajs', ops }) + '\n')
   for (const [k, v] of Object.entries(traces)) process.stderr.write(`--- ${k}\n${v}\n`)
   process.exit(0)

@@ -16,6 +16,7 @@ from logmq.cli.replay import replay
 from logmq.cli.serve import serve
 from logmq.cli.status import status
 from logmq.cli.topics import topics
+from logmq.cli.users import users
 
 __all__ = ["main", "cli", "DEFAULT_DATA"]
 
@@ -28,6 +29,7 @@ def cli() -> None:
 
 cli.add_command(demo)
 cli.add_command(serve)
+cli.add_command(users)
 for _command in (topics, produce, consume, replay, groups, queues, dump, verify, compact,
                  stats, status, mirror):
     cli.add_command(_command)

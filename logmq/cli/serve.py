@@ -69,7 +69,7 @@ def serve(config_file: str | None, show_config: bool, ready_file: str | None,
         print_config(cfg)
         return
     data = cfg.data
-    host, port = split_host_port(cfg.listen, "listen")
+    host, port = split_host_port(cfg.listen.split(",")[0], "listen")
     assert port is not None
     extra: dict[str, Any] = {}
     if cfg.queue_listen:

@@ -31,8 +31,12 @@ __all__ = ["ServeError", "config_options", "serve_config", "ops_settings", "serv
 F = TypeVar("F", bound=Callable[..., Any])
 _FLAGS = "logmq.serve.flags"
 _METAVARS = {int: "N", float: "X", str: "TEXT"}
-_METAVAR_OF = {"listen": "HOST:PORT", "http": "HOST:PORT", "queue_listen": "HOST:PORT",
-               "advertise": "HOST[:PORT]", "data": "DIR", "queue_authkey_file": "FILE"}
+#: options that may be given more than once (the values are joined with commas)
+_REPEATABLE = ("listen",)
+_METAVAR_OF = {"listen": "[PROTO://]HOST:PORT", "http": "HOST:PORT", "queue_listen": "HOST:PORT",
+               "advertise": "HOST[:PORT]", "data": "DIR", "queue_authkey_file": "FILE",
+               "ssl_certfile": "FILE", "ssl_keyfile": "FILE", "ssl_cafile": "FILE",
+               "sasl_mechanisms": "MECH,..."}
 
 
 class ServeError(click.ClickException):
@@ -92,7 +96,8 @@ def config_options(f: F) -> F:
         else:
             opts.append(click.option(flag, key, default=None, expose_value=False,
                                      metavar=_METAVAR_OF.get(key, _METAVARS.get(d.type, "X")),
-                                     callback=_keep(key), help=helptext))
+                                     callback=_keep(key), help=helptext,
+                                     multiple=key in _REPEATABLE))
     opts.append(click.option(
         "--limit", "limits", multiple=True, metavar="NAME=VALUE", expose_value=False,
         callback=_keep("limits"),

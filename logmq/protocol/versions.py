@@ -52,4 +52,9 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     31: (1, 3),  # DeleteAcls
     48: (0, 1),  # DescribeClientQuotas
     49: (0, 1),  # AlterClientQuotas
+    # security (logmq/server/sasl.py, logmq/server/scram_admin.py)
+    17: (0, 1),  # SaslHandshake
+    36: (0, 2),  # SaslAuthenticate
+    50: (0, 0),  # DescribeUserScramCredentials
+    51: (0, 0),  # AlterUserScramCredentials
 }

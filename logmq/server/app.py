@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import inspect
 import logging
-import os
 import re
 import resource
-import signal
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from logmq.errors import ProtocolError
@@ -41,13 +41,28 @@ from logmq.server.authz import Security
 from logmq.server.guard import BytePool, RateLimitedLog, ServerStats
 from logmq.server.handlers import Handlers, ServerStopping
 from logmq.server.limits import ServerLimits
+from logmq.server.listeners import (
+    ADVERTISED,
+    Listener,
+    ListenerHandlers,
+    principal_from_cert,
+)
+from logmq.server.sasl import (
+    SASL_AUTHENTICATE,
+    SASL_HANDSHAKE,
+    SaslContext,
+    SaslSession,
+    raw_sasl_token,
+    sasl_request,
+)
+from logmq.server.scram_admin import ALTER_SCRAM, decode_alter_scram
 from logmq.storage.log import LogSlice
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
-    from logmq.config import BrokerConfig
+    from logmq.broker.users import UserStore
 
-__all__ = ["KafkaServer", "run_server", "ClientInfo"]
+__all__ = ["KafkaServer", "ClientInfo"]
 
 log = logging.getLogger("logmq.server")
 API_VERSIONS = ApiKey.API_VERSIONS
@@ -87,7 +102,7 @@ class _Conn(ClientInfo):
     """A connection's state as the sweeper sees it (all times from ``time.monotonic``)."""
 
     __slots__ = ("task", "reader", "transport", "idle_since", "frame_started", "busy",
-                 "writing_since", "closed_by")
+                 "writing_since", "closed_by", "sasl")
 
     def __init__(self, host: str, port: int, task: asyncio.Task[Any],
                  reader: asyncio.StreamReader, transport: asyncio.BaseTransport) -> None:
@@ -100,6 +115,7 @@ class _Conn(ClientInfo):
         self.busy = False
         self.writing_since: float | None = None
         self.closed_by: str | None = None
+        self.sasl: SaslSession | None = None
 
 
 class KafkaServer:
@@ -108,7 +124,9 @@ class KafkaServer:
     ``advertised_host`` is what Metadata tells clients to connect to (default: the listen
     host). ``limits`` bounds what clients may make the server hold (see
     :class:`~logmq.server.limits.ServerLimits`); ``max_request_size`` is a shortcut for its
-    field of that name.
+    field of that name. ``listeners`` (logmq.server.listeners) replaces ``host``/``port`` with
+    several ports, TLS and SASL; ``users`` is the SCRAM credential store SASL checks (default:
+    the data directory's), ``on_auth`` a hook called with each authentication's outcome.
     """
 
     def __init__(
@@ -123,7 +141,20 @@ class KafkaServer:
         limits: ServerLimits | None = None,
         observer: Any = None,
         advertised_port: int | None = None,
+        listeners: Sequence[Listener] | None = None,
+        users: UserStore | None = None,
+        on_auth: Any = None,
     ) -> None:
+        if listeners:
+            host, port = listeners[0].host, listeners[0].port
+        else:
+            listeners = [Listener("PLAINTEXT", host, port, advertised_host, advertised_port)]
+        self.listeners: list[Listener] = list(listeners)
+        #: listener name -> (host, port) it is bound to (after start)
+        self.addresses: dict[str, tuple[str, int]] = {}
+        self._users = users
+        self._on_auth = on_auth
+        self._sasl: SaslContext | None = None
         #: ``observer.request(api, seconds, body, raised)`` after each request (logmq.ops)
         self.observer = observer
         self.broker = broker
@@ -143,6 +174,7 @@ class KafkaServer:
         self.pool = BytePool(limits.queued_max_request_bytes)
         self._malformed = RateLimitedLog(log, limits.malformed_log_per_minute)
         self._server: asyncio.base_events.Server | None = None
+        self._servers: list[asyncio.base_events.Server] = []
         self._conns: dict[asyncio.Task[Any], _Conn] = {}
         self._per_ip: Counter[str] = Counter()
         self._max_conns = limits.max_connections
@@ -155,22 +187,69 @@ class KafkaServer:
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         if soft != resource.RLIM_INFINITY and self._max_conns > soft // 2:
             self._max_conns = max(1, soft // 2)  # the rest for segments, LMDB, the listener
-        self._server = await asyncio.start_server(self._on_connect, self.host, self.port,
-                                                  limit=_READ_CHUNK, backlog=1024)
-        sock = self._server.sockets[0]
-        host, port = sock.getsockname()[:2]
+        # a TLS handshake holds a socket before max_connections counts it: keep it short
+        handshake = min(self.limits.request_arrival_timeout_ms or 10_000, 10_000) / 1000
+        try:
+            for i, lst in enumerate(self.listeners):
+                srv = await asyncio.start_server(
+                    functools.partial(self._on_connect, lst), lst.host, lst.port,
+                    limit=_READ_CHUNK, backlog=1024, ssl=lst.tls,
+                    ssl_handshake_timeout=handshake if lst.tls is not None else None)
+                self._servers.append(srv)
+                bound = srv.sockets[0].getsockname()[:2]
+                self.addresses[lst.name] = (bound[0], bound[1])
+                self.listeners[i] = dataclasses.replace(lst, port=bound[1])
+        except BaseException:
+            for srv in self._servers:
+                srv.close()
+            raise
+        self._server = self._servers[0]
+        host, port = self.addresses[self.listeners[0].name]
         self.port = port
-        self.handlers = Handlers(self.broker, self.advertised_host or host,
-                                 self.advertised_port or port,
-                                 auto_create_topics=self.auto_create_topics,
-                                 limits=self.limits)
+        if any(lst.uses_sasl for lst in self.listeners):
+            from logmq.broker.users import UserStore
+
+            lim = self.limits
+            self._sasl = SaslContext(
+                self._users or UserStore(self.broker.meta.env),
+                failures_per_minute=lim.auth_failures_per_minute,
+                reauth_ms=lim.connections_max_reauth_ms,
+                failure_delay_ms=lim.failed_auth_delay_ms,
+                log_per_minute=lim.malformed_log_per_minute, on_result=self._auth_result)
+        first = self.listeners[0]
+        self.handlers = ListenerHandlers(self.broker, first.advertised_host or
+                                         self.advertised_host or host,
+                                         first.advertised_port or self.advertised_port
+                                         or port, auto_create_topics=self.auto_create_topics,
+                                         limits=self.limits)
+        if self._users is not None:
+            self.handlers.scram_users = self._users
         self._table = self.handlers.table()
         # ACLs, quotas and the audit log wrap every handler (logmq/server/authz.py)
         self.security = Security(self.broker, auto_create=self.auto_create_topics)
         self._table = self.security.wrap({**self._table, **self.security.api_table()})
         self._sweeper = asyncio.create_task(self._sweep())
-        log.info("logmq listening on %s:%d (data %s)", host, port, self.broker.path)
+        for lst in self.listeners:  # last: a line tests and scripts wait for
+            bhost, bport = self.addresses[lst.name]
+            log.info("logmq listening on %s:%d (%s; data %s)", bhost, bport, lst.name,
+                     self.broker.path)
         return host, port
+
+    def _auth_result(self, host: str, port: int, who: str | None, mechanism: str | None,
+                     ok: bool, message: str) -> None:
+        """Each SASL outcome: the audit log (with the authorizer on), then ``on_auth``."""
+        if self.security is not None:
+            who = who or ""
+            principal = who if who.startswith("User:") else f"User:{who}"
+            self.security.audit.record("authenticate", principal, f"{host}:{port}",
+                                       "ok" if ok else "failed", mechanism=mechanism,
+                                       message=message)
+        if self._on_auth is not None:
+            self._on_auth(host, port, who, mechanism, ok, message)
+
+    def _advertised(self, lst: Listener) -> tuple[str, int]:
+        host, port = self.addresses[lst.name]
+        return lst.advertised_host or host, lst.advertised_port or port
 
     @property
     def connection_count(self) -> int:
@@ -182,8 +261,8 @@ class KafkaServer:
         Bounded by ``grace`` seconds whatever clients do: long polls (Fetch, JoinGroup,
         SyncGroup) are woken at once, requests still running after ``grace`` are cancelled.
         """
-        if self._server is not None:
-            self._server.close()
+        for srv in self._servers:
+            srv.close()
         if self.handlers is not None:
             self.handlers.stop()
         if self._sweeper is not None:
@@ -195,9 +274,9 @@ class KafkaServer:
             task.cancel()
         if self._conns:
             await asyncio.wait(list(self._conns), timeout=grace)
-        if self._server is not None:
+        for srv in self._servers:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), grace)
+                await asyncio.wait_for(srv.wait_closed(), grace)
         if self.security is not None:
             self.security.close()
 
@@ -242,13 +321,19 @@ class KafkaServer:
                     task.cancel()
 
     # ------------------------------------------------------------------ connections
-    async def _on_connect(self, reader: asyncio.StreamReader,
+    async def _on_connect(self, listener: Listener, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         peer = writer.get_extra_info("peername") or ("?", 0)
         conn = _Conn(str(peer[0]), int(peer[1]) if len(peer) > 1 else 0, task, reader,
                      writer.transport)
+        ADVERTISED.set(self._advertised(listener))  # this connection's task only
+        conn.listener = listener.name
+        if listener.client_certs:  # mTLS: the certificate's subject (SASL_SSL: SASL's)
+            conn.principal = principal_from_cert(writer.get_extra_info("peercert"))
+        if listener.uses_sasl and self._sasl is not None:
+            conn.sasl = SaslSession(self._sasl, listener.mechanisms, conn.host, conn.port)
         if (len(self._conns) >= self._max_conns
                 or self._per_ip[conn.host] >= self.limits.max_connections_per_ip):
             self.stats["refused_connections"] += 1
@@ -271,7 +356,10 @@ class KafkaServer:
                     conn.frame_started = None
                     conn.busy = True
                     try:
-                        ok = await self._dispatch(frame, writer, conn)
+                        if conn.sasl is not None and conn.sasl.raw:
+                            ok = await raw_sasl_token(frame, writer, conn)
+                        else:
+                            ok = await self._dispatch(frame, writer, conn)
                     finally:
                         conn.busy = False
                         conn.idle_since = time.monotonic()
@@ -341,6 +429,14 @@ class KafkaServer:
             return False
         client.client_id = header.client_id
         api, version, corr = header.api_key, header.api_version, header.correlation_id
+        sess: SaslSession | None = getattr(client, "sasl", None)
+        if sess is not None and (why := sess.refuse(api, time.monotonic())) is not None:
+            # Kafka closes too: before authentication only ApiVersions and the SASL
+            # requests, after an expired session (KIP-368) only a re-authentication
+            self.stats[f"sasl_{why}"] += 1
+            self._malformed.log(logging.INFO, "sasl refused", "closing connection from %s: "
+                                "api %d (%s)", client.host, api, why)
+            return False
         if api == API_VERSIONS and version > SUPPORTED_VERSIONS[API_VERSIONS][1]:
             # KIP-511: answer with a v0 body listing what we support, so the client retries
             writer.write(encode_response(API_VERSIONS, 0, corr, {
@@ -364,10 +460,11 @@ class KafkaServer:
         offload = len(frame) > self.limits.offload_request_bytes or api in _SLOW_APIS
         limit = self.limits.elements_for(api)
         try:
+            decode = decode_request if api != ALTER_SCRAM else decode_alter_scram
             if offload:
-                request = await asyncio.to_thread(decode_request, frame, limit)
+                request = await asyncio.to_thread(decode, frame, limit)
             else:
-                request = decode_request(frame, limit)
+                request = decode(frame, limit)
         except ProtocolError as e:
             self.stats["malformed_frames"] += 1
             self._malformed.log(logging.WARNING, "malformed frame",
@@ -379,6 +476,10 @@ class KafkaServer:
         try:
             if api == API_VERSIONS:
                 body = self._api_versions(request.body, version, client)
+            elif api in (SASL_HANDSHAKE, SASL_AUTHENTICATE):
+                body, close = await sasl_request(sess, api, version, request.body, client)
+                await self._write_response(writer, api, version, corr, body, client)
+                return not close
             else:
                 handler = self._table[api]
                 if offload and not inspect.iscoroutinefunction(handler):
@@ -453,8 +554,14 @@ class KafkaServer:
 
     async def _write_chunks(self, writer: asyncio.StreamWriter, chunks: list) -> None:
         loop = asyncio.get_running_loop()
+        tls = writer.get_extra_info("ssl_object") is not None
         for chunk in chunks:
-            if isinstance(chunk, LogSlice):
+            if isinstance(chunk, LogSlice) and tls:
+                # no zero-copy through TLS: the bytes are encrypted in user space (asyncio's
+                # sendfile fallback swaps the SSL transport's protocol and stalls there)
+                big = chunk.length > self.limits.offload_request_bytes
+                writer.write(await asyncio.to_thread(chunk.read) if big else chunk.read())
+            elif isinstance(chunk, LogSlice):
                 await writer.drain()
                 with open(chunk.fileno, "rb", buffering=0, closefd=False) as f:
                     try:
@@ -465,99 +572,3 @@ class KafkaServer:
             else:
                 writer.write(chunk)
         await writer.drain()
-
-
-def run_server(
-    data: str,
-    host: str = "127.0.0.1",
-    port: int = 9092,
-    *,
-    max_request_size: int | None = None,
-    auto_create_topics: bool = True,
-    limits: ServerLimits | Mapping[str, int] | None = None,
-    ready_file: str | None = None,
-    queue_listen: tuple[str, int] | None = None,
-    queue_authkey: bytes | None = None,
-    advertised_host: str | None = None,
-    advertised_port: int | None = None,
-    http_listen: tuple[str, int] | None = None,
-    config: BrokerConfig | None = None,
-    **broker_config: Any,
-) -> None:
-    """Open ``data``, serve until SIGTERM/SIGINT, then shut down cleanly (blocking).
-
-    With ``queue_listen``, worker processes can also join share groups of this data directory
-    through :class:`~logmq.broker.queues.remote.QueueServer` (the Kafka protocol has no
-    classic-version share-group APIs): the process that serves Kafka clients owns the
-    directory, so it is the one place queue members can reach. ``limits`` is a
-    :class:`~logmq.server.limits.ServerLimits` or a mapping of its field names to values.
-    """
-    import logmq
-
-    if not isinstance(limits, ServerLimits):
-        limits = ServerLimits().replace(**dict(limits or {}))
-    if config is not None:  # the CLI resolved file/env/options already (logmq.config)
-        advertised_host = advertised_host or config.advertised_host
-        max_request_size = config.max_request_size
-        auto_create_topics = config.auto_create_topics
-
-    ops = None
-    if http_listen is not None:  # up first, so /readyz says 503 while recovery runs
-        from logmq.ops.http import OpsHttpServer
-
-        ops = OpsHttpServer(http_listen, data).start()
-    try:
-        if config is not None:
-            broker = logmq.open(data, config=config)
-        else:
-            broker = logmq.open(data, auto_create_topics=auto_create_topics, **broker_config)
-    except BaseException:
-        if ops is not None:
-            ops.close()
-        raise
-    if ops is not None:
-        ops.attach_broker(broker)
-    queue_server = None
-    if queue_listen is not None:
-        from logmq.broker.queues.remote import QueueServer
-
-        try:
-            queue_server = QueueServer(broker, queue_listen, authkey=queue_authkey).start()
-        except BaseException:
-            broker.close()
-            raise
-        qh, qp = queue_server.address
-        log.info("queue members (RemoteQueue) at %s:%d", qh, qp)
-
-    async def main() -> None:
-        server = KafkaServer(broker, host, port, max_request_size=max_request_size,
-                             auto_create_topics=auto_create_topics, limits=limits,
-                             advertised_host=advertised_host, advertised_port=advertised_port,
-                             observer=ops.stats if ops is not None else None)
-        h, p = await server.start()
-        if ops is not None:
-            ops.serving(server, asyncio.get_running_loop())
-        if ready_file:
-            tmp = ready_file + ".tmp"
-            with open(tmp, "w") as f:
-                f.write(f"{h}:{p}\n")
-            os.replace(tmp, ready_file)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        log.info("shutting down")
-        if ops is not None:
-            ops.stopping()
-        await server.stop()
-
-    try:
-        asyncio.run(main())
-    finally:
-        if queue_server is not None:
-            queue_server.close()  # members leave first: what they held is released, durably
-        broker.close()
-        if ops is not None:
-            ops.close()
-        log.info("data directory closed cleanly")

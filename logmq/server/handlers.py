@@ -29,6 +29,7 @@ from logmq.kafka_codes import ErrorCode as _E
 from logmq.server.admin import AdminHandlers
 from logmq.server.kip848 import Kip848Handlers
 from logmq.server.limits import ServerLimits
+from logmq.server.scram_admin import ScramAdminHandlers
 from logmq.server.share import ShareHandlers
 from logmq.server.topic_ids import ZERO_ID, TopicIds
 from logmq.server.wire_versions import by_topic_id, filter_groups, offset_fetch_groups
@@ -105,7 +106,9 @@ def error_code(e: BaseException | None) -> int:
     return UNKNOWN_SERVER_ERROR
 
 
-class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers):
+
+
+class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers, ScramAdminHandlers):
     """The request handlers of one server (one broker, node id 0)."""
 
     def __init__(self, broker: Broker, host: str, port: int, *,
@@ -640,4 +643,5 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers):
             **self.admin_table(),
             **self.kip848_table(),
             **self.share_table(),
+            **self.scram_table(),
         }

@@ -101,6 +101,15 @@ class ServerLimits:
     offload_request_bytes: int = 64 * 1024
     #: Malformed-input log lines per minute (the rest are counted, then summarized).
     malformed_log_per_minute: int = 10
+    #: SASL: failed authentications one IP address may have a minute; beyond, its attempts
+    #: are refused without checking credentials until the minute has passed.
+    auth_failures_per_minute: int = 60
+    #: SASL: a failed authentication is answered after this delay (Kafka:
+    #: connection.failed.authentication.delay.ms).
+    failed_auth_delay_ms: int = 100
+    #: SASL: session lifetime; clients re-authenticate before it ends (KIP-368) and a
+    #: connection whose session expired is closed (Kafka: connections.max.reauth.ms; 0: off).
+    connections_max_reauth_ms: int = 0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -59,7 +59,7 @@ def check_data_path(path: str) -> None:
     if os.path.lexists(path) and not os.path.isdir(path):
         raise DataDirError(f"data directory {path!r} exists and is not a directory")
     try:
-        os.makedirs(path, exist_ok=True)
+        os.makedirs(path, mode=0o700, exist_ok=True)  # the log is nobody else's
     except (FileExistsError, NotADirectoryError):
         raise DataDirError(f"cannot create data directory {path!r}: a parent is a file"
                            ) from None

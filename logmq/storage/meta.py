@@ -24,10 +24,10 @@ class MetaStore:
 
     def __init__(self, path: str, map_size: int = 16 << 30, *, sync: bool = True) -> None:
         """``sync=False`` only for in-memory data directories (nothing there survives)."""
-        os.makedirs(path, exist_ok=True)
-        try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        try:  # mode: 0600 files (offsets, SCRAM credentials), umask permitting
             self.env = lmdb.open(path, max_dbs=32, map_size=map_size, subdir=True, lock=True,
-                                 sync=sync, metasync=sync)
+                                 sync=sync, metasync=sync, mode=0o600)
         except lmdb.Error as e:
             raise DataDirError(f"metadata store {path!r} cannot be opened ({e}); it is "
                                "corrupt or not an LMDB environment") from None
