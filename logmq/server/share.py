@@ -178,6 +178,10 @@ class ShareHandlers(ShareAdminHandlers):
                 out["error_code"] = UNKNOWN_MEMBER_ID
                 out["error_message"] = f"member {mid!r} is not in share group {gid!r}"
                 return out
+            if not g.members and self._classic_group(gid):
+                out["error_code"] = GROUP_ID_NOT_FOUND  # what Kafka answers here
+                out["error_message"] = f"group {gid!r} is a consumer group, not a share group"
+                return out
             if len(g.members) >= MAX_MEMBERS:
                 out["error_code"] = GROUP_MAX_SIZE_REACHED
                 out["error_message"] = f"share group {gid!r} has {MAX_MEMBERS} members"
@@ -228,6 +232,13 @@ class ShareHandlers(ShareAdminHandlers):
             out.append({"group_id": gid, "protocol_type": "share", "group_state": state,
                         "group_type": "share"})
         return out
+
+    def _classic_group(self, gid: str) -> bool:
+        """A consumer group (classic or KIP-848) already has this id."""
+        coordinator = getattr(self, "coordinator", None)
+        if coordinator is None:
+            return False
+        return any(g == gid for g, _pt, _state in coordinator.list_groups())
 
     # ------------------------------------------------------------------ describe
     def share_group_describe(self, body: dict, v: int, client: Any) -> dict:
