@@ -83,19 +83,26 @@ def _ack_plan(batches: list[dict], em: Member | None, p: int
         first, last = b["first_offset"], b["last_offset"]
         types = list(b.get("acknowledge_types") or [])
         n = last - first + 1
-        if n <= 0 or not types or (len(types) != 1 and len(types) != n) or n > 1_000_000:
+        if n <= 0 or not types or (len(types) != 1 and len(types) != n):
             bad = True
             continue
-        for i in range(n):
-            t = types[0] if len(types) == 1 else types[i]
+        if len(types) == 1:  # one type for the range: the work is what the member holds
+            if types[0] == 0:
+                continue
+            action = _ACTIONS.get(types[0])
+            mine = sorted(off for (pp, off) in held if pp == p and first <= off <= last)
+            if action is None or len(mine) != n:
+                bad = True
+            if action is not None:
+                plan.setdefault(action, []).extend((p, off, held[(p, off)].count)
+                                                   for off in mine)
+            continue
+        for i, t in enumerate(types):  # one type per offset: bounded by the request's size
             if t == 0:
                 continue
             action = _ACTIONS.get(t)
-            if action is None:
-                bad = True
-                continue
             rec = held.get((p, first + i))
-            if rec is None:
+            if action is None or rec is None:
                 bad = True
                 continue
             plan.setdefault(action, []).append((p, first + i, rec.count))
