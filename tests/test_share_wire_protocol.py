@@ -273,3 +273,15 @@ def test_a_silent_member_is_removed_after_the_session_timeout(env):
     assert members == []
     assert srv.broker.queues.share_group("jobs", "g").stats().in_flight == 0  # released
     assert _fetch(c, 1, tid)["error_code"] == UNKNOWN_MEMBER_ID
+
+
+def test_a_consumer_group_id_cannot_become_a_share_group(env):
+    srv, c = env
+    import confluent_kafka
+
+    cons = confluent_kafka.Consumer({"bootstrap.servers": srv.bootstrap,
+                                     "group.id": "classic-g", "enable.auto.commit": False})
+    cons.commit(offsets=[confluent_kafka.TopicPartition("jobs", 0, 1)], asynchronous=False)
+    cons.close()
+    r = _join(c, group="classic-g")
+    assert r["error_code"] == GROUP_ID_NOT_FOUND and "consumer group" in r["error_message"]

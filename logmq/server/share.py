@@ -17,14 +17,19 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from logmq.codec.records import encode_batch
 from logmq.errors import LogMQError, RecordStateError, UnknownTopicError
 from logmq.kafka_codes import ErrorCode as _E
 from logmq.server.share_admin import ShareAdminHandlers
-from logmq.server.share_state import ShareRegistry, ShareSession, WireMember, WireShareGroup
+from logmq.server.share_state import (
+    ShareRegistry,
+    ShareSession,
+    WireMember,
+    WireShareGroup,
+    share_pool,
+)
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -54,18 +59,11 @@ DEFAULT_MAX_RECORDS = 500
 #: members of one share group at most (Kafka's group.share.max.size default); more get
 #: GROUP_MAX_SIZE_REACHED
 MAX_MEMBERS = 200
-#: longest a ShareFetch waits for records, whatever max_wait_ms says (ms)
+#: longest a ShareFetch waits for records, whatever max_wait_ms says (ms; the server's
+#: max_fetch_wait_ms cuts it further)
 MAX_WAIT_MS = 30_000
 GROUP_MAX_SIZE_REACHED = int(_E.GROUP_MAX_SIZE_REACHED)
 UNKNOWN_TOPIC_OR_PARTITION = int(_E.UNKNOWN_TOPIC_OR_PARTITION)
-_pool: ThreadPoolExecutor | None = None
-
-
-def _share_pool() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="logmq-share")
-    return _pool
 
 
 # one acquisition handed to the wire: (partition, offset, delivery count, record)
@@ -83,19 +81,26 @@ def _ack_plan(batches: list[dict], em: Member | None, p: int
         first, last = b["first_offset"], b["last_offset"]
         types = list(b.get("acknowledge_types") or [])
         n = last - first + 1
-        if n <= 0 or not types or (len(types) != 1 and len(types) != n) or n > 1_000_000:
+        if n <= 0 or not types or (len(types) != 1 and len(types) != n):
             bad = True
             continue
-        for i in range(n):
-            t = types[0] if len(types) == 1 else types[i]
+        if len(types) == 1:  # one type for the range: the work is what the member holds
+            if types[0] == 0:
+                continue
+            action = _ACTIONS.get(types[0])
+            mine = sorted(off for (pp, off) in held if pp == p and first <= off <= last)
+            if action is None or len(mine) != n:
+                bad = True
+            if action is not None:
+                plan.setdefault(action, []).extend((p, off, held[(p, off)].count)
+                                                   for off in mine)
+            continue
+        for i, t in enumerate(types):  # one type per offset: bounded by the request's size
             if t == 0:
                 continue
             action = _ACTIONS.get(t)
-            if action is None:
-                bad = True
-                continue
             rec = held.get((p, first + i))
-            if rec is None:
+            if action is None or rec is None:
                 bad = True
                 continue
             plan.setdefault(action, []).append((p, first + i, rec.count))
@@ -178,6 +183,10 @@ class ShareHandlers(ShareAdminHandlers):
                 out["error_code"] = UNKNOWN_MEMBER_ID
                 out["error_message"] = f"member {mid!r} is not in share group {gid!r}"
                 return out
+            if not g.members and self._classic_group(gid):
+                out["error_code"] = GROUP_ID_NOT_FOUND  # what Kafka answers here
+                out["error_message"] = f"group {gid!r} is a consumer group, not a share group"
+                return out
             if len(g.members) >= MAX_MEMBERS:
                 out["error_code"] = GROUP_MAX_SIZE_REACHED
                 out["error_message"] = f"share group {gid!r} has {MAX_MEMBERS} members"
@@ -200,9 +209,8 @@ class ShareHandlers(ShareAdminHandlers):
         if changed:
             if m.epoch == g.epoch:
                 g.epoch += 1
-            m.assignment = want
-            for t in want:
-                g.engine_group(t)  # opens it now: share.auto.offset.reset applies from here
+            m.assignment = want  # (the engine group opens at the first ShareFetch, as in
+            # Kafka: share.auto.offset.reset applies from there)
         if changed or epoch != m.epoch or m.epoch == 0:
             m.epoch = g.epoch
             g.assignment_epoch = g.epoch
@@ -228,6 +236,13 @@ class ShareHandlers(ShareAdminHandlers):
             out.append({"group_id": gid, "protocol_type": "share", "group_state": state,
                         "group_type": "share"})
         return out
+
+    def _classic_group(self, gid: str) -> bool:
+        """A consumer group (classic or KIP-848) already has this id."""
+        coordinator = getattr(self, "coordinator", None)
+        if coordinator is None:
+            return False
+        return any(g == gid for g, _pt, _state in coordinator.list_groups())
 
     # ------------------------------------------------------------------ describe
     def share_group_describe(self, body: dict, v: int, client: Any) -> dict:
@@ -410,7 +425,7 @@ class ShareHandlers(ShareAdminHandlers):
                 session.forget(name, list(ft.get("partitions") or []))
         loop = asyncio.get_running_loop()
         renew_only = bool(body.get("is_renew_ack"))
-        acks = await loop.run_in_executor(_share_pool(), self._acknowledge, g, m, named)
+        acks = await loop.run_in_executor(share_pool(), self._acknowledge, g, m, named)
         ids = self.shares.topic_ids
         for (topic, p), code in acks.items():
             resp.setdefault(ids.id_of(topic), {}).setdefault(p, blank(p))[
@@ -421,7 +436,9 @@ class ShareHandlers(ShareAdminHandlers):
             max_records = body.get("max_records") or DEFAULT_MAX_RECORDS
             if max_records <= 0:
                 max_records = DEFAULT_MAX_RECORDS
-            max_wait = min(max(0, body.get("max_wait_ms", 0)), MAX_WAIT_MS) / 1000
+            cap = min(MAX_WAIT_MS, getattr(getattr(self, "limits", None),
+                                           "max_fetch_wait_ms", MAX_WAIT_MS))
+            max_wait = min(max(0, body.get("max_wait_ms", 0)), cap) / 1000
             got = await self._acquire(g, m, session, max_records, max_wait,
                                       body.get("max_bytes", 0x7FFFFFFF))
             for topic, by_part in got.items():
@@ -470,7 +487,7 @@ class ShareHandlers(ShareAdminHandlers):
         leaving, the next lock expiry), never a poll loop.
         """
         loop = asyncio.get_running_loop()
-        pool = _share_pool()
+        pool = share_pool()
         deadline = time.monotonic() + max_wait
         event = asyncio.Event()
 
@@ -534,7 +551,7 @@ class ShareHandlers(ShareAdminHandlers):
 
         named = self._resolve(body.get("topics") or [], resp, blank)
         loop = asyncio.get_running_loop()
-        acks = await loop.run_in_executor(_share_pool(), self._acknowledge, g, m, named)
+        acks = await loop.run_in_executor(share_pool(), self._acknowledge, g, m, named)
         ids = self.shares.topic_ids
         for (topic, p), code in acks.items():
             resp.setdefault(ids.id_of(topic), {}).setdefault(p, blank(p))["error_code"] = code

@@ -5,6 +5,8 @@ DeleteShareGroupOffsets (92), over the engine's start offsets
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from logmq.broker.queues.offsets import (
@@ -15,6 +17,7 @@ from logmq.broker.queues.offsets import (
 )
 from logmq.errors import LogMQError, UnknownTopicError
 from logmq.kafka_codes import ErrorCode as _E
+from logmq.server.share_state import share_pool
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -38,8 +41,18 @@ class ShareAdminHandlers:
         def shares(self) -> ShareRegistry: ...
 
     def share_admin_table(self) -> dict[int, Any]:
-        return {90: self.describe_share_group_offsets, 91: self.alter_share_group_offsets,
-                92: self.delete_share_group_offsets}
+        return {90: self._offloaded(self.describe_share_group_offsets),
+                91: self._offloaded(self.alter_share_group_offsets),
+                92: self._offloaded(self.delete_share_group_offsets)}
+
+    @staticmethod
+    def _offloaded(fn: Callable[[dict, int, Any], dict]
+                   ) -> Callable[[dict, int, Any], Awaitable[dict]]:
+        """Run an admin handler on the share pool: they open groups and commit to LMDB."""
+        async def run(body: dict, v: int, client: Any) -> dict:
+            return await asyncio.get_running_loop().run_in_executor(
+                share_pool(), fn, body, v, client)
+        return run
 
     def _has_wire_members(self, group: str) -> bool:
         g = self.shares.groups.get(group)

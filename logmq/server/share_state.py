@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -32,7 +33,18 @@ if TYPE_CHECKING:
     from logmq.broker.queues.group import ShareGroup
     from logmq.broker.queues.model import Member
 
-__all__ = ["WireMember", "ShareSession", "WireShareGroup", "ShareRegistry", "TopicIds"]
+__all__ = ["WireMember", "ShareSession", "WireShareGroup", "ShareRegistry", "TopicIds",
+           "share_pool"]
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def share_pool() -> ThreadPoolExecutor:
+    """The threads engine calls of the share APIs run on (LMDB commits stay off the loop)."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="logmq-share")
+    return _pool
 
 
 class TopicIds:
