@@ -56,6 +56,13 @@ __all__ = [
     "InvalidRecordError",
     "InvalidTimestampError",
     "UnsupportedOnClusterError",
+    "TransactionError",
+    "ProducerFencedError",
+    "InvalidTxnStateError",
+    "ConcurrentTransactionsError",
+    "InvalidProducerIdMappingError",
+    "InvalidTransactionTimeoutError",
+    "TransactionalIdNotFoundError",
 ]
 
 
@@ -376,3 +383,44 @@ class UnsupportedOnClusterError(LogMQError, NotImplementedError):
     the message says what to use instead (README "Scaling out" has the table)."""
 
     kafka_code = E.UNSUPPORTED_VERSION
+
+
+# ---------------------------------------------------------------------- transactions
+class TransactionError(LogMQError):
+    """Base of the transaction coordinator's refusals (each carries Kafka's code)."""
+
+
+class ProducerFencedError(TransactionError):
+    """A newer producer with the same transactional id took over (or the transaction timed
+    out and the coordinator bumped the epoch): this producer instance must close."""
+
+    kafka_code = E.PRODUCER_FENCED
+
+
+class InvalidTxnStateError(TransactionError):
+    """The request does not fit the transaction's state (EndTxn without a transaction,
+    a transactional write to a partition the transaction never added)."""
+
+    kafka_code = E.INVALID_TXN_STATE
+
+
+class ConcurrentTransactionsError(TransactionError):
+    """The previous transaction of this id is still completing; retry shortly."""
+
+    kafka_code = E.CONCURRENT_TRANSACTIONS
+
+
+class InvalidProducerIdMappingError(TransactionError):
+    """The producer id does not belong to the transactional id (or the id is unknown)."""
+
+    kafka_code = E.INVALID_PRODUCER_ID_MAPPING
+
+
+class InvalidTransactionTimeoutError(TransactionError):
+    """``transaction.timeout.ms`` is above the broker's ``transaction.max.timeout.ms``."""
+
+    kafka_code = E.INVALID_TRANSACTION_TIMEOUT
+
+
+class TransactionalIdNotFoundError(TransactionError):
+    kafka_code = E.TRANSACTIONAL_ID_NOT_FOUND

@@ -39,6 +39,7 @@ from logmq.types import OffsetAndTimestamp, Record, TopicDescription, TopicParti
 
 if TYPE_CHECKING:
     from logmq.broker.queues.queue import QueueConsumer
+    from logmq.broker.transactions import TransactionCoordinator
     from logmq.streams.store import Streams
 
 __all__ = ["Broker", "open_log", "validate_topic_name", "CLEAN_MARKER", "LOCK_FILE"]
@@ -83,6 +84,7 @@ class Broker:
         self._groups: GroupCoordinator | None = None
         self._queues: QueueManager | None = None
         self._streams: Streams | None = None
+        self._transactions: TransactionCoordinator | None = None
         self.producer_ids = ProducerIdAllocator(self.logs.meta.env)
         if self.logs.adopted_orphans:  # the lost metadata held the producer id counter too
             self.producer_ids.reserve_above(datadir.max_producer_id(lg for _, lg in self.logs.partition_logs()))
@@ -94,6 +96,10 @@ class Broker:
                                    max_bytes_per_sec=self.config.cleaner_max_bytes_per_sec,
                                    time_fn=self.clock.time)
             self.cleaner.start()
+        from logmq.broker.txn_store import TxnStore
+
+        if TxnStore(self.logs.meta.env).unfinished():
+            _ = self.transactions  # complete or time out what a crash left open, now
 
     def _on_topic_deleted(self, topic: str) -> None:
         if self._groups is not None:
@@ -125,6 +131,23 @@ class Broker:
                 coord.start()
                 self._groups = coord
             return self._groups
+
+    @property
+    def transactions(self) -> TransactionCoordinator:
+        """The transaction coordinator (started on first use, and on open when transactions
+        were left unfinished, so a crash mid-commit completes without waiting for a client)."""
+        with self._lock:
+            if self._transactions is None:
+                self.logs.check_open()
+                from logmq.broker.transactions import TransactionCoordinator
+                from logmq.broker.txn_store import TxnStore
+
+                offsets = LmdbOffsetStore(self.logs.meta.env)
+                self._transactions = TransactionCoordinator(
+                    TxnStore(self.logs.meta.env), self.logs.partition_log, offsets.commit,
+                    self.producer_ids.allocate, clock=self.clock)
+                self._transactions.start()
+            return self._transactions
 
     @property
     def queues(self) -> QueueManager:
@@ -320,8 +343,8 @@ class Broker:
         if self.cleaner is not None:
             self.cleaner.stop()
         with self._lock:
-            services: list[Any] = [s for s in (self._streams, self._queues, self._groups)
-                                   if s is not None]
+            services: list[Any] = [s for s in (self._streams, self._queues, self._groups,
+                                               self._transactions) if s is not None]
         for s in services:
             s.close()
         self.logs.close()

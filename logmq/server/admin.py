@@ -17,6 +17,7 @@ from logmq.errors import ConfigError, LogMQError, TopicExistsError, UnknownTopic
 from logmq.kafka_codes import ErrorCode as _E
 from logmq.server.configs import FIXED_TOPIC_KEYS, _check_fixed, alter_resource, describe_resource
 from logmq.server.limits import ServerLimits
+from logmq.storage.txn_index import last_stable_offset
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -90,6 +91,8 @@ class AdminHandlers:
                       "offset": -1, "leader_epoch": 0, "old_style_offsets": []}
                 try:
                     self._list_offset(name, idx, p["timestamp"], pr)
+                    if body.get("isolation_level") and p["timestamp"] == LATEST:  # committed
+                        pr["offset"] = last_stable_offset(self.broker.partition_log(name, idx))
                 except LogMQError as e:
                     pr["error_code"] = e.kafka_code
                     pr["leader_epoch"] = -1
@@ -440,7 +443,7 @@ class AdminHandlers:
                         pr["active_producers"].append({
                             "producer_id": pid, "producer_epoch": e.epoch,
                             "last_sequence": e.last_seq, "last_timestamp": -1,
-                            "coordinator_epoch": -1, "current_txn_start_offset": -1})
+                            "coordinator_epoch": -1, "current_txn_start_offset": e.txn_first})
                 except LogMQError as e:
                     pr["error_code"] = e.kafka_code
                     pr["error_message"] = str(e)

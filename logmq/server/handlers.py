@@ -28,6 +28,7 @@ from logmq.errors import (
 from logmq.kafka_codes import ErrorCode as _E
 from logmq.server.admin import AdminHandlers
 from logmq.server.limits import ServerLimits
+from logmq.server.txn import TxnHandlers
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -94,7 +95,7 @@ def error_code(e: BaseException | None) -> int:
     return UNKNOWN_SERVER_ERROR
 
 
-class Handlers(AdminHandlers):
+class Handlers(AdminHandlers, TxnHandlers):
     """The request handlers of one server (one broker, node id 0)."""
 
     def __init__(self, broker: Broker, host: str, port: int, *,
@@ -186,10 +187,6 @@ class Handlers(AdminHandlers):
                 "topic_authorized_operations": _ALL_OPS}
 
     def find_coordinator(self, body: dict, v: int, client: Any) -> dict:
-        if body.get("key_type", 0) != 0:  # transactions have no coordinator here
-            return {"error_code": COORDINATOR_NOT_AVAILABLE,
-                    "error_message": "transactions are not supported", "node_id": -1,
-                    "host": "", "port": -1, "throttle_time_ms": 0}
         return {"error_code": NONE, "error_message": None, "node_id": NODE_ID,
                 "host": self.host, "port": self.port, "throttle_time_ms": 0}
 
@@ -218,7 +215,7 @@ class Handlers(AdminHandlers):
                 plog.config, single_batch=True,
                 max_uncompressed_bytes=self.limits.max_uncompressed_batch_bytes)
             data, headers = validate_produce(records or b"", policy)
-            first, _ = plog.append(data, validate=False, headers=headers)
+            first, _ = self.txn_append(plog, topic, partition, data, headers)
             out["base_offset"] = first
             out["log_start_offset"] = plog.log_start_offset
         except CorruptRecordError as e:
@@ -251,7 +248,8 @@ class Handlers(AdminHandlers):
         try:
             while True:
                 event.clear()
-                resp, total, errors = self._fetch_once(topics, max_bytes)
+                resp, total, errors = self._fetch_once(topics, max_bytes,
+                                                       body.get("isolation_level", 0))
                 left = deadline - time.monotonic()
                 if total >= min_bytes or errors or left <= 0 or self.stopping:
                     return resp
@@ -272,7 +270,8 @@ class Handlers(AdminHandlers):
             for tp in registered:
                 self.broker.remove_waiter(tp, wake)
 
-    def _fetch_once(self, topics: list[dict], max_bytes: int) -> tuple[dict, int, bool]:
+    def _fetch_once(self, topics: list[dict], max_bytes: int,
+                    isolation: int = 0) -> tuple[dict, int, bool]:
         total = 0
         errors = False
         out_topics = []
@@ -288,11 +287,12 @@ class Handlers(AdminHandlers):
                 try:
                     plog = self.broker.partition_log(name, idx)
                     hw = plog.next_offset
-                    pr["high_watermark"] = pr["last_stable_offset"] = hw
+                    pr["high_watermark"] = hw
                     pr["log_start_offset"] = plog.log_start_offset
                     budget = min(p.get("partition_max_bytes", max_bytes), max_bytes - total)
                     if budget > 0 or total == 0:
-                        sl = plog.read(p["fetch_offset"], max(budget, 1))
+                        sl = self.txn_read(plog, p["fetch_offset"], max(budget, 1),
+                                           isolation, pr)
                         if sl is not None:
                             total += sl.length
                             pr["records"] = sl.read() if sl.length <= _SMALL_SLICE else sl
@@ -520,10 +520,9 @@ class Handlers(AdminHandlers):
             out.append({"name": name, "error_code": code})
         return {"throttle_time_ms": 0, "responses": out}
 
-    def init_producer_id(self, body: dict, v: int, client: Any) -> dict:
+    def init_producer_id(self, body: dict, v: int, client: Any) -> dict | Awaitable[dict]:
         if body.get("transactional_id") is not None:
-            return {"throttle_time_ms": 0, "error_code": COORDINATOR_NOT_AVAILABLE,
-                    "producer_id": -1, "producer_epoch": -1}
+            return self.txn_init_producer_id(body, v)
         pid = self.producer_ids.allocate()
         return {"throttle_time_ms": 0, "error_code": NONE, "producer_id": pid,
                 "producer_epoch": 0}
@@ -537,5 +536,5 @@ class Handlers(AdminHandlers):
             11: self.join_group, 12: self.heartbeat, 13: self.leave_group,
             14: self.sync_group, 15: self.describe_groups, 16: self.list_groups,
             20: self.delete_topics, 21: self.delete_records, 22: self.init_producer_id,
-            **self.admin_table(),
+            **self.admin_table(), **self.txn_table(),
         }
