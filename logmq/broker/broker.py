@@ -160,7 +160,17 @@ class Broker:
             return self._queues
 
     def producer(self, **config: Any) -> Producer:
+        """A producer; with ``transactional_id=`` a transactional one (begin/commit/abort,
+        see :mod:`logmq.broker.txn_producer`)."""
         self.logs.check_open()
+        if config.get("transactional_id") is not None:
+            from logmq.broker.txn_producer import TransactionalProducer
+
+            return TransactionalProducer(
+                self.logs, self.transactions, config.pop("transactional_id"),
+                queues=lambda: self.queues, producer_ids=self.producer_ids, clock=self.clock,
+                **config)
+        config.pop("transactional_id", None)
         return Producer(self.logs, queues=lambda: self.queues,
                         producer_ids=self.producer_ids, clock=self.clock, **config)
 

@@ -43,6 +43,7 @@ from logmq.storage.files import CLEANER_CHECKPOINT
 from logmq.storage.fsutil import write_file_atomically
 from logmq.storage.interface import LogStore
 from logmq.storage.log import PartitionLog
+from logmq.storage.txn_index import last_stable_offset
 
 __all__ = ["Cleaner", "CHECKPOINT_FILE", "read_cleaner_checkpoint"]
 
@@ -293,6 +294,9 @@ class Cleaner:
                 if s.max_timestamp > now - lag:
                     end = i
                     break
+        lso = last_stable_offset(plog)  # as Kafka: never clean into an open transaction
+        while end > 0 and segs[end].base_offset > lso:
+            end -= 1
         cleanable = closed[:end]
         if not cleanable:
             return

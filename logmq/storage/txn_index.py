@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from logmq.codec.batch import BatchHeader
 from logmq.codec.control import ABORT, encode_marker, marker_type
-from logmq.storage.fsutil import write_file_atomically
+from logmq.storage.fsutil import fsync_path, write_file_atomically
 
 if TYPE_CHECKING:
     from logmq.storage.log import LogSlice, PartitionLog
@@ -118,15 +118,10 @@ class TxnIndex:
     def sync(self) -> None:
         """fsync the files appended to since the last sync (before a producer snapshot)."""
         for base in list(self._dirty):
-            path = _path(self.directory, base)
             try:
-                fd = os.open(path, os.O_RDONLY)
+                fsync_path(_path(self.directory, base))
             except FileNotFoundError:
                 continue
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
         self._dirty.clear()
 
     def retain(self, bases: Iterable[int], log_start: int) -> None:
@@ -222,6 +217,8 @@ def read_committed(plog: PartitionLog, offset: int, max_bytes: int
             found = sl.segment.translate(lso, sl.position + sl.length)
             if found is not None and found[0] < sl.position + sl.length and \
                     found[1].base_offset >= lso:
-                sl = sl._replace(length=max(0, found[0] - sl.position))
+                # a NamedTuple whose __len__ is its length: _replace would not work
+                cut = found[0] - sl.position
+                sl = type(sl)(sl.segment, sl.position, cut, lso, sl.handle) if cut > 0 else None
         aborted = plog.txn_index.collect(offset, lso) if sl is not None else []
     return sl, lso, aborted
