@@ -175,3 +175,21 @@ def test_retention_drops_entries_with_their_segment(tmp_path: Any) -> None:
         log.delete_records(("t", 0), 9)
         assert plog.txn_index.collect(0, 100) == []
         assert not [n for n in os.listdir(plog.directory) if n.endswith(TXN_INDEX_SUFFIX)]
+
+
+def test_compaction_drops_aborted_records_and_keeps_what_they_did_not_replace(
+        tmp_path: Any) -> None:
+    from logmq.broker.cleaner import Cleaner
+
+    with logmq.open(str(tmp_path / "d"), cleaner=False) as log:
+        log.create_topic("c", partitions=1, config={"cleanup.policy": "compact"})
+        p = log.producer(transactional_id="compact")
+        with p.transaction():
+            p.send("c", b"v1", key=b"k", partition=0)
+        p.begin_transaction()
+        p.send("c", b"v2", key=b"k", partition=0)  # a later value of k, aborted
+        p.abort_transaction()
+        log.partition_log("c", 0).roll()
+        Cleaner(log.logs).run_once(force=True)
+        assert _values(log, "c", "read_uncommitted") == [b"v1"]
+        assert _values(log, "c", "read_committed") == [b"v1"]

@@ -43,7 +43,7 @@ from logmq.storage.files import CLEANER_CHECKPOINT
 from logmq.storage.fsutil import write_file_atomically
 from logmq.storage.interface import LogStore
 from logmq.storage.log import PartitionLog
-from logmq.storage.txn_index import last_stable_offset
+from logmq.storage.txn_index import aborted_batch_filter, last_stable_offset
 
 __all__ = ["Cleaner", "CHECKPOINT_FILE", "read_cleaner_checkpoint"]
 
@@ -315,7 +315,8 @@ class Cleaner:
             return
         stats["partitions_compacted"] += 1
         summaries: compactor.BatchSummaries = {}
-        offset_map = compactor.build_offset_map(dirty, throttle, summaries)
+        aborted = aborted_batch_filter(plog)
+        offset_map = compactor.build_offset_map(dirty, throttle, summaries, aborted)
         horizon = now - cfg.delete_retention_ms
         directory = plog.directory
         iv = plog.config.index_interval_bytes
@@ -323,6 +324,7 @@ class Cleaner:
             res = compactor.clean_group(
                 directory, group, offset_map, tombstone_horizon_ms=horizon,
                 index_interval_bytes=iv, throttle=throttle, summaries=summaries,
+                aborted=aborted,
             )
             stats["bytes_cleaned"] += res.bytes_in
             if not res.written:

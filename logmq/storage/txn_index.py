@@ -25,10 +25,10 @@ from __future__ import annotations
 import os
 import struct
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
-from logmq.codec.batch import BatchHeader
+from logmq.codec.batch import CONTROL_MASK, TRANSACTIONAL_MASK, BatchHeader
 from logmq.codec.control import ABORT, encode_marker, marker_type
 from logmq.storage.fsutil import fsync_path, write_file_atomically
 
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from logmq.storage.segment import LogSegment
 
 __all__ = ["AbortedTxn", "TxnIndex", "TXN_INDEX_SUFFIX", "write_marker",
-           "last_stable_offset", "aborted_transactions", "read_committed", "replay_marker"]
+           "last_stable_offset", "aborted_transactions", "read_committed", "replay_marker",
+           "aborted_batch_filter"]
 
 TXN_INDEX_SUFFIX = ".txnindex"
 _ENTRY = struct.Struct(">hqqqq")
@@ -187,6 +188,25 @@ def replay_marker(plog: PartitionLog, seg: LogSegment, pos: int, h: BatchHeader)
     data = seg.read(pos, h.size)
     kind = marker_type(data, 0, h)
     _close(plog, h.producer_id, h.producer_epoch, kind != ABORT, h.base_offset)
+
+
+def aborted_batch_filter(plog: PartitionLog) -> Callable[[BatchHeader], bool] | None:
+    """A predicate telling batches of the partition's aborted transactions (the cleaner
+    drops them), or None when it has none."""
+    by_pid: dict[int, list[tuple[int, int]]] = {}
+    with plog._lock:
+        for entries in plog.txn_index.by_base.values():
+            for e in entries:
+                by_pid.setdefault(e.producer_id, []).append((e.first_offset, e.last_offset))
+    if not by_pid:
+        return None
+
+    def aborted(h: BatchHeader) -> bool:
+        if not h.attributes & TRANSACTIONAL_MASK or h.attributes & CONTROL_MASK:
+            return False
+        return any(lo <= h.base_offset <= hi for lo, hi in by_pid.get(h.producer_id, ()))
+
+    return aborted
 
 
 def last_stable_offset(plog: PartitionLog) -> int:
