@@ -193,3 +193,24 @@ def test_compaction_drops_aborted_records_and_keeps_what_they_did_not_replace(
         Cleaner(log.logs).run_once(force=True)
         assert _values(log, "c", "read_uncommitted") == [b"v1"]
         assert _values(log, "c", "read_committed") == [b"v1"]
+
+
+def test_aborted_list_includes_an_older_transaction_aborted_later(tmp_path: Any) -> None:
+    """B starts first, A aborts first, then B: a read of A's range must list B too (the
+    search stops by each entry's last stable offset, not its marker)."""
+    with logmq.open(str(tmp_path / "d")) as log:
+        log.create_topic("t", partitions=1)
+        b = log.producer(transactional_id="B")
+        a = log.producer(transactional_id="A")
+        b.begin_transaction()
+        b.send("t", b"b1", partition=0)
+        b.flush()
+        a.begin_transaction()
+        a.send("t", b"a1", partition=0)
+        a.flush()
+        a.abort_transaction()
+        log.partition_log("t", 0).roll()
+        b.abort_transaction()
+        tx = log.partition_log("t", 0).txn_index
+        assert [e.first_offset for e in tx.collect(0, 3)] == [0, 1]
+        assert _values(log, "t", "read_committed") == []

@@ -154,8 +154,20 @@ class TxnIndex:
     def collect(self, start: int, upper: int) -> list[AbortedTxn]:
         """Aborted transactions with data in ``[start, upper)``: marker at or after ``start``
         and first offset before ``upper``."""
-        out = [e for entries in self.by_base.values() for e in entries
-               if e.last_offset >= start and e.first_offset < upper]
+        bases = sorted(self.by_base)
+        # an entry lives in the segment of its marker: earlier segments hold markers < start
+        i = max(0, bisect_right(bases, start) - 1)
+        out: list[AbortedTxn] = []
+        for base in bases[i:]:
+            done = False
+            for e in self.by_base[base]:
+                if e.last_offset >= start and e.first_offset < upper:
+                    out.append(e)
+                # when this abort completed, nothing before its LSO was still open: a later
+                # entry can only reach below ``upper`` if that LSO is below it (as Kafka)
+                done = done or e.last_stable_offset >= upper
+            if done:
+                break
         out.sort(key=lambda e: e.first_offset)
         return out
 
