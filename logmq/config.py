@@ -230,6 +230,9 @@ BROKER_KEYS: dict[str, ConfigKey] = {d.name: d for d in [
             "smallest session timeout a group member may ask for"),
     _broker("group_max_session_timeout_ms", int, 1_800_000, _int(1),
             "largest session timeout a group member may ask for"),
+    _broker("transaction_max_timeout_ms", int, 900_000, _int(1),
+            "largest transaction.timeout.ms a transactional producer may ask for (Kafka's "
+            "transaction.max.timeout.ms)"),
     _broker("map_size", int, 16 << 30, _int(1 << 20), "LMDB map size (address space, bytes)"),
     _broker("repair", bool, False, _bool,
             "cut a partition at damage found in cleanly closed data instead of refusing"),
@@ -360,6 +363,7 @@ class BrokerConfig:
     group_initial_rebalance_delay_ms: int = 0
     group_min_session_timeout_ms: int = 1000
     group_max_session_timeout_ms: int = 1_800_000
+    transaction_max_timeout_ms: int = 900_000
     map_size: int = 16 << 30
     repair: bool = False
     listen: str = "127.0.0.1:9092"

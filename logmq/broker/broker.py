@@ -145,7 +145,8 @@ class Broker:
                 offsets = LmdbOffsetStore(self.logs.meta.env)
                 self._transactions = TransactionCoordinator(
                     TxnStore(self.logs.meta.env), self.logs.partition_log, offsets.commit,
-                    self.producer_ids.allocate, clock=self.clock)
+                    self.producer_ids.allocate, clock=self.clock,
+                    max_timeout_ms=self.config.transaction_max_timeout_ms)
                 self._transactions.start()
             return self._transactions
 
