@@ -26,7 +26,8 @@ from server_util import ServerProcess  # noqa: E402
 from wire_util import RawClient  # noqa: E402
 
 import logmq  # noqa: E402
-from logmq.storage.txn_index import TXN_INDEX_SUFFIX, last_stable_offset  # noqa: E402
+from logmq.storage.txn_index import TXN_INDEX_SUFFIX  # noqa: E402
+from logmq.storage.txn_ops import last_stable_offset  # noqa: E402
 
 T = 20.0
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -11,7 +11,8 @@ import pytest
 
 import logmq
 from logmq.errors import InvalidTxnStateError, ProducerFencedError
-from logmq.storage.txn_index import TXN_INDEX_SUFFIX, last_stable_offset, read_committed
+from logmq.storage.txn_index import TXN_INDEX_SUFFIX
+from logmq.storage.txn_ops import last_stable_offset, read_committed
 
 
 def _values(log: Any, topic: str, isolation: str) -> list[bytes]:

@@ -43,7 +43,7 @@ from logmq.storage.files import CLEANER_CHECKPOINT
 from logmq.storage.fsutil import write_file_atomically
 from logmq.storage.interface import LogStore
 from logmq.storage.log import PartitionLog
-from logmq.storage.txn_index import aborted_batch_filter, last_stable_offset
+from logmq.storage.txn_ops import aborted_batch_filter, last_stable_offset
 
 __all__ = ["Cleaner", "CHECKPOINT_FILE", "read_cleaner_checkpoint"]
 

@@ -348,7 +348,7 @@ class Consumer(Seeking):
     def _read(self, plog: Any, pos: int) -> Any:
         if not self.read_committed:
             return plog.read(pos, self.fetch_max_bytes)
-        from logmq.storage.txn_index import read_committed
+        from logmq.storage.txn_ops import read_committed
 
         sl, _lso, self._aborted = read_committed(plog, pos, self.fetch_max_bytes)
         return sl

@@ -48,7 +48,7 @@ from logmq.errors import (
     TransactionalIdNotFoundError,
 )
 from logmq.storage.log import PartitionLog
-from logmq.storage.txn_index import write_marker
+from logmq.storage.txn_ops import write_marker
 
 __all__ = ["TransactionCoordinator", "TxnMetadata", "MAX_TIMEOUT_MS", "MAX_EPOCH"]
 

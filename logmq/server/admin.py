@@ -17,7 +17,7 @@ from logmq.errors import ConfigError, LogMQError, TopicExistsError, UnknownTopic
 from logmq.kafka_codes import ErrorCode as _E
 from logmq.server.configs import FIXED_TOPIC_KEYS, _check_fixed, alter_resource, describe_resource
 from logmq.server.limits import ServerLimits
-from logmq.storage.txn_index import last_stable_offset
+from logmq.storage.txn_ops import last_stable_offset
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker

@@ -19,7 +19,7 @@ from logmq.broker.txn_store import STATES
 from logmq.codec.batch import TRANSACTIONAL_MASK, BatchHeader
 from logmq.errors import LogMQError
 from logmq.kafka_codes import ErrorCode as _E
-from logmq.storage.txn_index import last_stable_offset, read_committed
+from logmq.storage.txn_ops import last_stable_offset, read_committed
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker

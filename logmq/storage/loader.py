@@ -18,7 +18,7 @@ from logmq.storage.fsutil import fsync_path as _fsync_dir
 from logmq.storage.fsutil import write_file_atomically
 from logmq.storage.producer_state import ProducerStateTable
 from logmq.storage.segment import LOG_SUFFIX, WHOLE, LogSegment
-from logmq.storage.txn_index import TxnIndex, replay_marker
+from logmq.storage.txn_index import TxnIndex, close_transaction, marker_kind
 
 __all__ = ["LogLoader"]
 
@@ -209,8 +209,11 @@ class LogLoader:
                 continue
             for pos, h in seg.iter_headers(found[0]):
                 if h.producer_id >= 0:
-                    if h.is_control:
-                        replay_marker(self, seg, pos, h)  # type: ignore[arg-type]
+                    if h.is_control:  # a marker: the transaction it ends is closed
+                        commit = marker_kind(seg.read(pos, h.size), h)
+                        close_transaction(ps, self.txn_index, self._bases, h.next_offset,
+                                          h.producer_id, h.producer_epoch, commit,
+                                          h.base_offset)
                     else:
                         ps.update(h, h.base_offset)
 

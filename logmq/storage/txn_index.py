@@ -17,7 +17,7 @@ segments that no longer exist are dropped on load.
 
 The last stable offset (LSO) is the first offset of the oldest open transaction in the
 partition (the high watermark when none is open); read_committed Fetch and ListOffsets stop
-there.
+there (:mod:`logmq.storage.txn_ops` has the partition-level operations).
 """
 
 from __future__ import annotations
@@ -25,20 +25,17 @@ from __future__ import annotations
 import os
 import struct
 from bisect import bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
-from logmq.codec.batch import CONTROL_MASK, TRANSACTIONAL_MASK, BatchHeader
-from logmq.codec.control import ABORT, encode_marker, marker_type
+from logmq.codec.batch import BatchHeader
+from logmq.codec.control import ABORT, marker_type
 from logmq.storage.fsutil import fsync_path, write_file_atomically
 
 if TYPE_CHECKING:
-    from logmq.storage.log import LogSlice, PartitionLog
-    from logmq.storage.segment import LogSegment
+    from logmq.storage.producer_state import ProducerStateTable
 
-__all__ = ["AbortedTxn", "TxnIndex", "TXN_INDEX_SUFFIX", "write_marker",
-           "last_stable_offset", "aborted_transactions", "read_committed", "replay_marker",
-           "aborted_batch_filter"]
+__all__ = ["AbortedTxn", "TxnIndex", "TXN_INDEX_SUFFIX", "close_transaction", "marker_kind"]
 
 TXN_INDEX_SUFFIX = ".txnindex"
 _ENTRY = struct.Struct(">hqqqq")
@@ -172,85 +169,19 @@ class TxnIndex:
         return out
 
 
-# ---------------------------------------------------------------------- partition operations
-def write_marker(plog: PartitionLog, producer_id: int, producer_epoch: int, commit: bool,
-                 coordinator_epoch: int = 0) -> int:
-    """Append a COMMIT/ABORT marker for ``producer_id``; close its open transaction there.
-
-    Done under the log's lock, so no read sees the marker without the closed transaction (or
-    the index entry of an abort). Returns the marker's offset.
-    """
-    data = encode_marker(producer_id, producer_epoch, commit, coordinator_epoch)
-    with plog._lock:
-        offset, _ = plog.append(data, validate=False)
-        _close(plog, producer_id, producer_epoch, commit, offset)
-    return offset
-
-
-def _close(plog: PartitionLog, pid: int, epoch: int, commit: bool, offset: int) -> None:
-    first = plog.producer_state.end_txn(pid, epoch, offset)
+# ---------------------------------------------------------------------- markers
+def close_transaction(ps: ProducerStateTable, index: TxnIndex, bases: list[int], end: int,
+                      pid: int, epoch: int, commit: bool, offset: int) -> None:
+    """Apply a COMMIT/ABORT marker at ``offset`` to the producer state and the index (for an
+    abort); ``end`` is the log end after the marker. Shared by the append path and recovery."""
+    first = ps.end_txn(pid, epoch, offset)
     if not commit:
-        lso = last_stable_offset(plog)
-        seg_base = plog._bases[max(0, bisect_right(plog._bases, offset) - 1)]
-        plog.txn_index.add(seg_base, AbortedTxn(pid, first, offset, lso))
+        unstable = ps.first_unstable_offset()
+        lso = end if unstable is None else min(unstable, end)
+        seg_base = bases[max(0, bisect_right(bases, offset) - 1)]
+        index.add(seg_base, AbortedTxn(pid, first, offset, lso))
 
 
-def replay_marker(plog: PartitionLog, seg: LogSegment, pos: int, h: BatchHeader) -> None:
-    """Recovery: a control batch met while replaying batches after the producer snapshot."""
-    data = seg.read(pos, h.size)
-    kind = marker_type(data, 0, h)
-    _close(plog, h.producer_id, h.producer_epoch, kind != ABORT, h.base_offset)
-
-
-def aborted_batch_filter(plog: PartitionLog) -> Callable[[BatchHeader], bool] | None:
-    """A predicate telling batches of the partition's aborted transactions (the cleaner
-    drops them), or None when it has none."""
-    by_pid: dict[int, list[tuple[int, int]]] = {}
-    with plog._lock:
-        for entries in plog.txn_index.by_base.values():
-            for e in entries:
-                by_pid.setdefault(e.producer_id, []).append((e.first_offset, e.last_offset))
-    if not by_pid:
-        return None
-
-    def aborted(h: BatchHeader) -> bool:
-        if not h.attributes & TRANSACTIONAL_MASK or h.attributes & CONTROL_MASK:
-            return False
-        return any(lo <= h.base_offset <= hi for lo, hi in by_pid.get(h.producer_id, ()))
-
-    return aborted
-
-
-def last_stable_offset(plog: PartitionLog) -> int:
-    first = plog.producer_state.first_unstable_offset()
-    end = plog.next_offset
-    return end if first is None else min(first, end)
-
-
-def aborted_transactions(plog: PartitionLog, start: int, upper: int) -> list[AbortedTxn]:
-    with plog._lock:
-        return plog.txn_index.collect(start, upper)
-
-
-def read_committed(plog: PartitionLog, offset: int, max_bytes: int
-                   ) -> tuple[LogSlice | None, int, list[AbortedTxn]]:
-    """A read_committed fetch of one partition: (slice ending at the LSO, LSO, aborted list).
-
-    Only whole batches below the last stable offset are returned (the LSO is always a batch
-    boundary: the base of an open transaction's first batch, or the log end).
-    """
-    with plog._lock:
-        lso = last_stable_offset(plog)
-        if offset >= lso:
-            plog._check_range(offset)
-            return None, lso, []
-        sl = plog.read(offset, max_bytes)
-        if sl is not None and sl.length:
-            found = sl.segment.translate(lso, sl.position + sl.length)
-            if found is not None and found[0] < sl.position + sl.length and \
-                    found[1].base_offset >= lso:
-                # a NamedTuple whose __len__ is its length: _replace would not work
-                cut = found[0] - sl.position
-                sl = type(sl)(sl.segment, sl.position, cut, lso, sl.handle) if cut > 0 else None
-        aborted = plog.txn_index.collect(offset, lso) if sl is not None else []
-    return sl, lso, aborted
+def marker_kind(data: bytes, h: BatchHeader) -> bool:
+    """Whether the control batch ``data`` (header ``h``) is a COMMIT marker."""
+    return marker_type(data, 0, h) != ABORT
