@@ -294,6 +294,24 @@ class TransactionCoordinator:
                     f"{topic}-{partition} is not in an open transaction of producer "
                     f"{producer_id}")
 
+    def write_partition_marker(self, topic: str, partition: int, producer_id: int,
+                               producer_epoch: int, commit: bool,
+                               coordinator_epoch: int = 0) -> None:
+        """A marker for one partition, as WriteTxnMarkers asks (an operator aborting a
+        hanging transaction). A stale epoch is refused; the transaction's coordinator state,
+        if any, forgets the partition."""
+        plog = self._partition_log(topic, partition)
+        with self._lock:
+            entry = plog.producer_state.producers.get(producer_id)
+            if entry is not None and producer_epoch < entry.epoch:
+                raise InvalidProducerEpochError(
+                    f"producer {producer_id} epoch {producer_epoch} is older than {entry.epoch}")
+            write_marker(plog, producer_id, producer_epoch, commit, coordinator_epoch)
+            md = self._by_pid.get(producer_id)
+            if md is not None and (topic, partition) in md.partitions:
+                md.partitions.discard((topic, partition))
+                self._persist(md)
+
     # ------------------------------------------------------------------ timeouts
     def _expire_loop(self) -> None:
         with self._lock:

@@ -16,7 +16,7 @@ from logmq.codec.batch import CONTROL_MASK, HEADER_SIZE, BatchHeader, parse_head
 from logmq.codec.records import decode_varint, encode_batch
 from logmq.errors import CorruptRecordError
 
-__all__ = ["ABORT", "COMMIT", "encode_marker", "marker_type"]
+__all__ = ["ABORT", "COMMIT", "encode_marker", "marker_type", "decode_marker"]
 
 ABORT = 0
 COMMIT = 1
@@ -37,6 +37,12 @@ def encode_marker(producer_id: int, producer_epoch: int, commit: bool,
 def marker_type(buf: bytes | bytearray | memoryview, pos: int = 0,
                 h: BatchHeader | None = None) -> int:
     """COMMIT or ABORT of the control batch at ``pos`` (CorruptRecordError if it is none)."""
+    return decode_marker(buf, pos, h)[0]
+
+
+def decode_marker(buf: bytes | bytearray | memoryview, pos: int = 0,
+                  h: BatchHeader | None = None) -> tuple[int, int]:
+    """(COMMIT or ABORT, coordinator epoch) of the control batch at ``pos``."""
     if h is None:
         h = parse_header(buf, pos)
     if not h.attributes & CONTROL_MASK or h.attributes & 0x07:
@@ -52,4 +58,7 @@ def marker_type(buf: bytes | bytearray | memoryview, pos: int = 0,
     _version, kind = _KEY.unpack_from(buf, p)
     if kind not in (ABORT, COMMIT):
         raise CorruptRecordError(f"unknown control record type {kind}", position=pos)
-    return int(kind)
+    p += klen
+    vlen, p = decode_varint(buf, p)
+    coordinator_epoch = _VALUE.unpack_from(buf, p)[1] if vlen >= _VALUE.size else -1
+    return int(kind), int(coordinator_epoch)

@@ -73,6 +73,7 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     24: (0, 3),  # AddPartitionsToTxn (v4+ is broker-to-broker)
     25: (0, 3),  # AddOffsetsToTxn
     26: (0, 4),  # EndTxn
+    27: (1, 1),  # WriteTxnMarkers (kafka-transactions abort)
     28: (0, 3),  # TxnOffsetCommit
     65: (0, 0),  # DescribeTransactions
     66: (0, 2),  # ListTransactions

@@ -442,8 +442,9 @@ class AdminHandlers:
                     for pid, e in sorted(plog.producer_state.producers.items()):
                         pr["active_producers"].append({
                             "producer_id": pid, "producer_epoch": e.epoch,
-                            "last_sequence": e.last_seq, "last_timestamp": -1,
-                            "coordinator_epoch": -1, "current_txn_start_offset": e.txn_first})
+                            "last_sequence": e.last_seq, "last_timestamp": e.last_timestamp,
+                            "coordinator_epoch": e.coordinator_epoch,
+                            "current_txn_start_offset": e.txn_first})
                 except LogMQError as e:
                     pr["error_code"] = e.kafka_code
                     pr["error_message"] = str(e)

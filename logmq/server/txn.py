@@ -1,6 +1,6 @@
 """Kafka's transaction APIs on the wire: InitProducerId with a transactional id,
 AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn, DescribeTransactions and
-ListTransactions, plus the two hooks the existing Produce and Fetch handlers call.
+ListTransactions, WriteTxnMarkers (``kafka-transactions abort``), plus the two hooks the existing Produce and Fetch handlers call.
 
 A mixin of :class:`logmq.server.handlers.Handlers`; the semantics live in
 :mod:`logmq.broker.transactions` (the coordinator) and :mod:`logmq.storage.txn_index` (last
@@ -174,7 +174,31 @@ class TxnHandlers:
                                         "producer_id": r.producer_id,
                                         "transaction_state": r.state} for r in rows]}
 
+    async def write_txn_markers(self, body: dict, v: int, client: Any) -> dict:
+        """WriteTxnMarkers: what ``kafka-transactions abort`` sends to end a hanging
+        transaction at the partition (Kafka's coordinator sends it to partition leaders)."""
+        return await asyncio.to_thread(self._write_txn_markers, body)
+
+    def _write_txn_markers(self, body: dict) -> dict:
+        out = []
+        for m in body.get("markers") or []:
+            topics = []
+            for t in m["topics"]:
+                parts = []
+                for p in t["partition_indexes"]:
+                    code: int = _E.NONE
+                    try:
+                        self.broker.transactions.write_partition_marker(
+                            t["name"], p, m["producer_id"], m["producer_epoch"],
+                            m["transaction_result"], m.get("coordinator_epoch", 0))
+                    except LogMQError as e:
+                        code = e.kafka_code
+                    parts.append({"partition_index": p, "error_code": code})
+                topics.append({"name": t["name"], "partitions": parts})
+            out.append({"producer_id": m["producer_id"], "topics": topics})
+        return {"markers": out}
+
     def txn_table(self) -> dict[int, Any]:
         return {24: self.add_partitions_to_txn, 25: self.add_offsets_to_txn,
-                26: self.end_txn, 28: self.txn_offset_commit,
+                26: self.end_txn, 27: self.write_txn_markers, 28: self.txn_offset_commit,
                 65: self.describe_transactions, 66: self.list_transactions}

@@ -210,10 +210,10 @@ class LogLoader:
             for pos, h in seg.iter_headers(found[0]):
                 if h.producer_id >= 0:
                     if h.is_control:  # a marker: the transaction it ends is closed
-                        commit = marker_kind(seg.read(pos, h.size), h)
+                        commit, cepoch = marker_kind(seg.read(pos, h.size), h)
                         close_transaction(ps, self.txn_index, self._bases, h.next_offset,
                                           h.producer_id, h.producer_epoch, commit,
-                                          h.base_offset)
+                                          h.base_offset, cepoch)
                     else:
                         ps.update(h, h.base_offset)
 

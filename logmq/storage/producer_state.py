@@ -39,6 +39,10 @@ class ProducerEntry:
     #: offset of this producer's first batch in the open transaction (-1: none open); the
     #: partition's last stable offset is the smallest of these
     txn_first: int = -1
+    #: the max timestamp of the producer's last batch (DescribeProducers' LastTimestamp)
+    last_timestamp: int = -1
+    #: the coordinator epoch of the last marker (DescribeProducers' LatestCoordinatorEpoch)
+    coordinator_epoch: int = -1
     # (first_seq, last_seq, base_offset) of the most recent batches, oldest first
     batches: deque[tuple[int, int, int]] = field(default_factory=lambda: deque(maxlen=BATCHES_KEPT))
 
@@ -100,10 +104,12 @@ class ProducerStateTable:
             txn_first = e.txn_first if e is not None else -1
             e = self.producers[pid] = ProducerEntry(h.producer_epoch, txn_first)
         e.batches.append((h.base_sequence, h.base_sequence + h.last_offset_delta, base_offset))
+        e.last_timestamp = h.max_timestamp
         if h.attributes & TRANSACTIONAL_MASK and e.txn_first < 0:
             e.txn_first = base_offset
 
-    def end_txn(self, pid: int, epoch: int, marker_offset: int) -> int:
+    def end_txn(self, pid: int, epoch: int, marker_offset: int,
+                coordinator_epoch: int = 0) -> int:
         """A COMMIT/ABORT marker at ``marker_offset``: close the producer's open transaction.
 
         Returns the first offset of the transaction it closed (the marker's own offset when
@@ -118,6 +124,7 @@ class ProducerStateTable:
             e.batches.clear()
         first = e.txn_first if e.txn_first >= 0 else marker_offset
         e.txn_first = -1
+        e.coordinator_epoch = coordinator_epoch
         return first
 
     def first_unstable_offset(self) -> int | None:
@@ -145,7 +152,9 @@ class ProducerStateTable:
         self.producers = {}
         for pid, row in raw.get("producers", {}).items():
             epoch, batches = row[0], row[1]
-            e = ProducerEntry(int(epoch), int(row[2]) if len(row) > 2 else -1)
+            extra = [int(x) for x in row[2:5]] + [-1] * (5 - len(row))
+            e = ProducerEntry(int(epoch), txn_first=extra[0], last_timestamp=extra[1],
+                              coordinator_epoch=extra[2])
             for b in batches:
                 e.batches.append((int(b[0]), int(b[1]), int(b[2])))
             self.producers[int(pid)] = e
@@ -153,7 +162,8 @@ class ProducerStateTable:
     def snapshot(self, offset: int) -> None:
         """Write the state as of ``offset`` atomically (called when the log checkpoints)."""
         data = {"offset": offset,
-                "producers": {str(pid): [e.epoch, list(e.batches), e.txn_first]
+                "producers": {str(pid): [e.epoch, list(e.batches), e.txn_first, e.last_timestamp,
+                                             e.coordinator_epoch]
                               for pid, e in self.producers.items()}}
         write_file_atomically(self.path, json.dumps(data).encode())
         self.snapshot_offset = offset

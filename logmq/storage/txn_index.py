@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
 from logmq.codec.batch import BatchHeader
-from logmq.codec.control import ABORT, marker_type
+from logmq.codec.control import ABORT, decode_marker
 from logmq.storage.fsutil import fsync_path, write_file_atomically
 
 if TYPE_CHECKING:
@@ -171,10 +171,11 @@ class TxnIndex:
 
 # ---------------------------------------------------------------------- markers
 def close_transaction(ps: ProducerStateTable, index: TxnIndex, bases: list[int], end: int,
-                      pid: int, epoch: int, commit: bool, offset: int) -> None:
+                      pid: int, epoch: int, commit: bool, offset: int,
+                      coordinator_epoch: int = 0) -> None:
     """Apply a COMMIT/ABORT marker at ``offset`` to the producer state and the index (for an
     abort); ``end`` is the log end after the marker. Shared by the append path and recovery."""
-    first = ps.end_txn(pid, epoch, offset)
+    first = ps.end_txn(pid, epoch, offset, coordinator_epoch)
     if not commit:
         unstable = ps.first_unstable_offset()
         lso = end if unstable is None else min(unstable, end)
@@ -182,6 +183,7 @@ def close_transaction(ps: ProducerStateTable, index: TxnIndex, bases: list[int],
         index.add(seg_base, AbortedTxn(pid, first, offset, lso))
 
 
-def marker_kind(data: bytes, h: BatchHeader) -> bool:
-    """Whether the control batch ``data`` (header ``h``) is a COMMIT marker."""
-    return marker_type(data, 0, h) != ABORT
+def marker_kind(data: bytes, h: BatchHeader) -> tuple[bool, int]:
+    """(whether the control batch ``data`` is a COMMIT marker, its coordinator epoch)."""
+    kind, coordinator_epoch = decode_marker(data, 0, h)
+    return kind != ABORT, coordinator_epoch

@@ -25,7 +25,7 @@ def write_marker(plog: PartitionLog, producer_id: int, producer_epoch: int, comm
     with plog._lock:
         offset, _ = plog.append(data, validate=False)
         close_transaction(plog.producer_state, plog.txn_index, plog._bases, plog.next_offset,
-                          producer_id, producer_epoch, commit, offset)
+                          producer_id, producer_epoch, commit, offset, coordinator_epoch)
     return offset
 
 
