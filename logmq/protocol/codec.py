@@ -69,14 +69,8 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     47: (0, 0),  # OffsetDelete
     61: (0, 0),  # DescribeProducers
     75: (0, 0),  # DescribeTopicPartitions
-    # transactions (logmq/server/txn.py): Kafka's transaction version 1 (no KIP-890 v2)
-    24: (0, 3),  # AddPartitionsToTxn (v4+ is broker-to-broker)
-    25: (0, 3),  # AddOffsetsToTxn
-    26: (0, 4),  # EndTxn
-    27: (1, 1),  # WriteTxnMarkers (kafka-transactions abort)
-    28: (0, 3),  # TxnOffsetCommit
-    65: (0, 0),  # DescribeTransactions
-    66: (0, 2),  # ListTransactions
+    # transactions (logmq/server/txn.py; Kafka's transaction version 1, no KIP-890 v2)
+    24: (0, 3), 25: (0, 3), 26: (0, 4), 27: (1, 1), 28: (0, 3), 65: (0, 0), 66: (0, 2),
 }
 
 SCHEMAS: dict[str, Any] = _SCHEMAS  # generated plain data; typed once here
