@@ -92,7 +92,7 @@ def test_send_outside_a_transaction_and_context_manager_abort(tmp_path: Any) -> 
         log.create_topic("t", partitions=1)
         p = log.producer(transactional_id="cm")
         with pytest.raises(InvalidTxnStateError):
-            p.send("t", b"x", partition=0).result(5)
+            p.send("t", b"x", partition=0)
         with pytest.raises(InvalidTxnStateError):
             p.commit_transaction()
         with pytest.raises(RuntimeError), p.transaction():
@@ -215,3 +215,23 @@ def test_aborted_list_includes_an_older_transaction_aborted_later(tmp_path: Any)
         tx = log.partition_log("t", 0).txn_index
         assert [e.first_offset for e in tx.collect(0, 3)] == [0, 1]
         assert _values(log, "t", "read_committed") == []
+
+
+def test_a_failed_send_makes_the_transaction_abort_only(tmp_path: Any) -> None:
+    from logmq.errors import RecordTooLargeError
+
+    with logmq.open(str(tmp_path / "d")) as log:
+        log.create_topic("t", partitions=1, config={"max.message.bytes": 2000})
+        p = log.producer(transactional_id="partial")
+        p.begin_transaction()
+        p.send("t", b"small", partition=0)
+        p.flush()
+        with pytest.raises(RecordTooLargeError):
+            p.send("t", b"x" * 5000, partition=0).result(5)  # raised by send or its future
+        with pytest.raises(InvalidTxnStateError):
+            p.commit_transaction()  # half a transaction must not become visible
+        p.abort_transaction()
+        assert _values(log, "t", "read_committed") == []
+        with p.transaction():
+            p.send("t", b"next", partition=0)
+        assert _values(log, "t", "read_committed") == [b"next"]

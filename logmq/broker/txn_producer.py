@@ -16,10 +16,12 @@ import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from logmq.broker.futures import RecordFuture
 from logmq.broker.producer import Producer
 from logmq.broker.seeking import as_tp
 from logmq.codec.records import encode_batch
 from logmq.errors import ConfigError, InvalidTxnStateError
+from logmq.types import RecordMetadata
 
 if TYPE_CHECKING:
     from logmq.broker.transactions import TransactionCoordinator
@@ -47,6 +49,8 @@ class TransactionalProducer(Producer):
         self._in_txn = False
         self._added: set[tuple[str, int]] = set()
         self._has_offsets = False
+        #: the first append of the open transaction that failed: it can only be aborted
+        self._txn_error: BaseException | None = None
         self.init()
 
     def init(self) -> None:
@@ -76,13 +80,21 @@ class TransactionalProducer(Producer):
     def _finish(self, commit: bool) -> None:
         if not self._in_txn:
             raise InvalidTxnStateError("no transaction is open (begin_transaction first)")
-        self.flush()
+        try:
+            self.flush()
+        except BaseException as e:  # the records' fate is unknown: only an abort is safe
+            self._txn_error = self._txn_error or e
+        if commit and self._txn_error is not None:
+            raise InvalidTxnStateError(
+                f"a send of this transaction failed ({self._txn_error!r}): it must be "
+                "aborted (abort_transaction)") from self._txn_error
         if self._added or self._has_offsets:  # one that sent nothing has nothing to end
             self._coordinator.end_txn(self.transactional_id, self.producer_id,
                                       self.producer_epoch, commit)
         self._in_txn = False
         self._added.clear()
         self._has_offsets = False
+        self._txn_error = None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[TransactionalProducer]:
@@ -111,13 +123,43 @@ class TransactionalProducer(Producer):
                             self.producer_epoch, held)
 
     # ------------------------------------------------------------------ the append
-    def _append_stamped(self, tp: tuple[str, int], records: Sequence[Sequence[Any]], *,
-                        timestamp: int | None = None, timestamps: Sequence[int] | None = None,
-                        expected_offset: int | None = None) -> int:
-        """Append one transactional batch (the caller holds ``tp``'s drain lock)."""
+    def send(self, topic: str, *args: Any, **kwargs: Any) -> RecordFuture:
+        """As :meth:`Producer.send`, inside a transaction only."""
+        self._require_txn()
+        try:
+            return super().send(topic, *args, **kwargs)
+        except BaseException as e:  # as Kafka's producers: any failed send is abort-only
+            self._txn_error = self._txn_error or e
+            raise
+
+    def send_batch(self, topic: str, *args: Any, **kwargs: Any) -> list[RecordMetadata]:
+        self._require_txn()
+        try:
+            return super().send_batch(topic, *args, **kwargs)
+        except BaseException as e:
+            self._txn_error = self._txn_error or e
+            raise
+
+    def _require_txn(self) -> None:
         if not self._in_txn:
             raise InvalidTxnStateError(
                 "a transactional producer sends inside a transaction (begin_transaction)")
+
+    def _append_stamped(self, tp: tuple[str, int], records: Sequence[Sequence[Any]], *,
+                        timestamp: int | None = None, timestamps: Sequence[int] | None = None,
+                        expected_offset: int | None = None) -> int:
+        try:
+            return self._append_txn(tp, records, timestamp=timestamp, timestamps=timestamps,
+                                    expected_offset=expected_offset)
+        except BaseException as e:
+            self._txn_error = self._txn_error or e
+            raise
+
+    def _append_txn(self, tp: tuple[str, int], records: Sequence[Sequence[Any]], *,
+                        timestamp: int | None = None, timestamps: Sequence[int] | None = None,
+                        expected_offset: int | None = None) -> int:
+        """Append one transactional batch (the caller holds ``tp``'s drain lock)."""
+        self._require_txn()
         tp = (tp[0], tp[1])
         c = self._coordinator
         plog = self._broker.partition_log(tp[0], tp[1])  # an unknown partition raises here
