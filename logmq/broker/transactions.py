@@ -129,8 +129,8 @@ class TransactionCoordinator:
                 self._persist(md)
                 self._by_pid[md.producer_id] = md
                 return md.producer_id, md.producer_epoch
-            if producer_id >= 0 and (producer_id != md.producer_id
-                                     or producer_epoch != md.producer_epoch):
+            if producer_id >= 0 and (producer_id != md.producer_id or producer_epoch not in (
+                    md.producer_epoch, md.last_epoch)):
                 raise ProducerFencedError(
                     f"producer {producer_id} epoch {producer_epoch} is not the current "
                     f"instance of {transactional_id!r}")
@@ -140,6 +140,7 @@ class TransactionCoordinator:
                 self._bump(md)  # fence the old instance, then abort with the new epoch
                 self._end(md, commit=False)
             self._bump(md)
+            md.last_epoch = -1
             md.timeout_ms = timeout_ms
             md.update_ms = self._now_ms()
             self._persist(md)
@@ -333,6 +334,7 @@ class TransactionCoordinator:
         _log.info("transaction %r (producer %d) timed out after %d ms: aborting it",
                   md.transactional_id, md.producer_id, md.timeout_ms)
         try:
+            md.last_epoch = md.producer_epoch
             self._bump(md)
             self._end(md, commit=False)
         except LogMQError as e:  # the log is closing or offline: retried on the next start
@@ -371,6 +373,16 @@ class TransactionCoordinator:
                 out.append(_copy(md))
             return sorted(out, key=lambda m: m.transactional_id)
 
+    def pending_offsets(self, group_id: str) -> set[tuple[str, int]]:
+        """Partitions of ``group_id`` with offsets held in an open transaction: OffsetFetch
+        with ``require_stable`` (v7+) answers UNSTABLE_OFFSET_COMMIT for these, as Kafka."""
+        with self._lock:
+            out: set[tuple[str, int]] = set()
+            for md in self.txns.values():
+                if md.state in (ONGOING, PREPARE_COMMIT):
+                    out.update(md.offsets.get(group_id, {}))
+            return out
+
     def transactional_id_of(self, producer_id: int) -> str | None:
         with self._lock:
             md = self._by_pid.get(producer_id)
@@ -385,7 +397,7 @@ class TransactionCoordinator:
 def _copy(md: TxnMetadata) -> TxnMetadata:
     return TxnMetadata(md.transactional_id, md.producer_id, md.producer_epoch, md.timeout_ms,
                        md.state, md.start_ms, md.update_ms, set(md.partitions),
-                       {g: dict(o) for g, o in md.offsets.items()})
+                       {g: dict(o) for g, o in md.offsets.items()}, md.last_epoch)
 
 
 def describe_row(md: TxnMetadata) -> dict[str, Any]:

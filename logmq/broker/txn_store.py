@@ -42,6 +42,9 @@ class TxnMetadata:
     partitions: set[tuple[str, int]] = field(default_factory=set)
     #: group id -> offsets committed in the open transaction (visible once it commits)
     offsets: dict[str, Offsets] = field(default_factory=dict)
+    #: the epoch before the coordinator bumped it to abort a timed-out transaction: that
+    #: instance may still ask for a new epoch (InitProducerId v3+ with its id and epoch)
+    last_epoch: int = -1
 
     def to_json(self) -> bytes:
         return json.dumps({
@@ -50,6 +53,7 @@ class TxnMetadata:
             "partitions": sorted(self.partitions),
             "offsets": {g: [[t, p, o, m] for (t, p), (o, m) in offs.items()]
                         for g, offs in self.offsets.items()},
+            "last_epoch": self.last_epoch,
         }).encode()
 
     @classmethod
@@ -59,7 +63,7 @@ class TxnMetadata:
                    int(d["start"]), int(d["update"]),
                    {(str(t), int(p)) for t, p in d["partitions"]},
                    {g: {(str(t), int(p)): (int(o), m) for t, p, o, m in rows}
-                    for g, rows in d["offsets"].items()})
+                    for g, rows in d["offsets"].items()}, int(d.get("last_epoch", -1)))
 
 
 class TxnStore:
