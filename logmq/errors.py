@@ -63,6 +63,8 @@ __all__ = [
     "InvalidProducerIdMappingError",
     "InvalidTransactionTimeoutError",
     "TransactionalIdNotFoundError",
+    "InvalidTransactionalIdError",
+    "InvalidGroupIdError",
 ]
 
 
@@ -424,3 +426,15 @@ class InvalidTransactionTimeoutError(TransactionError):
 
 class TransactionalIdNotFoundError(TransactionError):
     kafka_code = E.TRANSACTIONAL_ID_NOT_FOUND
+
+
+class InvalidTransactionalIdError(TransactionError):
+    """An empty transactional id (Kafka answers INVALID_REQUEST)."""
+
+    kafka_code = E.INVALID_REQUEST
+
+
+class InvalidGroupIdError(TransactionError):
+    """A consumer group id that cannot hold offsets (empty, a NUL, or too long)."""
+
+    kafka_code = E.INVALID_GROUP_ID

@@ -39,8 +39,10 @@ from logmq.clock import SYSTEM_CLOCK, Clock
 from logmq.errors import (
     BrokerClosedError,
     ConcurrentTransactionsError,
+    InvalidGroupIdError,
     InvalidProducerEpochError,
     InvalidProducerIdMappingError,
+    InvalidTransactionalIdError,
     InvalidTransactionTimeoutError,
     InvalidTxnStateError,
     LogMQError,
@@ -116,6 +118,8 @@ class TransactionCoordinator:
         ``producer_id``/``producer_epoch`` (InitProducerId v3+) identify a running instance
         asking for a fresh epoch; a stale pair is PRODUCER_FENCED.
         """
+        if not transactional_id:
+            raise InvalidTransactionalIdError("the transactional id is empty")
         if not 0 < timeout_ms <= self.max_timeout_ms:
             raise InvalidTransactionTimeoutError(
                 f"transaction.timeout.ms={timeout_ms} must be 1..{self.max_timeout_ms} "
@@ -205,6 +209,7 @@ class TransactionCoordinator:
     def add_offsets(self, transactional_id: str, producer_id: int, producer_epoch: int,
                     group_id: str) -> None:
         """AddOffsetsToTxn: the group's offsets may now be committed inside the transaction."""
+        _check_group(group_id)
         with self._lock:
             md = self._current(transactional_id, producer_id, producer_epoch)
             self._begin(md)
@@ -214,6 +219,8 @@ class TransactionCoordinator:
     def txn_offset_commit(self, transactional_id: str, group_id: str, producer_id: int,
                           producer_epoch: int, offsets: Offsets) -> None:
         """TxnOffsetCommit: offsets held in the transaction, committed only with it."""
+        for tp in offsets:  # refused now, not found unwritable at commit time
+            self._partition_log(*tp)
         with self._lock:
             md = self._current(transactional_id, producer_id, producer_epoch)
             if md.state != ONGOING or group_id not in md.offsets:
@@ -256,8 +263,11 @@ class TransactionCoordinator:
                              tp[1], e)
         if commit:
             for group, offsets in md.offsets.items():
-                if offsets:
+                try:
                     self._commit_offsets(group, offsets)
+                except Exception:  # never leave the transaction stuck in PrepareCommit
+                    _log.exception("transaction %r: offsets of group %r not committed",
+                                   md.transactional_id, group)
         md.state = COMPLETE_COMMIT if commit else COMPLETE_ABORT
         md.partitions = set()
         md.offsets = {}
@@ -392,6 +402,12 @@ class TransactionCoordinator:
     def _persist(self, md: TxnMetadata) -> None:
         self.store.put(md)
         self.txns[md.transactional_id] = md
+
+
+def _check_group(group_id: str) -> None:
+    """Group ids the offset store can key (no NUL, an LMDB key's size)."""
+    if not group_id or "\x00" in group_id or len(group_id.encode("utf-8", "replace")) > 200:
+        raise InvalidGroupIdError(f"group id {group_id[:80]!r} cannot hold offsets")
 
 
 def _copy(md: TxnMetadata) -> TxnMetadata:

@@ -9,6 +9,7 @@ last acknowledged state (``Prepare*`` states are completed on start; see transac
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 
@@ -48,7 +49,7 @@ class TxnMetadata:
 
     def to_json(self) -> bytes:
         return json.dumps({
-            "pid": self.producer_id, "epoch": self.producer_epoch, "timeout": self.timeout_ms,
+            "tid": self.transactional_id, "pid": self.producer_id, "epoch": self.producer_epoch, "timeout": self.timeout_ms,
             "state": self.state, "start": self.start_ms, "update": self.update_ms,
             "partitions": sorted(self.partitions),
             "offsets": {g: [[t, p, o, m] for (t, p), (o, m) in offs.items()]
@@ -66,6 +67,18 @@ class TxnMetadata:
                     for g, rows in d["offsets"].items()}, int(d.get("last_epoch", -1)))
 
 
+#: LMDB keys are at most 511 bytes: a longer transactional id is keyed by its digest (the id
+#: itself is in the record)
+_MAX_KEY = 400
+
+
+def _key(tid: str) -> bytes:
+    raw = tid.encode("utf-8", "surrogatepass")
+    if len(raw) <= _MAX_KEY:
+        return raw
+    return b"\x00sha256:" + hashlib.sha256(raw).digest()
+
+
 class TxnStore:
     def __init__(self, env: lmdb.Environment) -> None:
         self.env = env
@@ -75,13 +88,14 @@ class TxnStore:
         out: dict[str, TxnMetadata] = {}
         with self.env.begin(db=self.db) as txn:
             for k, v in txn.cursor():
-                tid = bytes(k).decode()
-                out[tid] = TxnMetadata.from_json(tid, bytes(v))
+                raw = bytes(v)
+                tid = json.loads(raw).get("tid", bytes(k).decode())
+                out[tid] = TxnMetadata.from_json(tid, raw)
         return out
 
     def put(self, md: TxnMetadata) -> None:
         with self.env.begin(db=self.db, write=True) as txn:
-            txn.put(md.transactional_id.encode(), md.to_json())
+            txn.put(_key(md.transactional_id), md.to_json())
 
     def unfinished(self) -> bool:
         """Whether any transaction is open or completing (the coordinator must start)."""

@@ -118,15 +118,22 @@ class TxnHandlers:
                    for t in topics for p in t["partitions"]}
         code: int = _E.NONE
         try:
-            await asyncio.to_thread(
-                self.broker.transactions.txn_offset_commit, body["transactional_id"],
-                body["group_id"], body["producer_id"], body["producer_epoch"], offsets)
+            await asyncio.to_thread(self._txn_offset_commit, body, offsets)
         except LogMQError as e:
             code = _code(e, 28, v)
         return {"throttle_time_ms": 0, "topics": [
             {"name": t["name"], "partitions": [
                 {"partition_index": p["partition_index"], "error_code": code}
                 for p in t["partitions"]]} for t in topics]}
+
+    def _txn_offset_commit(self, body: dict, offsets: dict) -> None:
+        if body.get("member_id"):  # v3+: the group checks generation and member, as Kafka
+            self.broker.groups.commit_offsets(
+                body["group_id"], body.get("generation_id_or_member_epoch", -1),
+                body["member_id"], {}, body.get("group_instance_id"))
+        self.broker.transactions.txn_offset_commit(
+            body["transactional_id"], body["group_id"], body["producer_id"],
+            body["producer_epoch"], offsets)
 
     async def end_txn(self, body: dict, v: int, client: Any) -> dict:
         code: int = _E.NONE
