@@ -287,7 +287,7 @@ class Handlers(AdminHandlers, TxnHandlers):
                 try:
                     plog = self.broker.partition_log(name, idx)
                     hw = plog.next_offset
-                    pr["high_watermark"] = hw
+                    pr["high_watermark"] = pr["last_stable_offset"] = hw
                     pr["log_start_offset"] = plog.log_start_offset
                     budget = min(p.get("partition_max_bytes", max_bytes), max_bytes - total)
                     if budget > 0 or total == 0:

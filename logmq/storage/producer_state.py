@@ -61,6 +61,9 @@ class ProducerStateTable:
     def __init__(self, directory: str) -> None:
         self.path = os.path.join(directory, SNAPSHOT)
         self.producers: dict[int, ProducerEntry] = {}
+        #: producer id -> first offset of its open transaction (what the LSO is computed
+        #: from without walking every producer the partition ever saw)
+        self.ongoing: dict[int, int] = {}
         self.snapshot_offset = 0
 
     def check(self, h: BatchHeader) -> int | None:
@@ -107,6 +110,7 @@ class ProducerStateTable:
         e.last_timestamp = h.max_timestamp
         if h.attributes & TRANSACTIONAL_MASK and e.txn_first < 0:
             e.txn_first = base_offset
+            self.ongoing[pid] = base_offset
 
     def end_txn(self, pid: int, epoch: int, marker_offset: int,
                 coordinator_epoch: int = 0) -> int:
@@ -124,16 +128,13 @@ class ProducerStateTable:
             e.batches.clear()
         first = e.txn_first if e.txn_first >= 0 else marker_offset
         e.txn_first = -1
+        self.ongoing.pop(pid, None)
         e.coordinator_epoch = coordinator_epoch
         return first
 
     def first_unstable_offset(self) -> int | None:
         """The first offset of the oldest open transaction (None: every one is complete)."""
-        lowest: int | None = None
-        for e in self.producers.values():
-            if e.txn_first >= 0 and (lowest is None or e.txn_first < lowest):
-                lowest = e.txn_first
-        return lowest
+        return min(self.ongoing.values()) if self.ongoing else None
 
     def open_transaction(self, pid: int) -> int:
         e = self.producers.get(pid)
@@ -146,10 +147,12 @@ class ProducerStateTable:
                 raw = json.load(f)
         except (FileNotFoundError, ValueError):
             self.producers = {}
+            self.ongoing = {}
             self.snapshot_offset = 0
             return
         self.snapshot_offset = int(raw.get("offset", 0))
         self.producers = {}
+        self.ongoing = {}
         for pid, row in raw.get("producers", {}).items():
             epoch, batches = row[0], row[1]
             extra = [int(x) for x in row[2:5]] + [-1] * (5 - len(row))
@@ -158,6 +161,8 @@ class ProducerStateTable:
             for b in batches:
                 e.batches.append((int(b[0]), int(b[1]), int(b[2])))
             self.producers[int(pid)] = e
+            if e.txn_first >= 0:
+                self.ongoing[int(pid)] = e.txn_first
 
     def snapshot(self, offset: int) -> None:
         """Write the state as of ``offset`` atomically (called when the log checkpoints)."""
@@ -177,5 +182,6 @@ class ProducerStateTable:
             e.batches.extend(kept)
             if e.txn_first >= offset:
                 e.txn_first = -1
+                self.ongoing.pop(pid, None)
             if not kept and e.txn_first < 0:
                 del self.producers[pid]
