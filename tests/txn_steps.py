@@ -72,10 +72,10 @@ def _fetch(raw: RawClient, topic: str, isolation: int) -> dict:
     return dict(r["responses"][0]["partitions"][0])
 
 
-def _latest(raw: RawClient, topic: str, isolation: int) -> int:
+def _latest(raw: RawClient, topic: str, isolation: int, timestamp: int = -1) -> int:
     r = raw.call(2, 4, {"replica_id": -1, "isolation_level": isolation, "topics": [
         {"name": topic, "partitions": [{"partition_index": 0, "current_leader_epoch": -1,
-                                        "timestamp": -1}]}]})
+                                        "timestamp": timestamp}]}]})
     return int(r["topics"][0]["partitions"][0]["offset"])
 
 
@@ -136,6 +136,7 @@ def run_steps(host: str, port: int, topic: str, tid: str) -> dict[str, Any]:
             obs[f"fetch_open_iso{iso}"] = (f["error_code"], f["high_watermark"],
                                            f["last_stable_offset"], len(f["records"] or b"") > 0)
             obs[f"latest_open_iso{iso}"] = _latest(raw, topic, iso)
+            obs[f"by_time_open_iso{iso}"] = _latest(raw, topic, iso, 0)
         obs["abort"] = _end(raw, 1, tid, pid, epoch, False)
         obs["abort_again"] = _end(raw, 1, tid, pid, epoch, False)
         obs["commit_after_abort"] = _end(raw, 1, tid, pid, epoch, True)

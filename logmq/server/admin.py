@@ -91,8 +91,8 @@ class AdminHandlers:
                       "offset": -1, "leader_epoch": 0, "old_style_offsets": []}
                 try:
                     self._list_offset(name, idx, p["timestamp"], pr)
-                    if body.get("isolation_level") and p["timestamp"] == LATEST:  # committed
-                        pr["offset"] = last_stable_offset(self.broker.partition_log(name, idx))
+                    if body.get("isolation_level"):  # read_committed: nothing past the LSO
+                        _below_lso(pr, p["timestamp"], self.broker.partition_log(name, idx))
                 except LogMQError as e:
                     pr["error_code"] = e.kafka_code
                     pr["leader_epoch"] = -1
@@ -458,6 +458,16 @@ class AdminHandlers:
                 42: self.delete_groups, 43: self.elect_leaders,
                 44: self.incremental_alter_configs, 47: self.offset_delete,
                 61: self.describe_producers, 75: self.describe_topic_partitions}
+
+
+def _below_lso(pr: dict, ts: int, plog: PartitionLog) -> None:
+    """read_committed ListOffsets, as Kafka: latest is the last stable offset, and a lookup by
+    time finds nothing at or past it."""
+    lso = last_stable_offset(plog)
+    if ts == LATEST:
+        pr["offset"] = lso
+    elif ts >= 0 and pr["offset"] >= lso:
+        pr["offset"] = pr["timestamp"] = pr["leader_epoch"] = -1
 
 
 def _fail(res: dict, code: int, message: str) -> int:
