@@ -235,3 +235,26 @@ def test_a_failed_send_makes_the_transaction_abort_only(tmp_path: Any) -> None:
         with p.transaction():
             p.send("t", b"next", partition=0)
         assert _values(log, "t", "read_committed") == [b"next"]
+
+
+def test_asyncio_transactional_producer(tmp_path: Any) -> None:
+    import asyncio
+
+    import logmq.aio
+
+    async def main() -> tuple[list[bytes], list[bytes]]:
+        async with logmq.aio.open(str(tmp_path / "d")) as log:
+            log.sync.create_topic("t", partitions=1)
+            async with log.producer(transactional_id="aio") as p:
+                async with p.transaction():
+                    await p.send("t", b"kept", partition=0)
+                with pytest.raises(RuntimeError):
+                    async with p.transaction():
+                        await p.send("t", b"dropped", partition=0)
+                        raise RuntimeError("abort")
+            c = log.consumer("t", auto_offset_reset="earliest", isolation_level="read_committed")
+            committed = [r.value for r in await c.poll(1.0)]
+            await c.close()
+            return committed, _values(log.sync, "t", "read_uncommitted")
+
+    assert asyncio.run(main()) == ([b"kept"], [b"kept", b"dropped"])
