@@ -257,6 +257,9 @@ BROKER_KEYS: dict[str, ConfigKey] = {d.name: d for d in [
     _broker("group_consumer_heartbeat_interval_ms", int, 5_000, _int(1),
             "how often consumer-protocol (KIP-848) members heartbeat (Kafka's "
             "group.consumer.heartbeat.interval.ms)"),
+    _broker("transaction_max_timeout_ms", int, 900_000, _int(1),
+            "largest transaction.timeout.ms a transactional producer may ask for (Kafka's "
+            "transaction.max.timeout.ms)"),
     _broker("map_size", int, 16 << 30, _int(1 << 20), "LMDB map size (address space, bytes)"),
     _broker("repair", bool, False, _bool,
             "cut a partition at damage found in cleanly closed data instead of refusing"),
@@ -423,6 +426,7 @@ class BrokerConfig:
     group_max_session_timeout_ms: int = 1_800_000
     group_consumer_session_timeout_ms: int = 45_000
     group_consumer_heartbeat_interval_ms: int = 5_000
+    transaction_max_timeout_ms: int = 900_000
     map_size: int = 16 << 30
     repair: bool = False
     listen: str = "127.0.0.1:9092"

@@ -64,6 +64,15 @@ __all__ = [
     "EncryptionKeyError",
     "AuthorizationError",
     "InvalidAclError",
+    "TransactionError",
+    "ProducerFencedError",
+    "InvalidTxnStateError",
+    "ConcurrentTransactionsError",
+    "InvalidProducerIdMappingError",
+    "InvalidTransactionTimeoutError",
+    "TransactionalIdNotFoundError",
+    "InvalidTransactionalIdError",
+    "InvalidGroupIdError",
 ]
 
 
@@ -438,10 +447,69 @@ class EncryptionKeyError(LogMQError):
 class AuthorizationError(LogMQError):
     """The principal may not do this (the authorizer's answer); ``kafka_code`` is the
     TOPIC/GROUP/CLUSTER/TRANSACTIONAL_ID_AUTHORIZATION_FAILED code of the resource refused."""
+
     kafka_code: int = E.CLUSTER_AUTHORIZATION_FAILED
+
     def __init__(self, message: str, kafka_code: int | None = None) -> None:
+        super().__init__(message)
         if kafka_code is not None:
             self.kafka_code = kafka_code
+
+
 class InvalidAclError(ConfigError):
     """An ACL binding or filter that cannot be one (unknown operation, bad principal, ...)."""
+
     kafka_code = E.INVALID_REQUEST
+
+
+# ---------------------------------------------------------------------- transactions
+class TransactionError(LogMQError):
+    """Base of the transaction coordinator's refusals (each carries Kafka's code)."""
+
+
+class ProducerFencedError(TransactionError):
+    """A newer producer with the same transactional id took over (or the transaction timed
+    out and the coordinator bumped the epoch): this producer instance must close."""
+
+    kafka_code = E.PRODUCER_FENCED
+
+
+class InvalidTxnStateError(TransactionError):
+    """The request does not fit the transaction's state (EndTxn without a transaction,
+    a transactional write to a partition the transaction never added)."""
+
+    kafka_code = E.INVALID_TXN_STATE
+
+
+class ConcurrentTransactionsError(TransactionError):
+    """The previous transaction of this id is still completing; retry shortly."""
+
+    kafka_code = E.CONCURRENT_TRANSACTIONS
+
+
+class InvalidProducerIdMappingError(TransactionError):
+    """The producer id does not belong to the transactional id (or the id is unknown)."""
+
+    kafka_code = E.INVALID_PRODUCER_ID_MAPPING
+
+
+class InvalidTransactionTimeoutError(TransactionError):
+    """``transaction.timeout.ms`` is above the broker's ``transaction.max.timeout.ms``."""
+
+    kafka_code = E.INVALID_TRANSACTION_TIMEOUT
+
+
+class TransactionalIdNotFoundError(TransactionError):
+    kafka_code = E.TRANSACTIONAL_ID_NOT_FOUND
+
+
+class InvalidTransactionalIdError(TransactionError):
+    """An empty transactional id (Kafka answers INVALID_REQUEST)."""
+
+    kafka_code = E.INVALID_REQUEST
+
+
+class InvalidGroupIdError(TransactionError):
+    """A consumer group id that cannot hold offsets (empty, a NUL, or too long)."""
+
+    kafka_code = E.INVALID_GROUP_ID

@@ -60,8 +60,8 @@ POISON: dict[str, tuple[bytes, int, type[Exception], bool]] = {
                 CorruptRecordError, False),
     "control_flag": (with_header(good_batch(1, ts=NOW), attributes=0x20), INVALID_RECORD,
                      InvalidRecordError, False),
-    "transactional_flag": (with_header(good_batch(1, ts=NOW, producer_id=7, producer_epoch=0,
-                                                  base_sequence=0), attributes=0x10),
+    # a transactional batch needs a producer id (one holding no transaction: tests/test_txn*)
+    "transactional_flag": (with_header(good_batch(1, ts=NOW), attributes=0x10),
                            INVALID_RECORD, InvalidRecordError, False),
     "offset_deltas_1_0": (_two_records(1, 0), INVALID_RECORD, InvalidRecordError, False),
     "offset_deltas_0_0": (_two_records(0, 0), INVALID_RECORD, InvalidRecordError, False),

@@ -10,8 +10,9 @@ in flight per producer, so send order is append order, as with the sync producer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Unpack
 
 from logmq import Producer, RecordFuture
@@ -22,6 +23,7 @@ from logmq.types import RecordMetadata
 
 if TYPE_CHECKING:
     from logmq import Broker
+    from logmq.broker.txn_producer import TransactionalProducer
 
 __all__ = ["AioProducer"]
 
@@ -110,6 +112,39 @@ class AioProducer:
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until everything sent so far is appended."""
         await self._call(lambda: self._sync.flush(timeout))
+
+    # ------------------------------------------------------------------ transactions
+    # With ``transactional_id=`` (aiokafka's names); each runs in order with the sends.
+    async def begin_transaction(self) -> None:
+        await self._call(self._txn().begin_transaction)
+
+    async def commit_transaction(self) -> None:
+        await self._call(self._txn().commit_transaction)
+
+    async def abort_transaction(self) -> None:
+        await self._call(self._txn().abort_transaction)
+
+    async def send_offsets_to_transaction(self, offsets: Any, group_id: str) -> None:
+        txn = self._txn()
+        await self._call(lambda: txn.send_offsets_to_transaction(offsets, group_id))
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AioProducer]:
+        """``async with producer.transaction():`` commits, or aborts on an exception."""
+        await self.begin_transaction()
+        try:
+            yield self
+        except BaseException:
+            await self.abort_transaction()
+            raise
+        await self.commit_transaction()
+
+    def _txn(self) -> TransactionalProducer:
+        from logmq.broker.txn_producer import TransactionalProducer
+
+        if not isinstance(self._sync, TransactionalProducer):
+            raise ConfigError("transactions need log.producer(transactional_id=...)")
+        return self._sync
 
     def _call(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
         if self._closed:

@@ -42,6 +42,7 @@ from logmq.types import OffsetAndTimestamp, Record, TopicDescription, TopicParti
 
 if TYPE_CHECKING:
     from logmq.broker.queues.queue import QueueConsumer
+    from logmq.broker.transactions import TransactionCoordinator
     from logmq.streams.store import Streams
 
 __all__ = ["Broker", "open_log", "validate_topic_name", "CLEAN_MARKER", "LOCK_FILE"]
@@ -87,6 +88,7 @@ class Broker:
         self._groups: KafkaGroupCoordinator | None = None
         self._queues: QueueManager | None = None
         self._streams: Streams | None = None
+        self._transactions: TransactionCoordinator | None = None
         self.producer_ids = ProducerIdAllocator(self.logs.meta.env)
         if self.logs.adopted_orphans:  # the lost metadata held the producer id counter too
             self.producer_ids.reserve_above(datadir.max_producer_id(lg for _, lg in self.logs.partition_logs()))
@@ -98,6 +100,10 @@ class Broker:
                                    max_bytes_per_sec=self.config.cleaner_max_bytes_per_sec,
                                    time_fn=self.clock.time)
             self.cleaner.start()
+        from logmq.broker.txn_store import TxnStore
+
+        if TxnStore(self.logs.meta.env).unfinished():
+            _ = self.transactions  # complete or time out what a crash left open, now
 
     def _on_topic_deleted(self, topic: str) -> None:
         if self._groups is not None:
@@ -133,6 +139,24 @@ class Broker:
             return self._groups
 
     @property
+    def transactions(self) -> TransactionCoordinator:
+        """The transaction coordinator (started on first use, and on open when transactions
+        were left unfinished, so a crash mid-commit completes without waiting for a client)."""
+        with self._lock:
+            if self._transactions is None:
+                self.logs.check_open()
+                from logmq.broker.transactions import TransactionCoordinator
+                from logmq.broker.txn_store import TxnStore
+
+                offsets = LmdbOffsetStore(self.logs.meta.env)
+                self._transactions = TransactionCoordinator(
+                    TxnStore(self.logs.meta.env), self.logs.partition_log, offsets.commit,
+                    self.producer_ids.allocate, clock=self.clock,
+                    max_timeout_ms=self.config.transaction_max_timeout_ms)
+                self._transactions.start()
+            return self._transactions
+
+    @property
     def queues(self) -> QueueManager:
         """The queue engine (share groups, dedup, queue depth, request-reply), on first use."""
         with self._lock:
@@ -143,7 +167,17 @@ class Broker:
             return self._queues
 
     def producer(self, **config: Any) -> Producer:
+        """A producer; with ``transactional_id=`` a transactional one (begin/commit/abort,
+        see :mod:`logmq.broker.txn_producer`)."""
         self.logs.check_open()
+        if config.get("transactional_id") is not None:
+            from logmq.broker.txn_producer import TransactionalProducer
+
+            return TransactionalProducer(
+                self.logs, self.transactions, config.pop("transactional_id"),
+                queues=lambda: self.queues, producer_ids=self.producer_ids, clock=self.clock,
+                **config)
+        config.pop("transactional_id", None)
         return Producer(self.logs, queues=lambda: self.queues,
                         producer_ids=self.producer_ids, clock=self.clock, **config)
 
@@ -337,8 +371,8 @@ class Broker:
         if self.cleaner is not None:
             self.cleaner.stop()
         with self._lock:
-            services: list[Any] = [s for s in (self._streams, self._queues, self._groups)
-                                   if s is not None]
+            services: list[Any] = [s for s in (self._streams, self._queues, self._groups,
+                                               self._transactions) if s is not None]
         for s in services:
             s.close()
         self.logs.close()

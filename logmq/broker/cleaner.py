@@ -46,6 +46,7 @@ from logmq.storage.files import CLEANER_CHECKPOINT
 from logmq.storage.fsutil import write_file_atomically
 from logmq.storage.interface import LogStore
 from logmq.storage.log import PartitionLog
+from logmq.storage.txn_ops import aborted_batch_filter, last_stable_offset
 
 __all__ = ["Cleaner", "CHECKPOINT_FILE", "read_cleaner_checkpoint"]
 
@@ -300,6 +301,9 @@ class Cleaner:
                 if s.max_timestamp > now - lag:
                     end = i
                     break
+        lso = last_stable_offset(plog)  # as Kafka: never clean into an open transaction
+        while end > 0 and segs[end].base_offset > lso:
+            end -= 1
         cleanable = closed[:end]
         if not cleanable:
             return
@@ -318,7 +322,9 @@ class Cleaner:
             return
         stats["partitions_compacted"] += 1
         summaries: compactor.BatchSummaries = {}
-        offset_map = compactor.build_offset_map(dirty, throttle, summaries, plog.sealer)
+        aborted = aborted_batch_filter(plog)
+        offset_map = compactor.build_offset_map(dirty, throttle, summaries, plog.sealer,
+                                                aborted=aborted)
         horizon = now - cfg.delete_retention_ms
         directory = plog.directory
         iv = plog.config.index_interval_bytes
@@ -326,7 +332,7 @@ class Cleaner:
             res = compactor.clean_group(
                 directory, group, offset_map, tombstone_horizon_ms=horizon,
                 index_interval_bytes=iv, throttle=throttle, summaries=summaries,
-                sealer=plog.sealer)
+                sealer=plog.sealer, aborted=aborted)
             stats["bytes_cleaned"] += res.bytes_in
             if not res.written:
                 continue

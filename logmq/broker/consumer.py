@@ -53,7 +53,9 @@ class Consumer(Seeking):
     ``check_crcs`` (default True), ``consumer_timeout_ms`` (iteration stops after this long
     without records; default: never), ``filter`` (a predicate on records, or a declarative
     key/header match, see :mod:`logmq.broker.queues.filters`: records it drops are skipped,
-    positions still move past them). Group options are documented in
+    positions still move past them), ``isolation_level`` (``read_committed``: only records of
+    committed transactions, up to the last stable offset; default ``read_uncommitted``). Group
+    options are documented in
     :mod:`logmq.broker.membership`.
     """
 
@@ -71,10 +73,16 @@ class Consumer(Seeking):
         check_crcs: bool = True,
         consumer_timeout_ms: float | None = None,
         filter: Any = None,  # noqa: A002 - the name users expect
+        isolation_level: str = "read_uncommitted",
         **group_config: Any,
     ) -> None:
         if auto_offset_reset not in _RESETS:
             raise ConfigError(f"auto_offset_reset must be one of {_RESETS}")
+        if isolation_level not in ("read_uncommitted", "read_committed"):
+            raise ConfigError("isolation_level must be read_uncommitted or read_committed")
+        #: read_committed: stop at the last stable offset, skip aborted transactions' records
+        self.read_committed = isolation_level == "read_committed"
+        self._aborted: list[Any] = []
         if max_poll_records < 1 or fetch_max_bytes < 1:
             raise ConfigError("max_poll_records and fetch_max_bytes must be >= 1")
         self._broker = broker
@@ -286,11 +294,11 @@ class Consumer(Seeking):
         if pos == plog.next_offset:
             return
         try:
-            sl = plog.read(pos, self.fetch_max_bytes)
+            sl = self._read(plog, pos)
         except OffsetOutOfRangeError as e:
             pos = self._reset(tp, e)
             self._positions[tp] = pos
-            sl = plog.read(pos, self.fetch_max_bytes)
+            sl = self._read(plog, pos)
         if sl is None:
             return
         if sl.length == 0:  # nothing but a compaction gap up to the end of the log
@@ -317,7 +325,8 @@ class Consumer(Seeking):
                 from logmq.codec.batch import parse_header
 
                 h = parse_header(view, p)
-            if h.next_offset <= pos or h.is_control:
+            if h.next_offset <= pos or h.is_control or (self._aborted and _in_aborted(
+                    h, self._aborted)):
                 pos = max(pos, h.next_offset)
                 p += size
                 continue
@@ -335,6 +344,14 @@ class Consumer(Seeking):
             raise CorruptRecordError("segment ends inside a batch", path=sl.segment.log_path,
                                      position=sl.position)
         self._positions[tp] = pos
+
+    def _read(self, plog: Any, pos: int) -> Any:
+        if not self.read_committed:
+            return plog.read(pos, self.fetch_max_bytes)
+        from logmq.storage.txn_ops import read_committed
+
+        sl, _lso, self._aborted = read_committed(plog, pos, self.fetch_max_bytes)
+        return sl
 
     def __iter__(self) -> Iterator[Record]:
         while not self._closed:
@@ -366,3 +383,12 @@ class Consumer(Seeking):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _in_aborted(h: Any, aborted: list[Any]) -> bool:
+    """Whether batch ``h`` belongs to one of the aborted transactions (its records are
+    skipped by read_committed, as Kafka clients do with a Fetch's aborted list)."""
+    if not h.attributes & 0x10:  # not transactional
+        return False
+    return any(a.producer_id == h.producer_id and a.first_offset <= h.base_offset
+               <= a.last_offset for a in aborted)

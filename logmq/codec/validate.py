@@ -4,8 +4,8 @@ A CRC-32C proves only that bytes were not damaged in transit: anyone can compute
 Kafka's ``LogValidator`` does, a batch from outside is refused unless its records really are
 what its header says: framing and varints of every record, ``recordCount`` and
 ``lastOffsetDelta`` consistent with the records, offset deltas exactly ``0..n-1``, a known
-compression codec whose payload decompresses within a bound, no control or transactional flags
-(logmq has no transactions), timestamps within ``message.timestamp.before.max.ms`` /
+compression codec whose payload decompresses within a bound, no control flag (markers are the
+transaction coordinator's), the transactional flag only with a producer id, timestamps within ``message.timestamp.before.max.ms`` /
 ``after.max.ms`` of the broker's clock, and a key on every record of a compacted topic. The
 header's ``maxTimestamp`` is recomputed from the records (some clients write -1, which would
 break lookups by time) and the CRC rewritten when it changes. A refused batch raises a
@@ -322,9 +322,10 @@ def _check_header(h: BatchHeader, pos: int) -> None:
         raise CorruptRecordError(f"undefined attribute bits set ({attrs:#06x})", position=pos)
     if attrs & CONTROL_MASK:
         raise InvalidRecordError("clients may not write control batches", position=pos)
-    if attrs & TRANSACTIONAL_MASK:
-        raise InvalidRecordError("transactional batch, but logmq has no transactions "
-                                 "(the producer holds no transaction)", position=pos)
+    if attrs & TRANSACTIONAL_MASK and h.producer_id < 0:
+        # whether the producer holds an open transaction that added this partition is the
+        # transaction coordinator's check (logmq.broker.transactions), not the codec's
+        raise InvalidRecordError("transactional batch without a producer id", position=pos)
     if attrs & DELETE_HORIZON_MASK:
         raise InvalidRecordError("clients may not set the delete-horizon flag", position=pos)
     if h.producer_id >= 0 and (h.base_sequence < 0 or h.producer_epoch < 0):

@@ -57,4 +57,6 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     36: (0, 2),  # SaslAuthenticate
     50: (0, 0),  # DescribeUserScramCredentials
     51: (0, 0),  # AlterUserScramCredentials
+    # transactions (logmq/server/txn.py; Kafka's transaction version 1, no KIP-890 v2)
+    24: (0, 3), 25: (0, 3), 26: (0, 4), 27: (1, 1), 28: (0, 3), 65: (0, 0), 66: (0, 2),
 }

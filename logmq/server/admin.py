@@ -23,6 +23,7 @@ from logmq.server.configs import (
 )
 from logmq.server.limits import ServerLimits
 from logmq.server.topic_ids import ZERO_ID, TopicIds, id_bytes
+from logmq.storage.txn_ops import last_stable_offset
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -121,6 +122,8 @@ class AdminHandlers:
                         pr["leader_epoch"] = -1
                     else:
                         self._list_offset(name, idx, p["timestamp"], pr)
+                        if body.get("isolation_level"):  # read_committed: nothing past LSO
+                            _below_lso(pr, p["timestamp"], self.broker.partition_log(name, idx))
                 except LogMQError as e:
                     pr["error_code"] = e.kafka_code
                     pr["leader_epoch"] = -1
@@ -515,8 +518,9 @@ class AdminHandlers:
                     for pid, e in sorted(plog.producer_state.producers.items()):
                         pr["active_producers"].append({
                             "producer_id": pid, "producer_epoch": e.epoch,
-                            "last_sequence": e.last_seq, "last_timestamp": -1,
-                            "coordinator_epoch": -1, "current_txn_start_offset": -1})
+                            "last_sequence": e.last_seq, "last_timestamp": e.last_timestamp,
+                            "coordinator_epoch": e.coordinator_epoch,
+                            "current_txn_start_offset": e.txn_first})
                 except LogMQError as e:
                     pr["error_code"] = e.kafka_code
                     pr["error_message"] = str(e)
@@ -532,6 +536,16 @@ class AdminHandlers:
                 44: self.incremental_alter_configs, 47: self.offset_delete,
                 60: self.describe_cluster, 61: self.describe_producers,
                 75: self.describe_topic_partitions}
+
+
+def _below_lso(pr: dict, ts: int, plog: PartitionLog) -> None:
+    """read_committed ListOffsets, as Kafka: latest is the last stable offset, and a lookup by
+    time finds nothing at or past it."""
+    lso = last_stable_offset(plog)
+    if ts == LATEST:
+        pr["offset"] = lso
+    elif ts >= 0 and pr["offset"] >= lso:
+        pr["offset"] = pr["timestamp"] = pr["leader_epoch"] = -1
 
 
 def _fail(res: dict, code: int, message: str) -> int:

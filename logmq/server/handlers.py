@@ -32,6 +32,7 @@ from logmq.server.limits import ServerLimits
 from logmq.server.scram_admin import ScramAdminHandlers
 from logmq.server.share import ShareHandlers
 from logmq.server.topic_ids import ZERO_ID, TopicIds
+from logmq.server.txn import TxnHandlers
 from logmq.server.wire_versions import by_topic_id, filter_groups, offset_fetch_groups
 
 if TYPE_CHECKING:
@@ -108,7 +109,8 @@ def error_code(e: BaseException | None) -> int:
 
 
 
-class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers, ScramAdminHandlers):
+class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers, ScramAdminHandlers,
+               TxnHandlers):
     """The request handlers of one server (one broker, node id 0)."""
 
     def __init__(self, broker: Broker, host: str, port: int, *,
@@ -221,11 +223,8 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers, ScramAdminHandlers)
         return {"throttle_time_ms": 0, **self._coordinator(key_type, body.get("key", ""))}
 
     def _coordinator(self, key_type: int, key: str) -> dict:
-        """Who coordinates ``key`` (a group id, transactional id or share-group key)."""
-        if key_type != 0:  # transactions have no coordinator here
-            return {"error_code": COORDINATOR_NOT_AVAILABLE,
-                    "error_message": "transactions are not supported", "node_id": -1,
-                    "host": "", "port": -1}
+        """Who coordinates ``key`` (a group id, transactional id or share-group key): this
+        node, for every key type (it is the whole cluster)."""
         return {"error_code": NONE, "error_message": None, "node_id": NODE_ID,
                 "host": self.host, "port": self.port}
 
@@ -260,7 +259,7 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers, ScramAdminHandlers)
                 plog.config, single_batch=True,
                 max_uncompressed_bytes=self.limits.max_uncompressed_batch_bytes)
             data, headers = validate_produce(records or b"", policy)
-            first, _ = plog.append(data, validate=False, headers=headers)
+            first, _ = self.txn_append(plog, topic, partition, data, headers)
             out["base_offset"] = first
             out["log_start_offset"] = plog.log_start_offset
         except CorruptRecordError as e:
@@ -297,7 +296,8 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers, ScramAdminHandlers)
         try:
             while True:
                 event.clear()
-                resp, total, errors = self._fetch_once(topics, max_bytes)
+                resp, total, errors = self._fetch_once(topics, max_bytes,
+                                                       body.get("isolation_level", 0))
                 left = deadline - time.monotonic()
                 if total >= min_bytes or errors or left <= 0 or self.stopping:
                     return resp
@@ -318,7 +318,8 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers, ScramAdminHandlers)
             for tp in registered:
                 self.broker.remove_waiter(tp, wake)
 
-    def _fetch_once(self, topics: list[dict], max_bytes: int) -> tuple[dict, int, bool]:
+    def _fetch_once(self, topics: list[dict], max_bytes: int,
+                    isolation: int = 0) -> tuple[dict, int, bool]:
         total = 0
         errors = False
         out_topics = []
@@ -350,7 +351,8 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers, ScramAdminHandlers)
                         continue
                     budget = min(p.get("partition_max_bytes", max_bytes), max_bytes - total)
                     if budget > 0 or total == 0:
-                        sl = plog.read(p["fetch_offset"], max(budget, 1))
+                        sl = self.txn_read(plog, p["fetch_offset"], max(budget, 1),
+                                           isolation, pr)
                         if sl is not None:
                             total += sl.length
                             small = sl.length <= _SMALL_SLICE or sl.sealer is not None
@@ -623,10 +625,9 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers, ScramAdminHandlers)
                 if v >= 4 else groups + self.share_listing(body)}
 
     # ------------------------------------------------------------------ admin
-    def init_producer_id(self, body: dict, v: int, client: Any) -> dict:
+    def init_producer_id(self, body: dict, v: int, client: Any) -> dict | Awaitable[dict]:
         if body.get("transactional_id") is not None:
-            return {"throttle_time_ms": 0, "error_code": COORDINATOR_NOT_AVAILABLE,
-                    "producer_id": -1, "producer_epoch": -1}
+            return self.txn_init_producer_id(body, v)
         pid = self.producer_ids.allocate()
         return {"throttle_time_ms": 0, "error_code": NONE, "producer_id": pid,
                 "producer_epoch": 0}
@@ -644,4 +645,5 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers, ScramAdminHandlers)
             **self.kip848_table(),
             **self.share_table(),
             **self.scram_table(),
+            **self.txn_table(),
         }

@@ -235,8 +235,12 @@ def build_offset_map(
     throttle: Throttle | None = None,
     summaries: BatchSummaries | None = None,
     sealer: Sealer | None = None,
+    aborted: Callable[[BatchHeader], bool] | None = None,
 ) -> dict[bytes, int]:
     """key -> offset of its latest record in ``segments`` (null keys and control batches skipped).
+
+    ``aborted`` tells batches of aborted transactions: they are skipped too (an aborted
+    write must not make compaction drop the committed value it never replaced).
 
     With ``summaries``, also remembers each batch's offsets and keys (up to
     :data:`SUMMARY_RECORDS_LIMIT` records), so :func:`clean_group` can decide whether a dirty
@@ -249,7 +253,7 @@ def build_offset_map(
         for buf, pos, h, fpos in iter_segment_batches(seg, seg.size, throttle):
             if throttle is not None:
                 throttle.check()
-            if h.is_control or h.record_count == 0:
+            if h.is_control or h.record_count == 0 or (aborted is not None and aborted(h)):
                 continue
             _, records = _decode(buf, pos, sealer)
             for rec in records:
@@ -423,6 +427,7 @@ def clean_group(
     throttle: Throttle | None = None,
     summaries: BatchSummaries | None = None,
     sealer: Sealer | None = None,
+    aborted: Callable[[BatchHeader], bool] | None = None,
 ) -> GroupResult:
     """Rewrite ``group`` into ``<first base>.*.cleaned`` files (not yet swapped in).
 
@@ -432,6 +437,7 @@ def clean_group(
     (from :func:`build_offset_map`) spare decoding batches that go or stay whole. With
     ``sealer`` (an encrypted topic) batches are opened to be read and a re-encoded batch is
     sealed afresh; a batch copied whole stays as it was sealed (its base offset is kept).
+    Batches of aborted transactions (``aborted``) go whole, as Kafka's cleaner removes them.
     """
     from logmq.codec.records import encode_batch
 
@@ -456,6 +462,10 @@ def clean_group(
                 if h.is_control:
                     data = buf[pos : pos + h.size]
                     writer.append(data, h)
+                    continue
+                if aborted is not None and aborted(h):
+                    res.records_in += h.record_count
+                    res.records_removed += h.record_count
                     continue
                 summary = summaries.get((seg.base_offset, fpos)) if summaries else None
                 if summary is not None:

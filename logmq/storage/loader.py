@@ -18,6 +18,7 @@ from logmq.storage.fsutil import fsync_path as _fsync_dir
 from logmq.storage.fsutil import write_file_atomically
 from logmq.storage.producer_state import ProducerStateTable
 from logmq.storage.segment import LOG_SUFFIX, WHOLE, LogSegment
+from logmq.storage.txn_index import TxnIndex, close_transaction, marker_kind
 
 __all__ = ["LogLoader"]
 
@@ -37,6 +38,7 @@ class LogLoader:
     log_start_offset: int
     recovered_bytes_truncated: int
     producer_state: ProducerStateTable
+    txn_index: TxnIndex
     _on_disk: tuple[int, int] | None
     _no_producers_below: int
     _segments: list[LogSegment]
@@ -191,6 +193,7 @@ class LogLoader:
         ps = self.producer_state
         ps.load()
         end = self.next_offset
+        self.txn_index.load(self._bases, end)
         if ps.snapshot_offset > end:  # the log lost its tail in recovery
             ps.truncate(end)
             ps.snapshot_offset = end
@@ -204,11 +207,18 @@ class LogLoader:
             found = seg.translate(start)
             if found is None:
                 continue
-            for _, h in seg.iter_headers(found[0]):
+            for pos, h in seg.iter_headers(found[0]):
                 if h.producer_id >= 0:
-                    ps.update(h, h.base_offset)
+                    if h.is_control:  # a marker: the transaction it ends is closed
+                        commit, cepoch = marker_kind(seg.read(pos, h.size), h)
+                        close_transaction(ps, self.txn_index, self._bases, h.next_offset,
+                                          h.producer_id, h.producer_epoch, commit,
+                                          h.base_offset, cepoch)
+                    else:
+                        ps.update(h, h.base_offset)
 
     def _snapshot_producers(self) -> None:
         ps = self.producer_state
+        self.txn_index.sync()  # entries at or below the snapshot must not need a replay
         if ps.producers or ps.snapshot_offset:
             ps.snapshot(self.next_offset)

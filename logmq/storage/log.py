@@ -61,6 +61,7 @@ from logmq.storage.loader import LogLoader
 from logmq.storage.producer_state import ProducerStateTable
 from logmq.storage.sealing import seal_buffers, sealer_for
 from logmq.storage.segment import LogSegment
+from logmq.storage.txn_index import TxnIndex
 
 _log = logging.getLogger("logmq.storage")
 
@@ -155,6 +156,7 @@ class PartitionLog(LogLoader):
         self._segments: list[LogSegment] = []
         self._bases: list[int] = []
         self.producer_state = ProducerStateTable(directory)
+        self.txn_index = TxnIndex(directory)
         try:
             self._load(clean)
             self._load_producer_state()
@@ -484,6 +486,7 @@ class PartitionLog(LogLoader):
             seg = self._segments.pop(0)
             self._bases.pop(0)
             seg.delete()
+        self.txn_index.retain(self._bases, self.log_start_offset)
 
     def delete_oldest_segment(self, expected: LogSegment | None = None) -> LogSegment | None:
         """Remove the oldest closed segment (never the active one); advance the log start.
@@ -502,6 +505,7 @@ class PartitionLog(LogLoader):
             self.log_start_offset = max(self.log_start_offset, self._segments[0].base_offset)
             self._write_checkpoint()
             seg.delete()
+            self.txn_index.retain(self._bases, self.log_start_offset)
             return seg
 
     def replace_segments(
@@ -556,6 +560,7 @@ class PartitionLog(LogLoader):
             if self.log_start_offset < self._segments[0].base_offset:
                 self.log_start_offset = self._segments[0].base_offset
                 self._write_checkpoint()
+            self.txn_index.retain(self._bases, self.log_start_offset)
             return new
 
     def truncate_to(self, offset: int) -> None:
@@ -573,6 +578,7 @@ class PartitionLog(LogLoader):
             self.recovery_point = min(self.recovery_point, self.next_offset)
             self._write_checkpoint()
             self.producer_state.truncate(offset)
+            self.txn_index.truncate(offset)
             self._snapshot_producers()
 
     # ------------------------------------------------------------------ lifecycle

@@ -18,7 +18,7 @@ import os
 from collections import deque
 from dataclasses import dataclass, field
 
-from logmq.codec.batch import BatchHeader
+from logmq.codec.batch import CONTROL_MASK, TRANSACTIONAL_MASK, BatchHeader
 from logmq.errors import (
     DuplicateSequenceError,
     InvalidProducerEpochError,
@@ -36,6 +36,13 @@ SNAPSHOT = "producer-snapshot"
 @dataclass
 class ProducerEntry:
     epoch: int
+    #: offset of this producer's first batch in the open transaction (-1: none open); the
+    #: partition's last stable offset is the smallest of these
+    txn_first: int = -1
+    #: the max timestamp of the producer's last batch (DescribeProducers' LastTimestamp)
+    last_timestamp: int = -1
+    #: the coordinator epoch of the last marker (DescribeProducers' LatestCoordinatorEpoch)
+    coordinator_epoch: int = -1
     # (first_seq, last_seq, base_offset) of the most recent batches, oldest first
     batches: deque[tuple[int, int, int]] = field(default_factory=lambda: deque(maxlen=BATCHES_KEPT))
 
@@ -54,6 +61,9 @@ class ProducerStateTable:
     def __init__(self, directory: str) -> None:
         self.path = os.path.join(directory, SNAPSHOT)
         self.producers: dict[int, ProducerEntry] = {}
+        #: producer id -> first offset of its open transaction (what the LSO is computed
+        #: from without walking every producer the partition ever saw)
+        self.ongoing: dict[int, int] = {}
         self.snapshot_offset = 0
 
     def check(self, h: BatchHeader) -> int | None:
@@ -90,12 +100,45 @@ class ProducerStateTable:
     def update(self, h: BatchHeader, base_offset: int) -> None:
         """Record an appended batch (``h`` carries the assigned base offset)."""
         pid = h.producer_id
-        if pid < 0 or h.base_sequence < 0:
+        if pid < 0 or h.base_sequence < 0 or h.attributes & CONTROL_MASK:
             return
         e = self.producers.get(pid)
         if e is None or h.producer_epoch > e.epoch:
-            e = self.producers[pid] = ProducerEntry(h.producer_epoch)
+            txn_first = e.txn_first if e is not None else -1
+            e = self.producers[pid] = ProducerEntry(h.producer_epoch, txn_first)
         e.batches.append((h.base_sequence, h.base_sequence + h.last_offset_delta, base_offset))
+        e.last_timestamp = h.max_timestamp
+        if h.attributes & TRANSACTIONAL_MASK and e.txn_first < 0:
+            e.txn_first = base_offset
+            self.ongoing[pid] = base_offset
+
+    def end_txn(self, pid: int, epoch: int, marker_offset: int,
+                coordinator_epoch: int = 0) -> int:
+        """A COMMIT/ABORT marker at ``marker_offset``: close the producer's open transaction.
+
+        Returns the first offset of the transaction it closed (the marker's own offset when
+        none was open, as Kafka records it). The marker's epoch fences older epochs: a
+        coordinator that bumped the epoch to abort a timed-out transaction writes it.
+        """
+        e = self.producers.get(pid)
+        if e is None:
+            e = self.producers[pid] = ProducerEntry(epoch)
+        elif epoch > e.epoch:
+            e.epoch = epoch
+            e.batches.clear()
+        first = e.txn_first if e.txn_first >= 0 else marker_offset
+        e.txn_first = -1
+        self.ongoing.pop(pid, None)
+        e.coordinator_epoch = coordinator_epoch
+        return first
+
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the oldest open transaction (None: every one is complete)."""
+        return min(self.ongoing.values()) if self.ongoing else None
+
+    def open_transaction(self, pid: int) -> int:
+        e = self.producers.get(pid)
+        return e.txn_first if e is not None else -1
 
     # ------------------------------------------------------------------ persistence
     def load(self) -> None:
@@ -104,20 +147,28 @@ class ProducerStateTable:
                 raw = json.load(f)
         except (FileNotFoundError, ValueError):
             self.producers = {}
+            self.ongoing = {}
             self.snapshot_offset = 0
             return
         self.snapshot_offset = int(raw.get("offset", 0))
         self.producers = {}
-        for pid, (epoch, batches) in raw.get("producers", {}).items():
-            e = ProducerEntry(int(epoch))
+        self.ongoing = {}
+        for pid, row in raw.get("producers", {}).items():
+            epoch, batches = row[0], row[1]
+            extra = [int(x) for x in row[2:5]] + [-1] * (5 - len(row))
+            e = ProducerEntry(int(epoch), txn_first=extra[0], last_timestamp=extra[1],
+                              coordinator_epoch=extra[2])
             for b in batches:
                 e.batches.append((int(b[0]), int(b[1]), int(b[2])))
             self.producers[int(pid)] = e
+            if e.txn_first >= 0:
+                self.ongoing[int(pid)] = e.txn_first
 
     def snapshot(self, offset: int) -> None:
         """Write the state as of ``offset`` atomically (called when the log checkpoints)."""
         data = {"offset": offset,
-                "producers": {str(pid): [e.epoch, list(e.batches)]
+                "producers": {str(pid): [e.epoch, list(e.batches), e.txn_first, e.last_timestamp,
+                                             e.coordinator_epoch]
                               for pid, e in self.producers.items()}}
         write_file_atomically(self.path, json.dumps(data).encode())
         self.snapshot_offset = offset
@@ -129,5 +180,8 @@ class ProducerStateTable:
             kept = [b for b in e.batches if b[2] < offset]
             e.batches.clear()
             e.batches.extend(kept)
-            if not kept:
+            if e.txn_first >= offset:
+                e.txn_first = -1
+                self.ongoing.pop(pid, None)
+            if not kept and e.txn_first < 0:
                 del self.producers[pid]

@@ -15,8 +15,6 @@ lands). Three kinds of reason, by prefix:
 
 from __future__ import annotations
 
-TXN = "not built yet: transactions (InitProducerId with a transactional id answers " \
-      "COORDINATOR_NOT_AVAILABLE, so the client times out)"
 FLUSH_MS = "deliberate: flush.ms describes logmq's real fsync timer (fsync=interval, every " \
            "1000 ms by default: one node has no replicas to survive a crash on, so it " \
            "fsyncs where Kafka leaves it to the OS and says 9223372036854775807); with " \
@@ -26,7 +24,6 @@ KJS_START = "kafka-side: KafkaJS 2.2 against Kafka 4.4 sometimes gets the log en
             "so its group consumer waits at the end and the group steps after it differ"
 
 EXPECTED: dict[tuple[str, str], str] = {
-    ("*", "transactions"): TXN,
     **{("kafkajs", op): KJS_START for op in (
         "offsets_earliest", "offsets_by_time", "group_consume_commit", "group_offsets",
         "group_reset", "delete_records")},
