@@ -40,6 +40,7 @@ echo "step-oracle: tools ready in $(( $(date +%s) - t0 ))s"
 mkdir -p build
 rm -f build/oracle-results.json
 export LOGMQ_ORACLE_RESULTS="$PWD/build/oracle-results.json"
-timeout 1200 python3 -m pytest -q -m oracle tests/oracle -p no:cacheprovider
+# ~15 min warm on 2 cores: differential, CLI, KIP-848, share groups, SASL, ACLs, cluster mode
+timeout 2400 python3 -m pytest -q -m oracle tests/oracle -p no:cacheprovider
 python3 tools/compat_matrix.py --results build/oracle-results.json > build/compat-matrix.md
 echo "step-oracle: done in $(( $(date +%s) - t0 ))s (matrix: build/compat-matrix.md)"
