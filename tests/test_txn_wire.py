@@ -54,6 +54,7 @@ EXPECTED: dict[str, Any] = {
     'produce_new_epoch': [0, 2],
     'add_offsets': 0,
     'txn_offset_commit': 0,
+    'offsets_unstable': [0, 88, -1],  # require_stable while a transaction holds the offset
     'commit': 0,
     'offsets_after_commit': [0, 0, 1, "m"],
     'fetch_committed': [0, 4, 4, [[True, 0]]],

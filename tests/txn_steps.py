@@ -168,6 +168,10 @@ def run_steps(host: str, port: int, topic: str, tid: str) -> dict[str, Any]:
                                        "committed_leader_epoch": -1,
                                        "committed_metadata": "m"}]}]}))
         obs["txn_offset_commit"] = tc["topics"][0]["partitions"][0]["error_code"]
+        us = raw.call(9, 7, {"group_id": tid + "-group", "topics": [
+            {"name": topic, "partition_indexes": [0]}], "require_stable": True})
+        up = us["topics"][0]["partitions"][0]
+        obs["offsets_unstable"] = (us["error_code"], up["error_code"], up["committed_offset"])
         obs["commit"] = _end(raw, 3, tid, pid, e2, True)
         of = {}
         deadline = time.monotonic() + 10  # Kafka applies the offsets a moment after EndTxn

@@ -156,6 +156,10 @@ class Broker:
                 self._transactions.start()
             return self._transactions
 
+    def has_transactions(self) -> bool:
+        """Whether the transaction coordinator runs (a check that does not start it)."""
+        return self._transactions is not None
+
     @property
     def queues(self) -> QueueManager:
         """The queue engine (share groups, dedup, queue depth, request-reply), on first use."""

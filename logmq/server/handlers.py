@@ -10,9 +10,7 @@ await notifications instead of sleeping.
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,14 +29,14 @@ from logmq.server.kip848 import Kip848Handlers
 from logmq.server.limits import ServerLimits
 from logmq.server.scram_admin import ScramAdminHandlers
 from logmq.server.share import ShareHandlers
-from logmq.server.topic_ids import ZERO_ID, TopicIds
+from logmq.server.topic_ids import ZERO_ID, TopicIds, cluster_id_of
 from logmq.server.txn import TxnHandlers
 from logmq.server.wire_versions import by_topic_id, filter_groups, offset_fetch_groups
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
 
-__all__ = ["Handlers", "NODE_ID", "ServerStopping", "cluster_id_of"]
+__all__ = ["Handlers", "NODE_ID", "ServerStopping"]
 T = TypeVar("T")
 
 NODE_ID = 0
@@ -74,22 +72,6 @@ class ServerStopping(Exception):
 def _consume(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled():
         fut.exception()
-
-
-def cluster_id_of(broker: Broker) -> str:
-    """The data directory's cluster id: made once (Kafka's 22-character form), then kept.
-
-    Clients compare it across reconnects to detect talking to a different cluster, so it must
-    survive restarts; it lives in the data directory's LMDB environment.
-    """
-    env = broker.meta.env
-    db = env.open_db(b"server")
-    with env.begin(db=db, write=True) as txn:
-        raw = txn.get(b"cluster_id")
-        if raw is None:
-            raw = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=")
-            txn.put(b"cluster_id", raw)
-    return bytes(raw).decode()
 
 
 def _check_name(name: Any) -> None:
@@ -582,6 +564,8 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers, ScramAdminHandlers,
                               "error_code": INVALID_TOPIC if req is not None and t in bad
                               else NONE})
             topics.append({"name": t, "partitions": parts})
+        if body.get("require_stable"):  # v7+: offsets an open transaction holds are unstable
+            self.mark_unstable(group, topics)
         return {"throttle_time_ms": 0, "topics": topics, "error_code": NONE}
 
     def describe_groups(self, body: dict, v: int, client: Any) -> dict:

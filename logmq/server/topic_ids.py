@@ -10,6 +10,7 @@ flood of unknown ids costs a dict lookup each, not a scan of every topic.
 
 from __future__ import annotations
 
+import base64
 import threading
 import uuid
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
 
-__all__ = ["TopicIds", "ZERO_ID"]
+__all__ = ["TopicIds", "ZERO_ID", "cluster_id_of", "id_bytes"]
 
 #: Kafka's Uuid.ZERO_UUID: "no id" (a topic named by name, or an unknown one)
 ZERO_ID = b"\x00" * 16
@@ -61,3 +62,19 @@ class TopicIds:
         self._by_id = {id_bytes(self.broker.topic_id(n)): n for n in self.broker.list_topics()}
         self._by_id.pop(ZERO_ID, None)
         self._version = version
+
+
+def cluster_id_of(broker: Broker) -> str:
+    """The data directory's cluster id: made once (Kafka's 22-character form), then kept.
+
+    Clients compare it across reconnects to detect talking to a different cluster, so it must
+    survive restarts; it lives in the data directory's LMDB environment.
+    """
+    env = broker.meta.env
+    db = env.open_db(b"server")
+    with env.begin(db=db, write=True) as txn:
+        raw = txn.get(b"cluster_id")
+        if raw is None:
+            raw = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=")
+            txn.put(b"cluster_id", raw)
+    return bytes(raw).decode()

@@ -205,6 +205,19 @@ class TxnHandlers:
             out.append({"producer_id": m["producer_id"], "topics": topics})
         return {"markers": out}
 
+    def mark_unstable(self, group: str, topics: list[dict]) -> None:
+        """OffsetFetch with ``require_stable``: a partition whose offset an open transaction
+        holds answers UNSTABLE_OFFSET_COMMIT (the client retries), as Kafka does; Kafka
+        Streams' exactly-once reads its offsets this way."""
+        if not self.broker.has_transactions():
+            return
+        pending = self.broker.transactions.pending_offsets(group)
+        for t in topics:
+            for p in t["partitions"]:
+                if (t["name"], p["partition_index"]) in pending:
+                    p["error_code"] = _E.UNSTABLE_OFFSET_COMMIT
+                    p["committed_offset"] = -1
+
     def txn_table(self) -> dict[int, Any]:
         return {24: self.add_partitions_to_txn, 25: self.add_offsets_to_txn,
                 26: self.end_txn, 27: self.write_txn_markers, 28: self.txn_offset_commit,
