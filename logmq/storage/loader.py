@@ -1,8 +1,23 @@
 """Opening a partition: its checkpoint, the segments on disk, recovery and producer state.
 
-Kafka's ``LogLoader`` in spirit, kept next to the format it recovers (see
-:mod:`logmq.storage.log` for the recovery rules). A mixin of :class:`PartitionLog`: it runs
-once, from the constructor, before the log takes appends.
+Kafka's ``LogLoader`` in spirit, kept next to the format it recovers. A mixin of
+:class:`PartitionLog`: it runs once, from the constructor, before the log takes appends.
+Recovery follows these rules:
+
+* A cleanly closed data directory (the broker's clean-shutdown marker) is trusted: closed
+  segments are not read at all, and only the last index interval of the active segment is
+  walked to find the next offset.
+* Otherwise every segment from the one holding the checkpointed recovery point onward is
+  scanned: each batch's length and CRC are checked, indexes are rebuilt, and the first invalid
+  batch *above the recovery point* ends the log (it and everything after it, including later
+  segments, is cut, and the cut is logged at WARNING with partition, byte range and record
+  count). Batches below the recovery point were fsynced before the checkpoint was written, so
+  an invalid one there is damage, not a torn write: it raises CorruptRecordError naming file
+  and byte (``repair=True`` cuts there instead, with the same warning). Segments before the
+  recovery point are not scanned; corruption there surfaces when read, as the same error.
+* A clean marker is trusted only if the checkpoint agrees (recovery point == log end): a
+  partition whose close failed (full disk, failed fsync) is recovered like after a crash.
+* Leftovers of an interrupted compaction swap are finished or discarded (see ``_finish_swaps``).
 """
 
 from __future__ import annotations

@@ -1,23 +1,8 @@
 """A partition's log: an ordered directory of segments, with appends, reads and crash recovery.
 
 Directory ``<topic>-<partition>/`` holds ``<20-digit base>.log/.index/.timeindex`` files and a
-``checkpoint`` file (recovery point and log start offset). Recovery (in
-:mod:`logmq.storage.loader`, the open half of this class) follows these rules:
-
-* A cleanly closed data directory (the broker's clean-shutdown marker) is trusted: closed
-  segments are not read at all, and only the last index interval of the active segment is
-  walked to find the next offset.
-* Otherwise every segment from the one holding the checkpointed recovery point onward is
-  scanned: each batch's length and CRC are checked, indexes are rebuilt, and the first invalid
-  batch *above the recovery point* ends the log (it and everything after it, including later
-  segments, is cut, and the cut is logged at WARNING with partition, byte range and record
-  count). Batches below the recovery point were fsynced before the checkpoint was written, so
-  an invalid one there is damage, not a torn write: it raises CorruptRecordError naming file
-  and byte (``repair=True`` cuts there instead, with the same warning). Segments before the
-  recovery point are not scanned; corruption there surfaces when read, as the same error.
-* A clean marker is trusted only if the checkpoint agrees (recovery point == log end): a
-  partition whose close failed (full disk, failed fsync) is recovered like after a crash.
-* Leftovers of an interrupted compaction swap are finished or discarded (see ``_finish_swaps``).
+``checkpoint`` file (recovery point and log start offset). Recovery is the open half of
+this class, with its rules: :mod:`logmq.storage.loader`.
 
 Write failures (see :mod:`logmq.storage.fsutil`): an append that fails is cut back off the
 segment before :class:`~logmq.errors.DiskFullError` is raised, so the log stays consistent
@@ -62,8 +47,6 @@ from logmq.storage.producer_state import ProducerStateTable
 from logmq.storage.sealing import seal_buffers, sealer_for
 from logmq.storage.segment import LogSegment
 from logmq.storage.txn_index import TxnIndex
-
-_log = logging.getLogger("logmq.storage")
 
 __all__ = ["LogConfig", "PartitionLog", "LogSlice", "FSYNC_MODES"]
 
