@@ -356,9 +356,16 @@ class KafkaBroker:
 
     # ------------------------------------------------------------------ clients
     def producer(self, **config: Any) -> Any:
+        """A producer; with ``transactional_id=`` a transactional one (begin/commit/abort,
+        see :mod:`logmq.cluster.txn_producer`)."""
         from logmq.cluster.producer import ClusterProducer
 
         self.check_open()
+        if config.get("transactional_id") is not None:
+            from logmq.cluster.txn_producer import ClusterTransactionalProducer
+
+            return ClusterTransactionalProducer(self, config.pop("transactional_id"), **config)
+        config.pop("transactional_id", None)
         return ClusterProducer(self, **config)
 
     def consumer(self, *topics: str, **config: Any) -> Any:

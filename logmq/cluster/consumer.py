@@ -69,8 +69,11 @@ class ClusterConsumer(Seeking):
         auto_commit_interval_ms: int = 5_000,
         assignor: str = "range",
         client_id: str = "logmq",
+        isolation_level: str = "read_uncommitted",
         kafka_config: dict[str, Any] | None = None,
     ) -> None:
+        if isolation_level not in ("read_uncommitted", "read_committed"):
+            raise errors.ConfigError("isolation_level must be read_uncommitted or read_committed")
         if auto_offset_reset not in _RESETS:
             raise errors.ConfigError(f"auto_offset_reset must be one of {tuple(_RESETS)}")
         if max_poll_records < 1 or fetch_max_bytes < 1:
@@ -109,6 +112,7 @@ class ClusterConsumer(Seeking):
             "check.crcs": bool(check_crcs),
             "client.id": client_id,
             "enable.partition.eof": False,
+            "isolation.level": isolation_level,
         })
         cfg.update(kafka_config or {})
         self._c = CKConsumer(cfg)
