@@ -255,3 +255,16 @@ def test_damage_after_clean_close_is_reported_not_truncated(tmp_path):
     fixed = PartitionLog(str(tmp_path / "t-0"), "t", 0, lg.config, clean=True, repair=True)
     assert fixed.next_offset == 40
     fixed.close()
+
+
+def test_a_deleted_partition_answers_unknown_topic(tmp_path):
+    """A request that still holds a partition deleted under it (DeleteRecords racing a topic
+    deletion: the wire fuzz found it) gets a typed error, not an IndexError."""
+    from logmq.errors import UnknownTopicError
+
+    plog = PartitionLog(str(tmp_path / "t-0"), "t", 0)
+    plog.delete()
+    with pytest.raises(UnknownTopicError):
+        _ = plog.next_offset
+    with pytest.raises(UnknownTopicError):
+        plog.delete_records(0)

@@ -38,6 +38,7 @@ from logmq.errors import (
     OffsetOutOfRangeError,
     OutOfOrderSequenceError,
     RecordTooLargeError,
+    UnknownTopicError,
 )
 from logmq.storage.fsutil import fsync_path as _fsync_dir
 from logmq.storage.fsutil import write_error
@@ -153,7 +154,7 @@ class PartitionLog(LogLoader):
     @property
     def next_offset(self) -> int:
         """The log end offset: the offset the next appended record gets."""
-        return self._segments[-1].next_offset
+        return self.active_segment.next_offset
 
     @property
     def size_bytes(self) -> int:
@@ -167,7 +168,10 @@ class PartitionLog(LogLoader):
 
     @property
     def active_segment(self) -> LogSegment:
-        return self._segments[-1]
+        segs = self._segments
+        if not segs:  # deleted under a request that still held it (DeleteRecords racing it)
+            raise UnknownTopicError(self.topic)
+        return segs[-1]
 
     @property
     def sealer(self) -> Sealer | None:
