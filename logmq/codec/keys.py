@@ -24,8 +24,10 @@ def _select(name: str, pure: Any) -> Any:
         except ImportError:
             pass
         else:
-            _native._fallbacks[name] = pure
-            return getattr(_native, name)
+            native = getattr(_native, name, None)  # None: a build older than this module
+            if native is not None:
+                _native._fallbacks[name] = pure
+                return native
     return pure
 
 
