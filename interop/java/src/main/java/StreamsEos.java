@@ -1,8 +1,11 @@
 // A Kafka Streams (4.4.0) word count with processing.guarantee=exactly_once_v2: what a Streams
 // application needs from a broker (internal changelog/repartition topics, transactions with
 // offsets, require_stable offset fetches, read_committed reads, DeleteRecords on repartition
-// topics, a classic consumer group). The input holds 50 committed lines and, between them, one
+// topics, a classic consumer group). The input holds 50 committed lines and, before them, one
 // ABORTED transaction of "ghost" words, which an exactly-once application must never count.
+// Three instances in turn: the first counts half the lines and closes; a "zombie" (a child
+// JVM, empty state dir) counts the rest into a transaction and is killed before committing;
+// a restart in the zombie's state dir fences it and must end on the exact counts.
 // Prints ONE JSON line: the read_committed view of the output (last count per word), the
 // Streams state, the first error, and whether anything beyond the right counts was ever seen.
 // Usage: java -cp target/classes:target/lib/* StreamsEos --bootstrap HOST:PORT --prefix P
@@ -18,6 +21,7 @@ import org.apache.kafka.clients.producer.*;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.serialization.*;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.streams.*;
 import org.apache.kafka.streams.CloseOptions;
 import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
@@ -28,7 +32,7 @@ public class StreamsEos {
   static final String[] VOCAB = {"apple", "banana", "cherry", "date", "elder", "fig", "grape",
       "honey"};
   static final int LINES = 50;
-  static final long DEADLINE_MS = 120_000;
+  static final long DEADLINE_MS = 150_000;
 
   static String line(int i) {
     StringBuilder sb = new StringBuilder();
@@ -89,7 +93,8 @@ public class StreamsEos {
     boolean overCount, ghostSeen, decreased;
   }
 
-  static KafkaStreams start(String bs, String prefix, Path stateDir, Run run) {
+  static KafkaStreams start(String bs, String prefix, Path stateDir, Run run,
+      Map<String, Object> overrides) {
     StreamsBuilder b = new StreamsBuilder();
     b.stream(prefix + "-in", Consumed.with(Serdes.String(), Serdes.String()))
         .flatMapValues(v -> Arrays.asList(v.split(" ")))
@@ -107,6 +112,10 @@ public class StreamsEos {
     sp.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
     sp.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
     sp.put(StreamsConfig.consumerPrefix(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG), "earliest");
+    // a killed member leaves the group after 6 s, not the default 45 s
+    sp.put(StreamsConfig.consumerPrefix(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG), 6000);
+    sp.put(StreamsConfig.consumerPrefix(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG), 1000);
+    sp.putAll(overrides);
     KafkaStreams streams = new KafkaStreams(b.build(), sp);
     streams.setUncaughtExceptionHandler(e -> {
       run.error.compareAndSet(null, first(e));
@@ -165,11 +174,69 @@ public class StreamsEos {
     return false;
   }
 
+  /** How many records a read_uncommitted reader sees past {@code from} (the zombie's open
+   * transaction): waits for the first, then gathers for another second. */
+  static int pending(String bs, Map<TopicPartition, Long> from, long end) {
+    Properties cp = new Properties();
+    cp.put("bootstrap.servers", bs);
+    cp.put("isolation.level", "read_uncommitted");
+    cp.put("enable.auto.commit", "false");
+    cp.put("key.deserializer", ByteArrayDeserializer.class.getName());
+    cp.put("value.deserializer", ByteArrayDeserializer.class.getName());
+    int seen = 0;
+    try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(cp)) {
+      c.assign(from.keySet());
+      from.forEach(c::seek);
+      while (System.currentTimeMillis() < end) {
+        seen += c.poll(Duration.ofMillis(200)).count();
+        if (seen > 0) end = Math.min(end, System.currentTimeMillis() + 1000);
+      }
+    }
+    return seen;
+  }
+
+  /**
+   * The zombie: an instance that processes into a transaction it never commits (commit
+   * interval 60 s, transaction timeout 120 s, no record cache, so its output is sent at once) until the parent kills it.
+   */
+  static void child(String bs, String prefix, Path stateDir) throws Exception {
+    Run run = new Run();
+    KafkaStreams s = start(bs, prefix, stateDir, run, Map.of(
+        StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 60_000,
+        StreamsConfig.producerPrefix(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG), 120_000,
+        StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0));
+    long end = System.currentTimeMillis() + DEADLINE_MS;  // bounded: killed long before this
+    String last = "";
+    while (System.currentTimeMillis() < end) {
+      String now = s.state() + " " + run.error.get();
+      if (!now.equals(last)) System.err.println("zombie: " + now);
+      last = now;
+      Thread.sleep(100);
+    }
+    System.exit(3);
+  }
+
+  /** Spawns the zombie in its own JVM (its stderr beside its state dir, as DIR.err). */
+  static Process zombie(String bs, String prefix, Path stateDir) throws Exception {
+    String java = ProcessHandle.current().info().command().orElse("java");
+    Process proc = new ProcessBuilder(java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp",
+        System.getProperty("java.class.path"), "StreamsEos", "--child", stateDir.toString(),
+        "--bootstrap", bs, "--prefix", prefix)
+        .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+        .redirectError(stateDir.resolveSibling(stateDir.getFileName() + ".err").toFile()).start();
+    return proc;
+  }
+
   public static void main(String[] args) throws Exception {
-    String bs = null, prefix = null;
+    String bs = null, prefix = null, childDir = null;
     for (int i = 0; i + 1 < args.length; i += 2) {
       if (args[i].equals("--bootstrap")) bs = args[i + 1];
       if (args[i].equals("--prefix")) prefix = args[i + 1];
+      if (args[i].equals("--child")) childDir = args[i + 1];
+    }
+    if (childDir != null) {
+      child(bs, prefix, Path.of(childDir));
+      return;
     }
     String in = prefix + "-in", out = prefix + "-out";
     long t0 = System.currentTimeMillis(), end = t0 + DEADLINE_MS;
@@ -189,14 +256,14 @@ public class StreamsEos {
     try (Admin admin = Admin.create(ap)) {
       admin.createTopics(List.of(new NewTopic(in, 2, (short) 1),
           new NewTopic(out, 1, (short) 1))).all().get();
+      TopicPartition tp = new TopicPartition(out, 0);
       try (KafkaProducer<String, String> prod = producer(bs, prefix + "-input-txn");
            KafkaConsumer<String, Long> c = new KafkaConsumer<>(cp)) {
-        TopicPartition tp = new TopicPartition(out, 0);
         c.assign(List.of(tp));
         c.seekToBeginning(List.of(tp));
         // phase 1: the first half (after an aborted ghost transaction), then a clean close
         produceInput(prod, in, 0, LINES / 2, true);
-        streams = start(bs, prefix, Files.createTempDirectory("streams-eos-1-"), run);
+        streams = start(bs, prefix, Files.createTempDirectory("streams-eos-1-"), run, Map.of());
         await(c, streams, run, half, want, end);
         res.put("phase1_counts", new TreeMap<>(run.counts));
         res.put("phase1_ms", System.currentTimeMillis() - t0);
@@ -204,11 +271,36 @@ public class StreamsEos {
         streams.close(CloseOptions.groupMembershipOperation(
             CloseOptions.GroupMembershipOperation.LEAVE_GROUP).withTimeout(Duration.ofSeconds(20)));
         streams = null;
-        // phase 2: a new instance with an EMPTY state dir restores "counts" from its
-        // changelog (read_committed, past the transaction markers) before counting on
+        // phase 2: a zombie (another JVM, EMPTY state dir, so it restores the counts from the
+        // changelog) counts the second half into a transaction that stays open; it is killed
         if (run.error.get() == null) {
+          // the zombie writes into the repartition topic; its own read_committed reads of it
+          // (and so the counts and the output) wait for a commit that never comes
+          Map<TopicPartition, OffsetSpec> q = new HashMap<>();
+          for (int p = 0; p < 2; p++) {
+            q.put(new TopicPartition(prefix + "-app-words-repartition", p), OffsetSpec.latest());
+          }
+          Map<TopicPartition, Long> from = new HashMap<>();
+          admin.listOffsets(q).all().get().forEach((k, v) -> from.put(k, v.offset()));
           produceInput(prod, in, LINES / 2, LINES, false);
-          streams = start(bs, prefix, Files.createTempDirectory("streams-eos-2-"), run);
+          Path dir = Files.createTempDirectory("streams-eos-2-");
+          Process z = zombie(bs, prefix, dir);
+          int zombieRecords;
+          try {
+            zombieRecords = pending(bs, from, Math.min(end, System.currentTimeMillis() + 60_000));
+          } finally {
+            z.destroyForcibly();
+            z.waitFor();
+          }
+          res.put("zombie_pending_seen", zombieRecords > 0);
+          if (zombieRecords == 0) {
+            Path err = dir.resolveSibling(dir.getFileName() + ".err");
+            res.put("zombie_stderr", Files.exists(err) ? Files.readString(err) : "(none)");
+          }
+          // phase 3: a restart in the zombie's state dir (same process id, so the same
+          // transactional ids: InitProducerId fences the zombie and aborts its transaction)
+          // restores the committed counts and counts the second half again, exactly once
+          streams = start(bs, prefix, dir, run, Map.of());
           await(c, streams, run, want, want, end);
           state = streams.state().toString();
           res.put("internal_topics", internalTopics(admin, prefix));
