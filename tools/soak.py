@@ -384,10 +384,13 @@ def run(duration: float, data: str | None, seed: int, disk_full: bool,
                 end = time.monotonic() + 4
             while time.monotonic() < end and proc.poll() is None:
                 time.sleep(0.05)
-            if final:  # drain: until consumers have been quiet for 3 s (at most 120 s)
+            if final:  # drain: until consumers have been quiet for 3 s and every
+                # acknowledged job was processed (at most 120 s): a job whose redelivery
+                # waits out a lock or a backoff longer than the quiet window is late, not
+                # lost; one still unprocessed after 120 s is reported as lost
                 limit = time.monotonic() + 120
                 while (time.monotonic() < limit and proc.poll() is None
-                       and time.monotonic() - st.last_line < 3):
+                       and (time.monotonic() - st.last_line < 3 or st.jobs - st.processed)):
                     time.sleep(0.1)
             if final:
                 proc.send_signal(signal.SIGTERM)  # the drain: close cleanly
