@@ -109,6 +109,10 @@ class SecureServer:
         cfg = load_broker_config(kw)
         self.auth_events: list[tuple] = []
         limits.setdefault("failed_auth_delay_ms", 0)
+        # librdkafka retries a wrong password many times a second: with the default per-IP
+        # limit (60 a minute) one client's failures could lock out the next test's clients
+        # on the same server; the limit itself is tested in test_sasl_wire.py
+        limits.setdefault("auth_failures_per_minute", 1_000_000)
         self.loop = asyncio.new_event_loop()
         self.server = KafkaServer(broker, limits=ServerLimits().replace(**limits),
                                   listeners=listeners_from_config(cfg),
