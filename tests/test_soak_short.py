@@ -17,8 +17,17 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import soak  # noqa: E402
 
 
+def _run(seed: int) -> soak.Report:
+    return soak.run(15, None, seed=seed, disk_full=True, kill_every=(2.0, 4.0), verbose=False)
+
+
 def test_short_soak_loses_and_duplicates_nothing_acknowledged():
-    rep = soak.run(15, None, seed=3, disk_full=True, kill_every=(2.0, 4.0), verbose=False)
+    rep = _run(3)
+    if os.geteuid() == 0 and rep.refused_disk_full == 0:
+        # the 4 s full-disk window fell where no append was tried (a restart in progress):
+        # the fault was not exercised, so run once more; losses count in every run
+        assert (rep.lost, rep.duplicated, rep.jobs_unprocessed) == (0, 0, 0), rep.problems
+        rep = _run(4)
     assert rep.kills >= 2
     assert sum(rep.produced.values()) > 1000
     assert (rep.lost, rep.duplicated, rep.kv_latest_lost) == (0, 0, 0), rep.problems

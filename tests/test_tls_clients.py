@@ -6,7 +6,6 @@ nothing while the server goes on serving."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import shutil
 import socket
@@ -149,11 +148,12 @@ def test_kafka_python_over_sasl_ssl(sasl_srv, pki, caplog):
                       consumer_timeout_ms=10_000, **kw)
     assert next(iter(c)).value == b"hello"  # stops at the first record, not the timeout
     c.close()
-    before = len([e for e in sasl_srv.auth_events if not e[4]])
-    with caplog.at_level(logging.ERROR, logger="kafka"), pytest.raises(KafkaTimeoutError):
+    start = len(sasl_srv.auth_events)
+    with pytest.raises(KafkaTimeoutError):  # never connected: the password was refused
         KafkaProducer(sasl_plain_password="wrong", bootstrap_timeout_ms=2000, **kw)
-    assert len([e for e in sasl_srv.auth_events if not e[4]]) > before
-    assert "Authentication failed" in caplog.text or "SaslAuthenticationFailed" in caplog.text
+    # the server refused alice's wrong password (kafka-python's own log line about it races
+    # its 2 s bootstrap timeout, so the server's record of the refusal is what is checked)
+    assert any(not e[4] and str(e[2]).endswith("alice") for e in sasl_srv.auth_events[start:])
 
 
 def test_aiokafka_over_sasl_ssl(sasl_srv, pki):
