@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from logmq.broker.futures import RecordFuture
 from logmq.broker.producer import Producer
@@ -27,7 +27,22 @@ if TYPE_CHECKING:
     from logmq.broker.transactions import TransactionCoordinator
     from logmq.storage.interface import LogStore
 
-__all__ = ["TransactionalProducer"]
+__all__ = ["TransactionalProducer", "transaction_scope"]
+
+P = TypeVar("P")
+
+
+@contextlib.contextmanager
+def transaction_scope(producer: P) -> Iterator[P]:
+    """One transaction of any producer with begin/commit/abort (embedded or cluster): commit
+    on success, abort on an exception."""
+    producer.begin_transaction()  # type: ignore[attr-defined]
+    try:
+        yield producer
+    except BaseException:
+        producer.abort_transaction()  # type: ignore[attr-defined]
+        raise
+    producer.commit_transaction()  # type: ignore[attr-defined]
 
 
 class TransactionalProducer(Producer):
@@ -96,16 +111,9 @@ class TransactionalProducer(Producer):
         self._has_offsets = False
         self._txn_error = None
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[TransactionalProducer]:
+    def transaction(self) -> contextlib.AbstractContextManager[TransactionalProducer]:
         """``with producer.transaction():`` commits on success, aborts on an exception."""
-        self.begin_transaction()
-        try:
-            yield self
-        except BaseException:
-            self.abort_transaction()
-            raise
-        self.commit_transaction()
+        return transaction_scope(self)
 
     def send_offsets_to_transaction(self, offsets: Mapping[Any, int], group_id: str) -> None:
         """Commit ``group_id``'s offsets (next offset to read, per partition) with the

@@ -9,11 +9,12 @@ a transaction, and a transaction whose send failed can only be aborted.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from logmq import errors
 from logmq.broker.seeking import as_tp
+from logmq.broker.txn_producer import transaction_scope
 from logmq.cluster.common import translate
 from logmq.cluster.producer import ClusterFuture, ClusterProducer
 
@@ -82,16 +83,9 @@ class ClusterTransactionalProducer(ClusterProducer):
         self._in_txn = False
         self._txn_error = None
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[ClusterTransactionalProducer]:
+    def transaction(self) -> contextlib.AbstractContextManager[ClusterTransactionalProducer]:
         """``with producer.transaction():`` commits on success, aborts on an exception."""
-        self.begin_transaction()
-        try:
-            yield self
-        except BaseException:
-            self.abort_transaction()
-            raise
-        self.commit_transaction()
+        return transaction_scope(self)
 
     def send_offsets_to_transaction(self, offsets: Mapping[Any, int], group_id: str) -> None:
         """Commit ``group_id``'s offsets (next offset to read, per partition) with the
