@@ -250,3 +250,23 @@ def test_list_offsets_v11_and_spec_versions(c, broker):
     assert lo(10, -6)["error_code"] == E.UNSUPPORTED_VERSION  # -6 needs v11
     assert lo(6, -3)["error_code"] == E.UNSUPPORTED_VERSION  # max timestamp needs v7
     assert lo(7, -3)["offset"] == 0
+
+
+def test_fetch_high_watermark_covers_records_an_append_raced_in(c, broker, server, monkeypatch):
+    """An append landing between Fetch's look at the end offset and its read must not leave
+    records at or above the high watermark the response states (clients count lag from it)."""
+    broker.create_topic("t", partitions=1)
+    tid = _ids(c, "t")["t"]
+    plog = broker.partition_log("t", 0)
+    orig = plog.read
+
+    def racing_read(offset: int, max_bytes: int):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(plog, "read", orig)
+        plog.append(encode_batch([(None, b"raced")]))  # lands after the end offset was read
+        return orig(offset, max_bytes)
+
+    monkeypatch.setattr(plog, "read", racing_read)
+    part = c.call(1, 16, fetch_body([{"topic_id": tid, "partitions": [fetch_partition(0, 0)]}])
+                  )["responses"][0]["partitions"][0]
+    assert part["records"], "the raced-in batch is in the response"
+    assert part["high_watermark"] == 1 and part["last_stable_offset"] == 1

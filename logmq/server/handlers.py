@@ -335,6 +335,10 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers, ScramAdminHandlers,
                     if budget > 0 or total == 0:
                         sl = self.txn_read(plog, p["fetch_offset"], max(budget, 1),
                                            isolation, pr)
+                        # the high watermark read again after the read: an append racing
+                        # it may have put records past the first value in the slice, and a
+                        # response must not carry records at or above its high watermark
+                        pr["high_watermark"] = max(hw, plog.next_offset)
                         if sl is not None:
                             total += sl.length
                             small = sl.length <= _SMALL_SLICE or sl.sealer is not None

@@ -63,8 +63,10 @@ class TxnHandlers:
         """Fetch's read: read_committed (isolation 1) stops at the last stable offset and
         lists the aborted transactions overlapping what it returns."""
         if not isolation:
+            sl = plog.read(offset, max_bytes)
+            # after the read: an append racing it must not put records past the LSO we answer
             pr["last_stable_offset"] = last_stable_offset(plog)
-            return plog.read(offset, max_bytes)
+            return sl
         sl, lso, aborted = read_committed(plog, offset, max_bytes)
         pr["last_stable_offset"] = lso
         pr["aborted_transactions"] = [{"producer_id": a.producer_id,
