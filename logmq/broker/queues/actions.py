@@ -101,8 +101,10 @@ class Actions(GroupState):
         for rec in recs:
             if rec.in_window and rec.keyed:
                 part = parts[rec.p]
-                if rec.off < part.spso:
-                    part.rng.drop(rec.off)
+                if rec.off < part.spso:  # RangeMap.drop, inlined (per record)
+                    rng = part.rng
+                    rng.st.pop(rec.off, None)
+                    rng.dirty.add(rec.off)
                 else:
                     part.rng.set(rec.off, done)
                     heapq.heappush(part.done_keyed, rec.off)

@@ -88,47 +88,55 @@ class RangeMap:
             return
         keys = self.keys
         owner = self.owner
-        old: dict[int, tuple[int, St]] = {}
-        region = set(dirty)
-        for off in dirty:
-            s = owner.get(off)
-            if s is not None and s not in old:
-                rng = keys.pop(s)
-                old[s] = rng
-                region.update(range(s, rng[0]))
-            for nb in (off - 1, off + 1):  # a neighbour range may now extend over off
-                s = owner.get(nb)
-                if s is not None and s not in old and keys[s][0] - s <= MERGE_MAX:
-                    rng = keys.pop(s)
-                    old[s] = rng
-                    region.update(range(s, rng[0]))
+        og = owner.get
+        ds = sorted(dirty)
         dirty.clear()
+        old: dict[int, tuple[int, St]] = {}
+        prev = -2
+        for off in ds:
+            s = og(off)
+            if s is not None and s not in old:
+                old[s] = keys.pop(s)
+            if off != prev + 1:  # a run of changed offsets starts: the ranges around it
+                for nb in (off - 1, prev + 1) if prev >= 0 else (off - 1,):
+                    s = og(nb)  # may now extend over the run: merge (walks it)
+                    if s is not None and s not in old and keys[s][0] - s <= MERGE_MAX:
+                        old[s] = keys.pop(s)
+            prev = off
+        s = og(prev + 1)
+        if s is not None and s not in old and keys[s][0] - s <= MERGE_MAX:
+            old[s] = keys.pop(s)
+        if old:
+            region: set[int] = set(ds)
+            for s, (e, _st) in old.items():
+                region.update(range(s, e))
+            ds = sorted(region)
         sts = self.st
-        prefix = self.prefix
-        pack = _OFF.pack
+        sg = sts.get
         new: list[tuple[int, int, St]] = []
         start = prev = -2
         cur: St | None = None
-        for off in sorted(region):
-            st = sts.get(off)
+        for off in ds:
+            st = sg(off)
             if st is None:
                 owner.pop(off, None)
                 continue
-            if off != prev + 1 or st != cur:
+            if off != prev + 1 or (st is not cur and st != cur):
                 if cur is not None:
                     new.append((start, prev + 1, cur))
                 start = off
                 cur = st
+            owner[off] = start
             prev = off
         if cur is not None:
             new.append((start, prev + 1, cur))
+        prefix = self.prefix
+        pack = _OFF.pack
         starts = {s for s, _e, _st in new}
         for s in old:
             if s not in starts:
                 ops.append((db, prefix + pack(s), None))
         for s, e, st in new:
             keys[s] = (e, st)
-            for off in range(s, e):
-                owner[off] = s
             if old.get(s) != (e, st):
                 ops.append((db, prefix + pack(s), pack_range(e, st)))
