@@ -26,12 +26,10 @@ from logmq.broker.queues.state import (
     DELIVERED,
     DONE,
     PACK_PO,
-    PACK_VAL,
     SCHEDULED,
     pack_state,
 )
 from logmq.broker.queues.state import o_prefix as state_o_prefix
-from logmq.broker.queues.state import w_prefix as state_w_prefix
 from logmq.errors import (
     BrokerClosedError,
     RecordStateError,
@@ -99,18 +97,16 @@ class Actions(GroupState):
             return
         for part in touched.values():
             self._advance(part, ops)
-        db = self.db
-        w_prefix = state_w_prefix(self.gt)
-        po = PACK_PO
-        add_op = ops.append
+        done = (DONE, 0, 0, None)  # one value for all: done records of a run share a range
         for rec in recs:
             if rec.in_window and rec.keyed:
                 part = parts[rec.p]
-                if rec.off < part.spso:
-                    add_op((db, w_prefix + po(rec.p, rec.off), None))
+                if rec.off < part.spso:  # RangeMap.drop, inlined (per record)
+                    rng = part.rng
+                    rng.st.pop(rec.off, None)
+                    rng.dirty.add(rec.off)
                 else:
-                    add_op((db, w_prefix + po(rec.p, rec.off),
-                            pack_state(DONE, rec.count, 0, None)))
+                    part.rng.set(rec.off, done)
                     heapq.heappush(part.done_keyed, rec.off)
         self.manager.room_changed()
 
@@ -124,7 +120,7 @@ class Actions(GroupState):
                     pack_state(SCHEDULED, rec.count, rec.first_ms, rec.error)))
         if rec.in_window:
             del part.win[rec.off]
-            ops.append((self.db, self._key_of(rec), pack_state(SCHEDULED, rec.count, 0, None)))
+            part.rng.set(rec.off, (SCHEDULED, rec.count, 0, None))
             heapq.heappush(part.done_keyed, rec.off)
             self._advance(part, ops)
         else:
@@ -197,6 +193,7 @@ class Actions(GroupState):
         if room == 0:
             return
         if self._due_dirty:  # the read below must see every entry written so far
+            self._range_ops(ops)
             if ops:
                 self.journal.submit(ops[:])
                 ops.clear()
@@ -259,6 +256,7 @@ class Actions(GroupState):
                 finally:
                     if paused:
                         gc.enable()
+                self._range_ops(ops)
                 if ops:
                     seq = self.journal.submit(ops)
                     if not got:
@@ -297,11 +295,8 @@ class Actions(GroupState):
         held = m.held
         deadline = now + m.lock_ms
         db = self.db
-        w_prefix = state_w_prefix(self.gt)
         o_prefix = state_o_prefix(self.gt)
-        po = PACK_PO
-        val = PACK_VAL
-        add_op = ops.append
+        parts = self.parts
         while len(got) < n and avail:
             rec, ver = heappop(avail)[4:]
             if rec.ver != ver or rec.state != AVAILABLE:
@@ -329,11 +324,15 @@ class Actions(GroupState):
             p = rec.p
             off = rec.off
             held[(p, off)] = rec
-            # the durable delivery count (what _put_state writes, inlined: this is per record)
-            add_op((db, (w_prefix if rec.in_window else o_prefix) + po(p, off),
-                    val(DELIVERED, count if count < 0xFFFF else 0xFFFF, rec.first_ms)
-                    if rec.error is None else
-                    pack_state(DELIVERED, count, rec.first_ms, rec.error)))
+            # the durable delivery count (what _put_state does, inlined: this is per record);
+            # window records go to the partition's ranges, written once at submit
+            if rec.in_window:
+                rng = parts[p].rng
+                rng.st[off] = (DELIVERED, count, rec.first_ms, rec.error)
+                rng.dirty.add(off)
+            else:
+                ops.append((db, o_prefix + PACK_PO(p, off),
+                            pack_state(DELIVERED, count, rec.first_ms, rec.error)))
             rec.keyed = True
             got.append((rec, count, deadline))
             if not avail or len(got) >= n:
@@ -394,6 +393,7 @@ class Actions(GroupState):
                 self.n_acquired -= len(acked)
                 self.acked += len(acked)
                 self._finish(acked, ops)
+            self._range_ops(ops)
             if ops:
                 seq = self.journal.submit(ops)
             if action != "renew":
@@ -429,6 +429,7 @@ class Actions(GroupState):
                 for rec in list(member.held.values()):
                     if rec.state == ACQUIRED and rec.owner is member:
                         self._release(rec, now, ops, dead, "member left", 0)
+                self._range_ops(ops)
                 if ops:
                     seq = self.journal.submit(ops)
             member.held.clear()

@@ -75,6 +75,7 @@ class DeadLetters(GroupState):
                     _log.warning("dead-lettered %s-%d@%d (group %s) to %s: %s%s", self.topic,
                                  rec.p, rec.off, self.group, dlq, reason,
                                  f" ({error})" if error else "")
+            self._range_ops(ops)
             seq = self.journal.submit(ops) if ops else 0
             self.cond.notify_all()
         if seq:

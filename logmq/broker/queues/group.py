@@ -47,6 +47,7 @@ from logmq.broker.queues.model import (
     _Rec,
 )
 from logmq.broker.queues.state import (
+    RecState,
     ShareStateStore,
     pack_spso,
 )
@@ -113,7 +114,7 @@ class ShareGroup(Window, Actions, DeadLetters):
         ops: list = []
         with self.lock:
             self._ensure_parts(ops)
-        self.journal.wait(self.journal.submit(ops))
+        self.journal.wait(self.journal.submit(self._range_ops(ops)))
 
     # ------------------------------------------------------------------ setup
     def configure(self, config: GroupConfig | None) -> None:
@@ -142,14 +143,19 @@ class ShareGroup(Window, Actions, DeadLetters):
             spso = plog.log_start_offset if self.cfg.auto_offset_reset == "earliest" \
                 else plog.next_offset
             ops.append((self.db, self.store.spso_key(self.gt, p), pack_spso(spso)))
-        part = _Part(p, spso)
+        part = _Part(p, spso, self.store.r_prefix(self.gt, p))
         self.parts.append(part)
-        w, o = self.store.load_partition(self.gt, p)
-        for off, st in w.items():
-            if off < spso:
-                ops.append((self.db, self.store.w_key(self.gt, p, off), None))  # stale
-            else:
-                part.hints[off] = st
+        ranges, w, o = self.store.load_partition(self.gt, p)
+        rng = part.rng
+        for start, end, st in ranges:
+            rng.load(start, end, st)
+        for off, old in w.items():  # old format: one W key per record; now a range
+            ops.append((self.db, self.store.w_key(self.gt, p, off), None))
+            rng.set(off, (old.state, old.count, old.first_ms, old.error))
+        for off in [x for x in rng.st if x < spso]:
+            rng.drop(off)  # stale: below the SPSO
+        for off, (state, count, first_ms, error) in rng.st.items():
+            part.hints[off] = RecState(state, count, first_ms, error)
         for off, st in o.items():
             record = self._read_record(p, off)
             if record is None:  # deleted by retention meanwhile

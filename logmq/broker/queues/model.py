@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
+from logmq.broker.queues.ranges import RangeMap
 from logmq.broker.queues.state import Journal, RecState, ShareStateStore
 from logmq.clock import Clock
 from logmq.errors import ConfigError
@@ -141,9 +142,10 @@ class _Rec:
 
 
 class _Part:
-    __slots__ = ("p", "spso", "speo", "win", "win_order", "out", "done_keyed", "hints", "cache")
+    __slots__ = ("p", "spso", "speo", "win", "win_order", "out", "done_keyed", "hints", "cache",
+                 "rng")
 
-    def __init__(self, p: int, spso: int) -> None:
+    def __init__(self, p: int, spso: int, range_prefix: bytes = b"") -> None:
         self.p = p
         self.spso = spso
         self.speo = spso
@@ -156,6 +158,8 @@ class _Part:
         self.hints: dict[int, RecState] = {}  # window keys found at load, used by the next fill
         #: (decoded records, next index, batch's next offset) of a batch only partly admitted
         self.cache: tuple[list, int, int] | None = None
+        #: the durable state of the window's delivered records, stored as ranges
+        self.rng = RangeMap(range_prefix)
 
 
 Settled = tuple[int, int, int]  # partition, offset, delivery count: one acquisition
@@ -213,6 +217,18 @@ class GroupState:
     def _notify_watchers(self) -> None:
         for fn in list(self.watchers):
             fn()
+
+    def _range_ops(self, ops: list) -> list:
+        """``ops`` plus the range key writes of every partition's changed window records.
+
+        Called right before each journal submit, under the group's lock, so the range keys
+        are committed with (and in the order of) the change that made them.
+        """
+        db = self.db
+        for part in self.parts:
+            if part.rng.dirty:
+                part.rng.flush(db, ops)
+        return ops
 
     def now_ms(self) -> int:
         """Wall-clock ms from the injected clock (due times, locks, TTLs, timestamps)."""

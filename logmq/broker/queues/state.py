@@ -4,11 +4,21 @@ What is stored, per (group, topic, partition), follows Kafka's share groups (KIP
 
 * ``S`` the share-partition start offset (SPSO): every offset below it is done (acknowledged,
   archived, filtered out) or was moved to the due-time index.
-* ``W`` one key per *delivered* record of the in-flight window (offsets at or above the SPSO,
-  at most ``max_inflight`` of them): its state (delivered / done / scheduled), delivery count,
-  first delivery time and last error. A record of the window without a key was never
-  delivered; records past the window are just log offsets. So millions of pending records
-  cost nothing here, and the keys of one partition are bounded by the window.
+* ``R`` the *delivered* records of the in-flight window (offsets at or above the SPSO, at most
+  ``max_inflight`` of them) as ranges, like KIP-932's per-batch state: one key per maximal run
+  of consecutive offsets with equal state (delivered / done / scheduled), delivery count,
+  first delivery time and last error (:mod:`logmq.broker.queues.ranges`). Key: ``R`` group
+  \\0 topic \\0, partition (u32 BE), first offset of the run (u64 BE); value: state (u8),
+  delivery count (u16, saturating), first delivery ms (i64), end offset exclusive (u64), then
+  the last error in utf-8 (absent when none). A receive of 500 consecutive records writes one
+  key; a change to a record inside a run splits it (at most three keys rewritten). A record
+  of the window without a key was never delivered; records past the window are just log
+  offsets. So millions of pending records cost nothing here, and the keys of one partition
+  are bounded by the window.
+* ``W`` (read only, from versions before ranges): the same state, one key per record (key
+  ``W`` group \\0 topic \\0, partition u32, offset u64; value state u8, count u16, first ms
+  i64, error). Opening a group migrates them: they are read with the ``R`` keys, rewritten as
+  ranges and deleted, in the first commit of the group.
 * ``O`` records outside the window that came back from the due-time index (a retry after a
   backoff, or a delayed record whose time came) and wait to be delivered or are delivered.
 * the due-time index (its own db): key ``group, topic, due ms, partition, offset``, so the
@@ -35,6 +45,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, cast
 
 import lmdb
+
+from logmq.broker.queues.ranges import St, unpack_range
 
 __all__ = [
     "Journal",
@@ -185,7 +197,12 @@ class ShareStateStore:
         return b"S" + gt + struct.pack(">I", p)
 
     def w_key(self, gt: bytes, p: int, off: int) -> bytes:
+        """A per-record window key of the old format (read and deleted by migration)."""
         return b"W" + gt + _PO.pack(p, off)
+
+    def r_prefix(self, gt: bytes, p: int) -> bytes:
+        """Prefix of a partition's range keys: a key is it + the run's first offset (u64)."""
+        return b"R" + gt + struct.pack(">I", p)
 
     def o_key(self, gt: bytes, p: int, off: int) -> bytes:
         return b"O" + gt + _PO.pack(p, off)
@@ -229,17 +246,26 @@ class ShareStateStore:
                 return
             yield kb, cast(bytes, v)
 
-    def load_partition(self, gt: bytes, p: int) -> tuple[dict[int, RecState], dict[int, RecState]]:
-        """(window keys, out-of-window keys) of one partition, by offset."""
+    def load_partition(self, gt: bytes, p: int
+                       ) -> tuple[list[tuple[int, int, St]], dict[int, RecState],
+                                  dict[int, RecState]]:
+        """(window ranges as (start, end, state), old-format window keys by offset,
+        out-of-window keys by offset) of one partition."""
         pp = struct.pack(">I", p)
+        ranges: list[tuple[int, int, St]] = []
         w: dict[int, RecState] = {}
         o: dict[int, RecState] = {}
         with self.env.begin(db=self.db) as txn:
+            prefix = b"R" + gt + pp
+            n = len(prefix)
+            for k, v in self._scan(txn, prefix):
+                end, st = unpack_range(v)
+                ranges.append((_Q.unpack(k[n:n + 8])[0], end, st))
             for prefix, dest in ((b"W" + gt + pp, w), (b"O" + gt + pp, o)):
                 n = len(prefix)
                 for k, v in self._scan(txn, prefix):
                     dest[_Q.unpack(k[n:n + 8])[0]] = unpack_state(v)
-        return w, o
+        return ranges, w, o
 
     def due_stats(self, gt: bytes) -> tuple[int, int | None]:
         """(entries, earliest due ms) of a group's due-time index."""
@@ -278,7 +304,7 @@ class ShareStateStore:
         """Remove every key of these (group, topic) pairs (topic deletion)."""
         with self.env.begin(write=True) as txn:
             for gt in gts:
-                for db, prefixes in ((self.db, [b"S" + gt, b"W" + gt, b"O" + gt]),
+                for db, prefixes in ((self.db, [b"S" + gt, b"W" + gt, b"R" + gt, b"O" + gt]),
                                      (self.due_db, [gt])):
                     cur = txn.cursor(db=db)
                     for prefix in prefixes:

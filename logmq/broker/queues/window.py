@@ -69,13 +69,15 @@ class Window(GroupState):
         self.avail_live += 1
 
     def _key_of(self, rec: _Rec) -> bytes:
-        if rec.in_window:
-            return self.store.w_key(self.gt, rec.p, rec.off)
+        """The per-record key of an out-of-window record (window records are in ranges)."""
         return self.store.o_key(self.gt, rec.p, rec.off)
 
     def _put_state(self, rec: _Rec, ops: list) -> None:
-        ops.append((self.db, self._key_of(rec),
-                    pack_state(DELIVERED, rec.count, rec.first_ms, rec.error)))
+        if rec.in_window:
+            self.parts[rec.p].rng.set(rec.off, (DELIVERED, rec.count, rec.first_ms, rec.error))
+        else:
+            ops.append((self.db, self._key_of(rec),
+                        pack_state(DELIVERED, rec.count, rec.first_ms, rec.error)))
         rec.keyed = True
 
     # ------------------------------------------------------------------ window
@@ -205,8 +207,7 @@ class Window(GroupState):
                 due = rec.ready
                 ops.append((self.store.due_db, self.store.due_key(self.gt, due, p, off),
                             pack_state(SCHEDULED, 0, 0, None)))
-                ops.append((self.db, self.store.w_key(self.gt, p, off),
-                            pack_state(SCHEDULED, 0, 0, None)))
+                part.rng.set(off, (SCHEDULED, 0, 0, None))
                 heapq.heappush(part.done_keyed, off)
                 self._note_due(due)
                 continue
@@ -245,8 +246,10 @@ class Window(GroupState):
             return
         part.spso = new
         dk = part.done_keyed
-        while dk and dk[0] < new:
-            ops.append((self.db, self.store.w_key(self.gt, part.p, heapq.heappop(dk)), None))
+        if dk and dk[0] < new:
+            drop = part.rng.drop
+            while dk and dk[0] < new:
+                drop(heapq.heappop(dk))
         ops.append((self.db, self.store.spso_key(self.gt, part.p), pack_spso(new)))
 
     def _note_due(self, due: int) -> None:
