@@ -281,8 +281,32 @@ class Actions(GroupState):
             if dead:
                 self._bury(dead)
             if got:
-                self.journal.wait(seq)
+                try:
+                    self.journal.wait(seq)
+                except BaseException:
+                    self._unreceive(member, got)
+                    raise
                 return got
+
+    def _unreceive(self, member: Member, got: list[tuple[_Rec, int, int]]) -> None:
+        """Give back what a receive acquired when its commit failed (a full disk, say).
+
+        The member never saw those records, so they are available again at once and the
+        attempt is not counted: a short disk-full episode must not push healthy jobs toward
+        the dead-letter topic or a retry backoff. The change is submitted without waiting (the
+        journal keeps the failed batch and retries it with the next commit).
+        """
+        with self.cond:
+            now = self.now_ms()
+            ops: list = []
+            dead: list = []
+            for rec, count, _deadline in got:
+                if rec.owner is member and rec.state == ACQUIRED and rec.count == count:
+                    self._release(rec, now, ops, dead, None, 0, count_attempt=False)
+            self._range_ops(ops)
+            if ops:
+                self.journal.submit(ops)
+            self.cond.notify_all()
 
     def _pick(self, m: Member, n: int, now: int, ops: list, dead: list,
               flt: Callable[[Any], bool] | None, got: list) -> None:
