@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any, Protocol, Unpack
 from logmq.broker.accumulator import Accumulator
 from logmq.broker.bulk import BulkSend
 from logmq.broker.futures import RecordFuture, _Batch, completed_future
-from logmq.broker.partitioner import Partitioner, StickyPartitioner, _xxh3, key_partition
+from logmq.broker.partitioner import Partitioner, StickyPartitioner, key_partition
 from logmq.broker.queues.options import SendOptions
+from logmq.broker.send_fast import RECORD_OVERHEAD, send_fast
 from logmq.broker.serde import _norm_headers, _to_bytes, serialize_kv
 from logmq.clock import SYSTEM_CLOCK, Clock
 from logmq.codec.records import codec_id
@@ -58,8 +59,7 @@ __all__ = ["Producer", "RecordFuture", "completed_future"]
 
 _SEND_OPTIONS = frozenset(SendOptions.__annotations__)
 
-_RECORD_OVERHEAD = 16  # rough per-record framing, for buffer accounting only
-_KEY_CACHE = 65536  # distinct keys per topic whose partition send() remembers
+_RECORD_OVERHEAD = RECORD_OVERHEAD  # rough per-record framing, for buffer accounting only
 
 
 class Producer(Accumulator, BulkSend):
@@ -220,56 +220,15 @@ class Producer(Accumulator, BulkSend):
         """
         if (headers is None and partition is None and timestamp is None and not options
                 and not self._closed):
-            # The common case (bytes or None key and value, default partitioner, no
-            # serializers, no queue depth limit, buffer not full): the same steps as below with
-            # the per-topic facts cached, so a call costs a fraction of the general path.
+            # The common case (plain records): logmq.broker.send_fast, compiled where the
+            # native core is built, takes it when the record joins an open batch.
             fast = self._fast.get(topic)
-            if (fast is not None and fast[0] == self._version_src.topics_version
-                    and fast[1].config is fast[2]):
-                size = _RECORD_OVERHEAD
-                if value is not None:
-                    if value.__class__ is not bytes:
-                        return self._send_general(topic, value, key, None, None, None)
-                    size += len(value)
-                ts = int(self._wall() * 1000)
-                if key is not None:
-                    if key.__class__ is not bytes:
-                        return self._send_general(topic, value, key, None, None, None)
-                    size += len(key)
-                    kp = fast[5]
-                    p = kp.get(key, -1)
-                    if p < 0:
-                        p = _xxh3(key) % fast[3]
-                        if len(kp) < _KEY_CACHE:
-                            kp[key] = p
-                if size <= fast[4]:
-                    batch = None
-                    full = False
-                    lock = self._lock
-                    lock.acquire()  # not `with`: acquire/release measured 2x cheaper here
-                    try:
-                        if self._buffered + size <= self.buffer_memory:
-                            if key is None:
-                                p = self._sticky.partition(topic, fast[3])
-                            tp = fast[6][p]
-                            batch = self._open.get(tp)
-                            if batch is not None:
-                                i = len(batch.records)
-                                batch.records.append((key, value))
-                                batch.timestamps.append(ts)
-                                batch.size += size
-                                self._buffered += size
-                                if batch.size >= self.batch_size:
-                                    self._seal(tp, batch)
-                                    full = True
-                    finally:
-                        lock.release()
-                    if batch is not None:
-                        if full:  # this record filled the batch: send it ourselves
-                            self._drain(tp)
-                        return RecordFuture(batch, i)
-                # a new batch, a full buffer or an oversized record: the general path
-                return self._send_general(topic, value, key, None, None, ts)
+            if fast is not None:
+                f = send_fast(self, fast, topic, key, value, RecordFuture)
+                if f is not None:
+                    return f
+            # a new batch, a full buffer, an oversized record, another type: the general path
+            return self._send_general(topic, value, key, None, None, None)
         if timestamp is not None and timestamp < 0:
             _negative_timestamp(timestamp)
         if options:
