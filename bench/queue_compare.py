@@ -396,6 +396,53 @@ def rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     return out
 
 
+EMBEDDED = "logmq share group (embedded)"
+IMPLS = {"native": "0", "pure": "1"}  # LOGMQ_PURE for each codec core
+
+
+def split_impl(all_rows: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each embedded logmq row once per codec core (``--impl``), every run in a fresh
+    interpreter with ``LOGMQ_PURE`` set, so native and pure print side by side in one run."""
+    impls = list(IMPLS) if args.impl == "both" else [args.impl]
+    out: list[dict[str, Any]] = []
+    for r in all_rows:
+        if r["system"] != EMBEDDED:
+            out.append(r)
+            continue
+        for impl in impls:
+            system = f"logmq share group (embedded, {impl})"
+            out.append({**r, "system": system, "key": f"{system} | {r['workers']} | {r['ack']}",
+                        "fn": lambda t, key=r["key"], impl=impl: in_subprocess(key, impl, args)})
+    return out
+
+
+def in_subprocess(key: str, impl: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one sample of row ``key`` in a child interpreter with ``impl``'s codec core."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        env = {**os.environ, "LOGMQ_PURE": IMPLS[impl]}
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--child", key,
+                        "--child-out", f.name, "--messages", str(args.messages),
+                        "--per-record-messages", str(args.per_record_messages),
+                        "--batch", str(args.batch)], env=env, check=True)
+        with open(f.name) as fh:
+            res: dict[str, Any] = json.load(fh)
+    want = "python" if impl == "pure" else "native"
+    if res.get("implementation") != want:
+        raise Skip(f"{impl} codec core not available (got {res.get('implementation')})")
+    return res
+
+
+def child(args: argparse.Namespace) -> None:
+    """The ``--child`` side of :func:`in_subprocess`: one sample, written as JSON."""
+    from logmq.codec import implementation
+
+    row = next(r for r in rows(args) if r["key"] == args.child)
+    res = sample(row)
+    res["implementation"] = implementation
+    with open(args.child_out, "w") as fh:
+        json.dump(res, fh)
+
+
 def sample(row: dict[str, Any]) -> dict[str, Any]:
     tmp = tempfile.mkdtemp(prefix="qbench_")
     try:
@@ -519,6 +566,11 @@ def main() -> None:
                     help="output directory  [default: bench/results, untracked]")
     ap.add_argument("--report", action="store_true",
                     help="write into bench/report/ (the tracked files the README cites)")
+    ap.add_argument("--impl", choices=["both", *IMPLS], default="both",
+                    help="codec core(s) for the embedded logmq rows, each run in its own "
+                         "interpreter (default: both, side by side)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--child-out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.out is None:
         args.out = os.path.join(HERE, "report" if args.report else "results")
@@ -529,11 +581,14 @@ def main() -> None:
     if args.per_record_messages is None:
         args.per_record_messages = min(args.messages, 20_000)
 
+    if args.child:
+        child(args)
+        return
     if args.profile:
         profile(args)
         return
 
-    all_rows = rows(args)
+    all_rows = split_impl(rows(args), args)
     if args.only:
         subs = [s.strip().lower() for s in args.only.split(",")]
         all_rows = [r for r in all_rows if any(s in r["key"].lower() for s in subs)]

@@ -27,6 +27,7 @@ from logmq.broker.bulk import BulkSend
 from logmq.broker.futures import RecordFuture, _Batch, completed_future
 from logmq.broker.partitioner import Partitioner, StickyPartitioner, key_partition
 from logmq.broker.queues.options import SendOptions
+from logmq.broker.send_fast import RECORD_OVERHEAD, send_fast
 from logmq.broker.serde import _norm_headers, _to_bytes, serialize_kv
 from logmq.clock import SYSTEM_CLOCK, Clock
 from logmq.codec.records import codec_id
@@ -58,7 +59,7 @@ __all__ = ["Producer", "RecordFuture", "completed_future"]
 
 _SEND_OPTIONS = frozenset(SendOptions.__annotations__)
 
-_RECORD_OVERHEAD = 16  # rough per-record framing, for buffer accounting only
+_RECORD_OVERHEAD = RECORD_OVERHEAD  # rough per-record framing, for buffer accounting only
 
 
 class Producer(Accumulator, BulkSend):
@@ -112,6 +113,14 @@ class Producer(Accumulator, BulkSend):
         self._sticky = StickyPartitioner()
         self._topic_limits: dict[str, tuple[int, Any, Any, int | None]] = {}
         self._topics_version = -1
+        #: per topic: (topics version, partition 0's log, its config, partitions,
+        #: max.message.bytes, {key: partition} cache, (topic, p) tuples), see send()
+        self._fast: dict[str, tuple[int, Any, Any, int, int, dict[bytes, int],
+                                    tuple[tuple[str, int], ...]]] = {}
+        # where topics_version is a plain attribute (a Broker's LogManager), read it there:
+        # the Broker property costs a call per send
+        src = getattr(broker, "logs", broker)
+        self._version_src: Any = src if hasattr(src, "topics_version") else broker
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
         self._open: dict[tuple[str, int], _Batch] = {}
@@ -146,6 +155,13 @@ class Producer(Accumulator, BulkSend):
         qlimit = cfg.max_queue_depth
         info = (n, plog0, cfg, qlimit)
         self._topic_limits[topic] = info
+        if (qlimit is None and self._key_ser is None and self._value_ser is None
+                and self._partitioner is None):
+            # send()'s fast path: valid while the version and partition 0's config hold
+            self._fast[topic] = (self._topics_version, plog0, cfg, n, cfg.max_message_bytes,
+                                 {}, tuple((topic, p) for p in range(n)))
+        else:
+            self._fast.pop(topic, None)
         return info
 
     def _limits(self, topic: str) -> tuple[int, Any, Any, int | None]:
@@ -202,11 +218,26 @@ class Producer(Accumulator, BulkSend):
         send's metadata; ``expected_offset``: append now, and only if the partition's end
         offset is exactly that (else :class:`~logmq.errors.ConcurrencyError`).
         """
+        if (headers is None and partition is None and timestamp is None and not options
+                and not self._closed):
+            # The common case (plain records): logmq.broker.send_fast, compiled where the
+            # native core is built, takes it when the record joins an open batch.
+            fast = self._fast.get(topic)
+            if fast is not None:
+                f = send_fast(self, fast, topic, key, value, RecordFuture)
+                if f is not None:
+                    return f
+            # a new batch, a full buffer, an oversized record, another type: the general path
+            return self._send_general(topic, value, key, None, None, None)
         if timestamp is not None and timestamp < 0:
             _negative_timestamp(timestamp)
         if options:
             return self._send_with_options(topic, value, key, headers, partition, timestamp,
                                            options)
+        return self._send_general(topic, value, key, headers, partition, timestamp)
+
+    def _send_general(self, topic: str, value: Any, key: Any, headers: Any,
+                      partition: int | None, timestamp: int | None) -> RecordFuture:
         if self._closed:
             raise BrokerClosedError("producer is closed")
         k, v = serialize_kv(self._key_ser, self._value_ser, key, value)

@@ -613,3 +613,4 @@ cdef object _encode(object records, object timestamps, object base_ts_o, object 
 
 include "_native_walk.pxi"
 include "_native_bulk.pxi"
+include "_native_send.pxi"
