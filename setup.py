@@ -46,7 +46,8 @@ def extensions() -> list:
 
     flags = os.environ.get("LOGMQ_NATIVE_CFLAGS", "").split()
     ext = Extension("logmq.codec._native", ["logmq/codec/_native.pyx"],
-                    depends=["logmq/codec/_native_walk.pxi"],
+                    depends=["logmq/codec/_native_walk.pxi", "logmq/codec/_native_bulk.pxi",
+                             "logmq/codec/_native_send.pxi"],
                     extra_compile_args=flags,
                     extra_link_args=os.environ.get("LOGMQ_NATIVE_LDFLAGS", "").split())
     try:

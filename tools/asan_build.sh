@@ -13,9 +13,13 @@ scratch=$(mktemp -d "${TMPDIR:-/tmp}/logmq-asan.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 cp -r logmq tests tools setup.py pyproject.toml "$scratch"/
 find "$scratch/logmq" -name '*.so' -delete -o -name '_native.c' -delete
+# the build tools pyproject.toml asks for, beside the scratch copy (a system setuptools older
+# than 77 rejects its SPDX license field; pip's isolated builds fetch them the same way)
+python3 -m pip install -q --target "$scratch/.build-tools" 'setuptools>=77,<85' 'Cython>=3,<4' \
+  >/dev/null
 (
   cd "$scratch"
-  LOGMQ_REQUIRE_NATIVE=1 \
+  PYTHONPATH="$scratch/.build-tools" LOGMQ_REQUIRE_NATIVE=1 \
   LOGMQ_NATIVE_CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g -O1" \
   LOGMQ_NATIVE_LDFLAGS="-fsanitize=address" \
     python3 setup.py -q build_ext --inplace >build.log 2>&1 || { cat build.log; exit 1; }
