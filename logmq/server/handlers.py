@@ -10,6 +10,7 @@ await notifications instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -119,6 +120,13 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers, ScramAdminHandlers,
     async def _until_stopped(self, aw: Awaitable[T]) -> T:
         """Await ``aw`` unless the server stops first (then :class:`ServerStopping`)."""
         if self.stopping:
+            # its outcome is nobody's: an unawaited future's error would be logged at ERROR
+            if inspect.iscoroutine(aw):
+                aw.close()
+            else:
+                fut = asyncio.ensure_future(aw)
+                fut.add_done_callback(_consume)
+                fut.cancel()
             raise ServerStopping()
         ev = asyncio.Event()
         self._polls.add(ev)
