@@ -617,10 +617,12 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers, ScramAdminHandlers,
                 if v >= 4 else groups + self.share_listing(body)}
 
     # ------------------------------------------------------------------ admin
-    def init_producer_id(self, body: dict, v: int, client: Any) -> dict | Awaitable[dict]:
+    async def init_producer_id(self, body: dict, v: int, client: Any) -> dict:
         if body.get("transactional_id") is not None:
-            return self.txn_init_producer_id(body, v)
-        pid = self.producer_ids.allocate()
+            return await self.txn_init_producer_id(body, v)
+        # an LMDB write commit (fsync): never on the event loop, where waiting for LMDB's
+        # writer lock behind another thread's commit stalls every connection
+        pid = await asyncio.to_thread(self.producer_ids.allocate)
         return {"throttle_time_ms": 0, "error_code": NONE, "producer_id": pid,
                 "producer_epoch": 0}
 
