@@ -104,6 +104,9 @@ def run_server(
 
     timeout = limits.shutdown_timeout_ms / 1000
     stopping = _Shutdown(timeout)
+    if threading.current_thread() is threading.main_thread():
+        # SIGUSR1: every thread's stack to the log (a frozen server can say where it hangs)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     async def main() -> None:
         server = KafkaServer(broker, host, port, max_request_size=max_request_size,
