@@ -351,6 +351,9 @@ _LIMIT_ROWS: list[tuple[str, int, str]] = [
     ("failed_auth_delay_ms", 0, "delay before answering a failed SASL authentication"),
     ("connections_max_reauth_ms", 0, "SASL session lifetime: clients re-authenticate "
      "(KIP-368), expired connections are closed (0: off; Kafka's connections.max.reauth.ms)"),
+    ("shutdown_timeout_ms", 0, "SIGTERM to the data directory's close, whatever clients do: "
+     "requests in progress get half, then connections are cut and worker-thread jobs "
+     "abandoned"),
 ]
 LIMIT_KEYS: dict[str, ConfigKey] = {
     f"limits.{n}": ConfigKey(f"limits.{n}", n, int, None, _int(lo), doc, kafka=False,

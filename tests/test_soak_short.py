@@ -32,7 +32,8 @@ def test_short_soak_loses_and_duplicates_nothing_acknowledged():
     assert sum(rep.produced.values()) > 1000
     assert (rep.lost, rep.duplicated, rep.kv_latest_lost) == (0, 0, 0), rep.problems
     assert rep.group_gaps == 0 and rep.group_delivered > 0, rep.problems
-    assert rep.jobs_processed > 0 and rep.jobs_unprocessed == 0
+    assert rep.jobs_processed > 0 and rep.jobs_unprocessed == 0, rep.problems
+    assert rep.jobs_dead_lettered == 0, rep.problems  # max_attempts=1000: none due
     # produces fail only with typed errors (counted as refusals); LMDB commits of groups and
     # queues may fail while the disk is full, and are retried by the soak's members
     assert not [k for k in rep.other_errors if k.startswith("produce")], rep.other_errors

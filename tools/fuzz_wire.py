@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import json
 import os
@@ -292,11 +293,12 @@ class FuzzReport:
     wb_errors: list = field(default_factory=list)
     wb_latency_ms: list = field(default_factory=list)
     rss_mb: list = field(default_factory=list)
+    stalled: bool = False
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.wb_latency_ms) or [0.0]
         return {
-            "cases": self.cases, "seconds": round(self.seconds, 1),
+            "cases": self.cases, "stalled": self.stalled, "seconds": round(self.seconds, 1),
             "cases_per_s": round(self.cases / max(self.seconds, 1e-9)),
             "outcomes": dict(self.outcomes), "wrong_correlation": self.wrong_correlation,
             "wellbehaved_rounds": self.wb_rounds, "wellbehaved_errors": self.wb_errors[:5],
@@ -315,20 +317,23 @@ async def _read_frame(reader: asyncio.StreamReader) -> bytes:
 
 
 async def _worker(host: str, port: int, mut: Mutator, cases: Any, rep: FuzzReport,
-                  timeout: float, stop_at: float) -> None:
+                  timeout: float, stop_at: float, halt: threading.Event) -> None:
     conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
     for i in cases:
-        if time.monotonic() > stop_at:
+        if time.monotonic() > stop_at or halt.is_set():
+            _drop(conn)
             return
         _api, frame = mut.case(i)
         corr = struct.unpack_from(">i", frame, 8)[0] if len(frame) >= 12 else None
         try:
             if conn is None:
-                conn = await asyncio.wait_for(asyncio.open_connection(host, port), 5)
+                async with asyncio.timeout(5):  # a context, not wait_for's task per call
+                    conn = await asyncio.open_connection(host, port)
             reader, writer = conn
             writer.write(frame)
-            await writer.drain()
-            resp = await asyncio.wait_for(_read_frame(reader), timeout)
+            async with asyncio.timeout(timeout):
+                await writer.drain()
+                resp = await _read_frame(reader)
             rep.outcomes["answered"] += 1
             if corr is not None and len(resp) >= 4 and struct.unpack_from(">i", resp)[0] != corr:
                 rep.wrong_correlation += 1
@@ -410,6 +415,16 @@ def _recv(sock: Any, n: int) -> bytes:
     return bytes(buf)
 
 
+def _cpu_s(pid: int) -> float | None:
+    """CPU seconds ``pid`` used so far (at nice 19 on a busy machine wall time says little)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _rss_mb(pid: int) -> float | None:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -423,20 +438,35 @@ def _rss_mb(pid: int) -> float | None:
 
 def run_against(host: str, port: int, pid: int | None, *, cases: int, seed: int,
                 concurrency: int = 16, timeout: float = 0.25,
-                max_seconds: float = 1e9) -> FuzzReport:
-    """Fuzz a running server; ``pid`` (if local) is sampled for RSS."""
+                max_seconds: float = 1e9, stall_s: float = 60.0) -> FuzzReport:
+    """Fuzz a running server; ``pid`` (if local) is sampled for RSS.
+
+    No case finishing for ``stall_s`` seconds ends the run as ``stalled`` (a frozen server:
+    two deadlocks were found so), after asking a local server for its threads' stacks.
+    """
     rep = FuzzReport()
     mut = Mutator(seed)
     stop = threading.Event()
+    halt = threading.Event()  # set on a stall: the workers end
     wb = threading.Thread(target=_wellbehaved, args=(host, port, rep, stop), daemon=True)
     wb.start()
 
     def sample() -> None:
+        last, since = -1, time.monotonic()
         while not stop.is_set():
             if pid is not None:
                 r = _rss_mb(pid)
                 if r is not None:
                     rep.rss_mb.append(r)
+            if rep.cases != last:
+                last, since = rep.cases, time.monotonic()
+            elif time.monotonic() - since > stall_s:  # no case finished: the server froze
+                rep.stalled = True
+                if pid is not None:  # logmq serve writes every thread's stack to its log
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGUSR1)
+                halt.set()
+                return
             stop.wait(0.5)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -445,8 +475,8 @@ def run_against(host: str, port: int, pid: int | None, *, cases: int, seed: int,
 
     async def main() -> None:
         it = iter(range(cases))
-        await asyncio.gather(*(_worker(host, port, mut, it, rep, timeout, t0 + max_seconds)
-                               for _ in range(concurrency)))
+        await asyncio.gather(*(_worker(host, port, mut, it, rep, timeout, t0 + max_seconds,
+                                       halt) for _ in range(concurrency)))
 
     try:
         asyncio.run(main())
@@ -530,9 +560,14 @@ def main(argv: list[str] | None = None) -> int:
                           concurrency=args.concurrency, timeout=args.timeout,
                           max_seconds=args.max_seconds)
         alive = proc.poll() is None
+        cpu0 = _cpu_s(proc.pid)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(30)
+        rc: int | None
+        try:
+            rc = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            rc = None  # a finding: reported below, the server killed by the finally
         stop_s = time.monotonic() - t0
     finally:
         if proc.poll() is None:
@@ -543,10 +578,13 @@ def main(argv: list[str] | None = None) -> int:
     errors = server_errors(data)
     out = rep.summary() | {"server_errors": len(errors), "server_error_lines": errors[:10],
                            "alive_at_end": alive, "sigterm_exit": rc,
-                           "sigterm_seconds": round(stop_s, 2), "verify_exit": verify.returncode,
+                           "sigterm_seconds": round(stop_s, 2),
+                           "server_cpu_s_before_sigterm": cpu0,
+                           "verify_exit": verify.returncode,
                            "verify_tail": verify.stdout.strip().splitlines()[-3:]}
     print(json.dumps(out, indent=2))
-    ok = alive and rc == 0 and verify.returncode == 0 and not rep.wb_errors and not errors
+    ok = alive and rc == 0 and verify.returncode == 0 and not rep.wb_errors and not errors \
+        and not rep.stalled
     return 0 if ok else 1
 
 

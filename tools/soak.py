@@ -22,7 +22,11 @@ Reported, for acknowledged records only:
 * consumer group: ``gaps`` (ledger offsets never delivered below the committed position,
   the group equivalent of a loss) and ``redelivered`` (at-least-once after a kill: expected);
 * queue: ``jobs_unprocessed`` (acknowledged jobs never acked by a member after the final
-  drain) and ``jobs_redelivered`` (acked twice: a kill between processing and ack).
+  drain, nor dead-lettered), ``jobs_dead_lettered`` (acknowledged jobs in ``jobs.dlq``
+  that no member processed: with ``max_attempts=1000`` a sign of an engine fault, reported
+  apart from losses), ``jobs_redelivered`` (acked twice: a kill between processing and ack)
+  and ``jobs_queue_at_end`` (the share group's numbers after the drain: an unprocessed job
+  still counted in ``depth`` was late, one that is not was skipped).
 
 Usage: ``python tools/soak.py --duration 1800 [--data DIR] [--seed N] [--no-disk-full]``.
 """
@@ -168,6 +172,8 @@ class Report:
     jobs_processed: int = 0
     jobs_unprocessed: int = 0
     jobs_redelivered: int = 0
+    jobs_dead_lettered: int = 0
+    jobs_queue_at_end: dict[str, int | None] = field(default_factory=dict)
     refused_disk_full: int = 0
     other_errors: dict[str, int] = field(default_factory=dict)
     disk_full_episodes: int = 0
@@ -303,9 +309,43 @@ def verify(data: str, st: State, rep: Report, final: bool = False) -> None:
         st.pending["kv", 0].clear()
         st.pending["kv", 1].clear()
         if final:
-            rep.jobs_unprocessed = len(st.jobs - st.processed)
+            missing = st.jobs - st.processed
+            dead = _dead_lettered(log, "jobs") & missing
+            rep.jobs_dead_lettered = len(dead)
+            rep.jobs_unprocessed = len(missing - dead)
+            qs = log.queues.share_group("jobs", "soakq").stats()
+            rep.jobs_queue_at_end = {k: getattr(qs, k) for k in (
+                "depth", "available", "in_flight", "scheduled", "dlq_size", "members")}
+            for rid in sorted(missing)[:10]:
+                how = "dead-lettered" if rid in dead else "unprocessed"
+                rep.problems.append(f"job {rid} not processed ({how}; queue at end "
+                                    f"{rep.jobs_queue_at_end})")
     finally:
         log.close()
+
+
+def _dead_lettered(log: Any, topic: str) -> set[str]:
+    """Record ids in ``topic``'s dead-letter topic (the queue engine's ``<topic>.dlq``)."""
+    from logmq.codec.records import decode_batch
+
+    dlq = topic + ".dlq"
+    out: set[str] = set()
+    if dlq not in log.list_topics():
+        return out
+    for p in range(log.partitions_for(dlq)):
+        plog = log.partition_log(dlq, p)
+        off = plog.log_start_offset
+        while off < plog.next_offset:
+            raw = plog.read_bytes(off, 1 << 20)
+            if not raw:
+                break
+            pos = 0
+            while pos < len(raw):
+                h, recs = decode_batch(raw, pos)
+                out.update((r[3] or b"").split(b"|")[0].decode() for r in recs)
+                pos += h.size
+            off = h.next_offset
+    return out
 
 
 def mount_tmpfs(size_mb: int) -> str | None:
@@ -438,7 +478,7 @@ def main() -> None:
     d["problems"] = rep.problems[:20]
     print(json.dumps(d, indent=2))
     bad = rep.lost or rep.duplicated or rep.kv_latest_lost or rep.group_gaps \
-        or rep.jobs_unprocessed
+        or rep.jobs_unprocessed or rep.jobs_dead_lettered
     sys.exit(1 if bad else 0)
 
 

@@ -258,25 +258,46 @@ class KafkaServer:
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, end long polls, finish requests in progress, close connections.
 
-        Bounded by ``grace`` seconds whatever clients do: long polls (Fetch, JoinGroup,
-        SyncGroup) are woken at once, requests still running after ``grace`` are cancelled.
+        Bounded by about ``grace`` seconds in all, whatever clients do: long polls (Fetch,
+        JoinGroup, SyncGroup) are woken at once, requests still running after half of it are
+        cancelled, and connections still open at the end are aborted. A request whose work
+        runs in a worker thread cannot be cancelled there: its connection is closed all the
+        same, and ``logmq serve`` does not wait for the thread (logmq.server.run).
         """
+        deadline = time.monotonic() + grace
         for srv in self._servers:
             srv.close()
         if self.handlers is not None:
             self.handlers.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
-        deadline = time.monotonic() + grace
-        while any(c.busy for c in self._conns.values()) and time.monotonic() < deadline:
+        finish_by = time.monotonic() + grace / 2
+        while any(c.busy for c in self._conns.values()) and time.monotonic() < finish_by:
             await asyncio.sleep(0.01)  # requests in progress finish (their connections stay)
-        for task in list(self._conns):
-            task.cancel()
+        busy = sum(c.busy for c in self._conns.values())
+        if busy:
+            log.warning("shutdown: cancelling %d request(s) still in progress after %.1f s",
+                        busy, grace / 2)
+        while self._conns and time.monotonic() < deadline:
+            # Python 3.11's asyncio.wait_for can swallow a cancel that races its result
+            # (see _sweep): cancel again until every connection task has ended
+            for task in list(self._conns):
+                task.cancel()
+            await asyncio.wait(list(self._conns), timeout=min(0.2, max(
+                0.0, deadline - time.monotonic())))
         if self._conns:
-            await asyncio.wait(list(self._conns), timeout=grace)
+            log.warning("shutdown: aborting %d connection(s) that did not end in %.1f s",
+                        len(self._conns), grace)
+            for c in list(self._conns.values()):
+                tr = c.transport
+                if isinstance(tr, asyncio.WriteTransport):
+                    tr.abort()
+                else:
+                    tr.close()
         for srv in self._servers:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(srv.wait_closed(), grace)
+                await asyncio.wait_for(srv.wait_closed(),
+                                       max(0.01, deadline - time.monotonic()))
         if self.security is not None:
             self.security.close()
 

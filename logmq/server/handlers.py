@@ -10,6 +10,7 @@ await notifications instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -119,6 +120,13 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers, ScramAdminHandlers,
     async def _until_stopped(self, aw: Awaitable[T]) -> T:
         """Await ``aw`` unless the server stops first (then :class:`ServerStopping`)."""
         if self.stopping:
+            # its outcome is nobody's: an unawaited future's error would be logged at ERROR
+            if inspect.iscoroutine(aw):
+                aw.close()
+            else:
+                fut = asyncio.ensure_future(aw)
+                fut.add_done_callback(_consume)
+                fut.cancel()
             raise ServerStopping()
         ev = asyncio.Event()
         self._polls.add(ev)
@@ -613,10 +621,12 @@ class Handlers(AdminHandlers, Kip848Handlers, ShareHandlers, ScramAdminHandlers,
                 if v >= 4 else groups + self.share_listing(body)}
 
     # ------------------------------------------------------------------ admin
-    def init_producer_id(self, body: dict, v: int, client: Any) -> dict | Awaitable[dict]:
+    async def init_producer_id(self, body: dict, v: int, client: Any) -> dict:
         if body.get("transactional_id") is not None:
-            return self.txn_init_producer_id(body, v)
-        pid = self.producer_ids.allocate()
+            return await self.txn_init_producer_id(body, v)
+        # an LMDB write commit (fsync): never on the event loop, where waiting for LMDB's
+        # writer lock behind another thread's commit stalls every connection
+        pid = await asyncio.to_thread(self.producer_ids.allocate)
         return {"throttle_time_ms": 0, "error_code": NONE, "producer_id": pid,
                 "producer_epoch": 0}
 

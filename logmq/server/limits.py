@@ -110,6 +110,11 @@ class ServerLimits:
     #: SASL: session lifetime; clients re-authenticate before it ends (KIP-368) and a
     #: connection whose session expired is closed (Kafka: connections.max.reauth.ms; 0: off).
     connections_max_reauth_ms: int = 0
+    #: ``logmq serve``: SIGTERM/SIGINT to the data directory's close, whatever clients do.
+    #: Requests in progress get half of it; then connections are cut and work still running
+    #: in worker threads is abandoned (its requests get no answer). Closing the data
+    #: directory follows and is always clean.
+    shutdown_timeout_ms: int = 10_000
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -323,8 +323,12 @@ class LogManager:
                 lg = self._logs.pop((name, p), None)
                 if lg is not None:
                     lg.delete()
-            for fn in list(self._listeners):
-                fn(name)
+            listeners = list(self._listeners)
+        # Outside the lock: listeners take their own locks (the queue engine's), which are held
+        # while calling into this manager (add_waiter); called under it, DeleteTopics, a share
+        # group opening and a Fetch deadlocked the server (found by the wire fuzzer).
+        for fn in listeners:
+            fn(name)
 
     def alter_topic_config(self, name: str, config: Mapping[str, Any],
                            *, replace: bool = False) -> dict[str, Any]:

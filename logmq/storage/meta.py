@@ -16,7 +16,34 @@ import lmdb
 
 from logmq.errors import DataDirError
 
-__all__ = ["MetaStore"]
+__all__ = ["MetaStore", "SafeEnv"]
+
+
+class SafeEnv:
+    """The LMDB environment, with an ``open_db`` that cannot deadlock the process.
+
+    py-lmdb's ``open_db`` without ``txn=`` begins its write transaction *holding the GIL*.
+    If another thread is inside a write transaction (holding LMDB's writer mutex) and needs
+    the GIL to finish it, both wait forever: the whole process freezes, SIGTERM included.
+    The wire fuzzer hit it (InitProducerId's allocation on the event loop vs the first
+    share-group request opening ``queue_dedup`` in a worker). ``begin(write=True)`` waits for
+    the mutex with the GIL released, so named dbs are opened inside one of those. Every
+    other attribute is the environment's own.
+    """
+
+    def __init__(self, env: lmdb.Environment) -> None:
+        self.raw = env
+        self.begin = env.begin  # the hot path: no __getattr__ hop
+
+    def open_db(self, key: bytes | None = None, txn: lmdb.Transaction | None = None,
+                **kw: Any) -> Any:
+        if txn is None and key is not None and not self.raw.flags().get("readonly"):
+            with self.raw.begin(write=True) as t:
+                return self.raw.open_db(key, txn=t, **kw)
+        return self.raw.open_db(key, txn=txn, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
 
 
 class MetaStore:
@@ -26,8 +53,9 @@ class MetaStore:
         """``sync=False`` only for in-memory data directories (nothing there survives)."""
         os.makedirs(path, mode=0o700, exist_ok=True)
         try:  # mode: 0600 files (offsets, SCRAM credentials), umask permitting
-            self.env = lmdb.open(path, max_dbs=32, map_size=map_size, subdir=True, lock=True,
-                                 sync=sync, metasync=sync, mode=0o600)
+            env = lmdb.open(path, max_dbs=32, map_size=map_size, subdir=True, lock=True,
+                            sync=sync, metasync=sync, mode=0o600)
+            self.env: lmdb.Environment = SafeEnv(env)  # type: ignore[assignment]
         except lmdb.Error as e:
             raise DataDirError(f"metadata store {path!r} cannot be opened ({e}); it is "
                                "corrupt or not an LMDB environment") from None
