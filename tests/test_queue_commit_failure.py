@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import pytest
 
+from logmq.errors import DiskFullError
+
 
 def _failing_commits(journal, n: int) -> list[int]:
     """Make the next ``n`` journal commits fail like a full disk does."""
@@ -35,7 +37,7 @@ def test_failed_acquisition_commit_is_not_a_delivery(log):
     q = log.queue("jobs", group="w", max_attempts=2, backoff_base_ms=0, lock_ms=50)
     left = _failing_commits(log.queues.store.journal, 2)
     for _ in range(2):  # the disk is full: each receive fails, nothing reaches the member
-        with pytest.raises(Exception):  # noqa: B017,PT011 (whatever type: it is not delivered)
+        with pytest.raises(DiskFullError):  # typed, and nothing reached the member
             q.receive(1, timeout=2)
     assert left[0] == 0
     got = q.receive(1, timeout=2)  # the disk has room again

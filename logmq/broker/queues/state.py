@@ -38,6 +38,7 @@ The dedup index for producers' message ids lives here too (:class:`DedupIndex`).
 
 from __future__ import annotations
 
+import errno
 import struct
 import threading
 import time
@@ -47,6 +48,7 @@ from typing import Any, NamedTuple, cast
 import lmdb
 
 from logmq.broker.queues.ranges import St, unpack_range
+from logmq.errors import DiskFullError, LogMQError, StorageError
 
 __all__ = [
     "Journal",
@@ -157,10 +159,13 @@ class Journal:
             if ops:
                 try:
                     self._write(ops)
-                except BaseException:
+                except BaseException as e:
                     with self._lock:  # keep them: the next commit retries
                         self._pending[:0] = ops
-                    raise
+                    typed = _storage_error(e)
+                    if typed is e:
+                        raise
+                    raise typed from e
             self._committed = upto
 
     def flush(self) -> None:
@@ -177,6 +182,17 @@ class Journal:
                     txn.delete(key, db=db)
                 else:
                     txn.put(key, value, db=db)
+
+
+def _storage_error(e: BaseException) -> BaseException:
+    """A failed commit as a logmq.errors type (callers catch StorageError, not lmdb's tree)."""
+    if isinstance(e, LogMQError) or not isinstance(e, (OSError, lmdb.Error)):
+        return e
+    full = (isinstance(e, lmdb.MapFullError) or getattr(e, "errno", None) == errno.ENOSPC
+            or "No space" in str(e))
+    cls = DiskFullError if full else StorageError
+    return cls(f"share-group state was not committed ({e}); nothing changed for the caller, "
+               "the change is retried with the next commit", errno=getattr(e, "errno", None))
 
 
 class ShareStateStore:
