@@ -41,7 +41,7 @@ b = exact(b'x' * 24); ctypes.string_at(b.buffer_info()[0], 25)") >/dev/null 2>&1
   exit 1
 fi
 echo "asan_build: canary over-read caught, ASan is live"
-python3 -m pytest -q -p no:cacheprovider tests/test_native_codec.py tests/test_native_keys.py \
+python3 -m pytest -q -p no:cacheprovider tests/test_native_codec.py tests/test_native_keys.py tests/test_producer_fast.py \
   tests/test_native_validate_walk.py tests/test_codec_records.py
 python3 tools/native_mutate.py --cases "$cases"
 echo "asan_build: no AddressSanitizer report"
