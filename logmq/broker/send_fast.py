@@ -13,11 +13,11 @@ unless ``LOGMQ_PURE=1`` (tests/test_producer_fast.py runs both on the same sends
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from logmq.broker.futures import RecordFuture
 from logmq.broker.partitioner import _xxh3
+from logmq.codec.keys import select_native
 
 __all__ = ["send_fast", "RECORD_OVERHEAD", "KEY_CACHE"]
 
@@ -81,18 +81,5 @@ def _py_send_fast(prod: Any, fast: tuple, topic: str, key: Any, value: Any,
     return future(batch, i)
 
 
-def _select() -> Any:
-    if os.environ.get("LOGMQ_PURE", "") in ("", "0"):
-        try:
-            from logmq.codec import _native
-        except ImportError:
-            return _py_send_fast
-        native = getattr(_native, "send_fast", None)  # None: a build older than this module
-        if native is not None:
-            _native._fallbacks["send_fast"] = _py_send_fast
-            return native
-    return _py_send_fast
-
-
 #: ``send_fast(producer, fast, topic, key, value, future_class) -> RecordFuture | None``
-send_fast: Any = _select()
+send_fast: Any = select_native("send_fast", _py_send_fast)

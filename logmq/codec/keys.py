@@ -16,7 +16,7 @@ from logmq.codec.keys_ref import _py_bucket_encode, _py_bucket_keys
 __all__ = ["bucket_keys", "bucket_encode"]
 
 
-def _select(name: str, pure: Any) -> Any:
+def select_native(name: str, pure: Any) -> Any:
     """The native function unless LOGMQ_PURE=1 or the extension is not built."""
     if os.environ.get("LOGMQ_PURE", "") in ("", "0"):
         try:
@@ -32,7 +32,7 @@ def _select(name: str, pure: Any) -> Any:
 
 
 #: ``bucket_keys(records, num_partitions) -> {partition: [records]} | None``, bound once here
-bucket_keys: Any = _select("bucket_keys", _py_bucket_keys)
+bucket_keys: Any = select_native("bucket_keys", _py_bucket_keys)
 #: ``bucket_encode(records, num_partitions, timestamp, max_batch_bytes)
 #: -> {partition: [batch bytes]} | None``: bucketing and encoding in one pass
-bucket_encode: Any = _select("bucket_encode", _py_bucket_encode)
+bucket_encode: Any = select_native("bucket_encode", _py_bucket_encode)
