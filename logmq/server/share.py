@@ -28,6 +28,7 @@ from logmq.server.share_state import (
     ShareSession,
     WireMember,
     WireShareGroup,
+    bad_group_id,
     share_pool,
 )
 
@@ -164,8 +165,9 @@ class ShareHandlers(ShareAdminHandlers):
                                "member_id": None, "member_epoch": 0,
                                "heartbeat_interval_ms": 0, "assignment": None}
         gid = body.get("group_id") or ""
-        if not gid:
-            out["error_code"] = INVALID_GROUP_ID
+        bad = bad_group_id(gid)
+        if bad:
+            out["error_code"], out["error_message"] = INVALID_GROUP_ID, bad
             return out
         reg = self.shares
         g = reg.group(gid)
@@ -254,7 +256,10 @@ class ShareHandlers(ShareAdminHandlers):
                 "error_code": NONE, "error_message": None, "group_id": gid,
                 "group_state": "Empty", "group_epoch": 0, "assignment_epoch": 0,
                 "assignor_name": "simple", "members": [], "authorized_operations": _ALL_OPS}
-            if g is None and not reg.known_share_group(gid):
+            bad = bad_group_id(gid)
+            if bad:
+                entry.update(error_code=INVALID_GROUP_ID, error_message=bad, group_state="Dead")
+            elif g is None and not reg.known_share_group(gid):
                 entry["error_code"] = GROUP_ID_NOT_FOUND
                 entry["error_message"] = f"share group {gid!r} not found"
                 entry["group_state"] = "Dead"

@@ -17,7 +17,7 @@ from logmq.broker.queues.offsets import (
 )
 from logmq.errors import LogMQError, UnknownTopicError
 from logmq.kafka_codes import ErrorCode as _E
-from logmq.server.share_state import share_pool
+from logmq.server.share_state import bad_group_id, share_pool
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -31,6 +31,8 @@ NONE = int(_E.NONE)
 UNKNOWN_TOPIC_OR_PARTITION = int(_E.UNKNOWN_TOPIC_OR_PARTITION)
 GROUP_ID_NOT_FOUND = int(_E.GROUP_ID_NOT_FOUND)
 NON_EMPTY_GROUP = int(_E.NON_EMPTY_GROUP)
+INVALID_GROUP_ID = int(_E.INVALID_GROUP_ID)
+
 
 
 class ShareAdminHandlers:
@@ -65,6 +67,11 @@ class ShareAdminHandlers:
             gid = req["group_id"]
             entry: dict[str, Any] = {"group_id": gid, "topics": [], "error_code": NONE,
                                      "error_message": None}
+            bad = bad_group_id(gid)
+            if bad:
+                entry["error_code"], entry["error_message"] = INVALID_GROUP_ID, bad
+                groups.append(entry)
+                continue
             known = self.shares.engine_topics(gid)
             if not known and gid not in self.shares.groups:
                 entry["error_code"] = GROUP_ID_NOT_FOUND
@@ -102,6 +109,10 @@ class ShareAdminHandlers:
         gid = body.get("group_id") or ""
         out: dict[str, Any] = {"throttle_time_ms": 0, "error_code": NONE,
                                "error_message": None, "responses": []}
+        bad = bad_group_id(gid)
+        if bad:
+            out["error_code"], out["error_message"] = INVALID_GROUP_ID, bad
+            return out
         if self._has_wire_members(gid):
             out["error_code"] = NON_EMPTY_GROUP
             out["error_message"] = f"share group {gid!r} has members"
@@ -141,6 +152,10 @@ class ShareAdminHandlers:
         gid = body.get("group_id") or ""
         out: dict[str, Any] = {"throttle_time_ms": 0, "error_code": NONE,
                                "error_message": None, "responses": []}
+        bad = bad_group_id(gid)
+        if bad:
+            out["error_code"], out["error_message"] = INVALID_GROUP_ID, bad
+            return out
         if not self.shares.known_share_group(gid):
             out["error_code"] = GROUP_ID_NOT_FOUND
             return out

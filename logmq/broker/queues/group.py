@@ -49,6 +49,7 @@ from logmq.broker.queues.model import (
 from logmq.broker.queues.state import (
     RecState,
     ShareStateStore,
+    check_group_name,
     pack_spso,
 )
 from logmq.broker.queues.window import Window
@@ -69,8 +70,7 @@ class ShareGroup(Window, Actions, DeadLetters):
 
     def __init__(self, manager: GroupHost, topic: str, group: str,
                  config: GroupConfig | None) -> None:
-        if not group or "\x00" in group:
-            raise ConfigError("a group name must be non-empty and contain no NUL")
+        check_group_name(group)
         self.manager = manager
         self.clock = manager.clock
         self.broker: LogStore = manager.broker

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from logmq.broker.queues.state import pack_spso
+from logmq.broker.queues.state import check_group_name, pack_spso
 from logmq.errors import LogMQError
 from logmq.kafka_codes import ErrorCode as _E
 
@@ -61,7 +61,13 @@ def _drop(qm: QueueManager, topic: str, group: str) -> None:
 
 def reset_start_offsets(qm: QueueManager, topic: str, group: str,
                         offsets: dict[int, int]) -> dict[int, int]:
-    """Set the start offset of partitions (clamped to the log); the offsets applied."""
+    """Set the start offset of partitions (clamped to the log); the offsets applied.
+
+    The partition's in-flight state goes with the old start (its ranges, old-format window
+    keys, out-of-window keys and due-time entries): records from the new start are delivered
+    afresh, with delivery count 1, as after a reset in Kafka's share groups.
+    """
+    check_group_name(group)
     _drop(qm, topic, group)
     store = qm.store
     gt = store.gt(group, topic)
@@ -73,7 +79,7 @@ def reset_start_offsets(qm: QueueManager, topic: str, group: str,
             start, end = qm.broker.offsets((topic, p))
             off = min(max(off, start), end)
             pp = struct.pack(">I", p)
-            for prefix in (b"W" + gt + pp, b"O" + gt + pp):
+            for prefix in (b"R" + gt + pp, b"W" + gt + pp, b"O" + gt + pp):
                 cur = txn.cursor(db=store.db)
                 while cur.set_range(prefix) and bytes(cur.key()).startswith(prefix):
                     cur.delete()

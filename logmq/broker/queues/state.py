@@ -48,7 +48,7 @@ from typing import Any, NamedTuple, cast
 import lmdb
 
 from logmq.broker.queues.ranges import St, unpack_range
-from logmq.errors import DiskFullError, LogMQError, StorageError
+from logmq.errors import ConfigError, DiskFullError, LogMQError, StorageError
 
 __all__ = [
     "Journal",
@@ -92,6 +92,13 @@ def o_prefix(gt: bytes) -> bytes:
 def pack_spso(offset: int) -> bytes:
     """The value of an SPSO key."""
     return _Q.pack(offset)
+
+
+def check_group_name(group: str) -> None:
+    """Refuse a share-group name the keys cannot hold: ``G`` keys join topic and group with a
+    NUL, so a NUL inside a name would make two groups share keys; an empty name is no group."""
+    if not group or "\x00" in group:
+        raise ConfigError("a group name must be non-empty and contain no NUL")
 
 
 def now_ms() -> int:
@@ -232,6 +239,7 @@ class ShareStateStore:
 
     # ------------------------------------------------------------------ loading
     def register(self, topic: str, group: str) -> None:
+        check_group_name(group)
         with self.env.begin(db=self.db, write=True) as txn:
             txn.put(self.group_key(topic, group), b"", overwrite=False)
 
