@@ -154,6 +154,9 @@ class LogManager:
         self._logs: dict[tuple[str, int], PartitionLog] = {}
         self._waiters: dict[tuple[str, int], set[Callable[[], None]]] = {}
         self._listeners: list[Callable[[str], None]] = []
+        #: topics whose deletion listeners are still running: not to be created again until
+        #: they finish, or a late listener would clear the new topic's queue state
+        self._deleting: dict[str, int] = {}
         self._stop = threading.Event()
         topics, self.adopted_orphans = datadir.adopt_orphan_partitions(
             self.path, self.meta.topics(), self.meta.put_topic)
@@ -259,7 +262,10 @@ class LogManager:
             self.create_topic(topic, partitions=self.num_partitions)
         except TopicExistsError:
             pass
-        return int(self._topics[topic]["partitions"])
+        meta = self._topics.get(topic)
+        if meta is None:  # being deleted: retriable, as Kafka's clients treat this code
+            raise UnknownTopicError(f"topic {topic!r} is being deleted")
+        return int(meta["partitions"])
 
     # ------------------------------------------------------------------ topics
     def create_topic(self, name: str, partitions: int | None = None,
@@ -277,6 +283,9 @@ class LogManager:
                 if exist_ok:
                     return self.describe_topic(name)
                 raise TopicExistsError(name)
+            if name in self._deleting:  # Kafka: "Topic 'x' is marked for deletion."
+                raise TopicExistsError(f"topic {name!r} is being deleted; create it again "
+                                       "once that is done")
             datadir.check_partition_budget(
                 name, n, topic_total=n, broker_total=len(self._logs),
                 max_per_topic=self.max_partitions_per_topic, max_total=self.max_partitions)
@@ -324,11 +333,19 @@ class LogManager:
                 if lg is not None:
                     lg.delete()
             listeners = list(self._listeners)
+            self._deleting[name] = self._deleting.get(name, 0) + 1
         # Outside the lock: listeners take their own locks (the queue engine's), which are held
         # while calling into this manager (add_waiter); called under it, DeleteTopics, a share
-        # group opening and a Fetch deadlocked the server (found by the wire fuzzer).
-        for fn in listeners:
-            fn(name)
+        # group opening and a Fetch deadlocked the server (found by the wire fuzzer). Until
+        # they are done, create_topic refuses the name (``_deleting``).
+        try:
+            for fn in listeners:
+                fn(name)
+        finally:
+            with self._lock:
+                left = self._deleting.pop(name) - 1
+                if left:
+                    self._deleting[name] = left
 
     def alter_topic_config(self, name: str, config: Mapping[str, Any],
                            *, replace: bool = False) -> dict[str, Any]:
