@@ -68,8 +68,9 @@ log = logging.getLogger("logmq.server")
 API_VERSIONS = ApiKey.API_VERSIONS
 UNSUPPORTED_VERSION = ErrorCode.UNSUPPORTED_VERSION
 _READ_CHUNK = 256 * 1024
-#: APIs whose handlers touch the file system or many partitions: always off the event loop.
-_SLOW_APIS = frozenset((19, 20, 21, 33, 35, 37, 42, 44, 47))
+#: APIs whose handlers touch the file system or many partitions, or commit to LMDB and wait
+#: for its fsync (OffsetCommit, 8): always off the event loop.
+_SLOW_APIS = frozenset((8, 19, 20, 21, 33, 35, 37, 42, 44, 47))
 #: what ApiVersions v3+ accepts as a client software name or version (Kafka's own rule)
 _SOFTWARE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
 REBOOTSTRAP_REQUIRED = 129  # ApiVersions v5 (KIP-1242): "you meant another cluster or node"
