@@ -261,7 +261,8 @@ class AclStore:
 
     The copy is what the authorizer reads (no LMDB transaction per request); every change is
     committed to LMDB first, then applied to the copy, and bumps :attr:`version` so cached
-    decisions are dropped.
+    decisions are dropped. A change replaces the set rather than mutating it: readers iterate
+    it without the lock, from the event loop, while CreateAcls / DeleteAcls run on threads.
     """
 
     def __init__(self, env: lmdb.Environment) -> None:
@@ -288,7 +289,7 @@ class AclStore:
             with self._env.begin(db=self._db, write=True) as txn:
                 for b in new:
                     txn.put(b.key(), b"1")
-            self._acls.update(new)
+            self._acls = self._acls | set(new)
             self.version += 1
         return new
 
@@ -300,7 +301,7 @@ class AclStore:
                 with self._env.begin(db=self._db, write=True) as txn:
                     for b in gone:
                         txn.delete(b.key())
-                self._acls.difference_update(gone)
+                self._acls = self._acls - set(gone)
                 self.version += 1
         return gone
 

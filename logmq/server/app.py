@@ -69,8 +69,9 @@ API_VERSIONS = ApiKey.API_VERSIONS
 UNSUPPORTED_VERSION = ErrorCode.UNSUPPORTED_VERSION
 _READ_CHUNK = 256 * 1024
 #: APIs whose handlers touch the file system or many partitions, or commit to LMDB and wait
-#: for its fsync (OffsetCommit, 8): always off the event loop.
-_SLOW_APIS = frozenset((8, 19, 20, 21, 33, 35, 37, 42, 44, 47))
+#: for its fsync (OffsetCommit 8, CreateAcls 30, DeleteAcls 31, AlterUserScramCredentials 51):
+#: always off the event loop.
+_SLOW_APIS = frozenset((8, 19, 20, 21, 30, 31, 33, 35, 37, 42, 44, 47, 51))
 #: what ApiVersions v3+ accepts as a client software name or version (Kafka's own rule)
 _SOFTWARE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
 REBOOTSTRAP_REQUIRED = 129  # ApiVersions v5 (KIP-1242): "you meant another cluster or node"
