@@ -255,9 +255,11 @@ def walk_records(data: bytes, count: int, contiguous: bool, last_delta: int) -> 
 
 
 #: The walk the validator calls (a compiled one with the same contract may replace it).
-_walk: Callable[[bytes, int, bool, int], WalkResult] = walk_records
+#: It is given any buffer when compiled (see _payload), bytes otherwise.
+_walk: Callable[[Any, int, bool, int], WalkResult] = walk_records
 if _native_walk_module is not None:
-    _native_walk_module._fallbacks["walk_produce"] = walk_records
+    _native_walk_module._fallbacks["walk_produce"] = (
+        lambda data, count, contiguous, last: walk_records(bytes(data), count, contiguous, last))
     _walk = _native_walk_module.walk_produce
 
 
