@@ -213,6 +213,8 @@ class GroupState:
     archived: int
     watchers: set[Callable[[], None]]
     clock: Clock
+    #: the per-record loops and record class in use (``hot.Impl``: compiled or reference)
+    _hot: Any
 
     def _notify_watchers(self) -> None:
         for fn in list(self.watchers):
