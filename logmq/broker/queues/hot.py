@@ -250,7 +250,7 @@ PURE = Impl("python", _Rec, _py_admit, _py_pick, _py_settle, _py_finish)
 #: the reference's constants, which the compiled module has as C constants of its own
 CONSTANTS = {"AVAILABLE": AVAILABLE, "ACQUIRED": ACQUIRED, "GONE": GONE,
              "RELEASED": RELEASED, "DELIVERED": DELIVERED, "DONE": DONE,
-             "PRIO_STEP": _PRIO_STEP}
+             "SCHEDULED": SCHEDULED, "PRIO_STEP": _PRIO_STEP}
 
 
 def _load_native() -> Impl | None:
