@@ -205,6 +205,62 @@ def test_native_loops_equal_the_reference(tmp_path_factory, ops, aging, inflight
         pair.close()
 
 
+_RSTATES = st.sampled_from([(1, 1, 5, None), (1, 2, 5, None), (2, 0, 0, None),
+                            (1, 1, 5, "boom"), (3, 1, 0, None)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(loaded=st.lists(st.tuples(st.integers(0, 9000), st.integers(1, 6000), _RSTATES),
+                       max_size=4),
+       batches=st.lists(st.lists(st.tuples(st.integers(0, 12000), st.integers(0, 3),
+                                           st.one_of(st.none(), _RSTATES)), max_size=30),
+                        max_size=6))
+def test_range_flush_equals_the_reference(loaded, batches):
+    """The same loads, sets and drops: the same ops (order included) and the same maps,
+    with ranges longer than MERGE_MAX next to changed offsets (the merge it skips)."""
+    from logmq.broker.queues.ranges import RangeMap
+
+    maps = {}
+    for name in IMPLS:
+        rm = maps[name] = RangeMap(b"Rg\x00t\x00\x00\x00\x00\x01")
+        end = 0
+        for gap, length, s in loaded:  # disjoint ranges, as on disk
+            start = end + gap
+            rm.load(start, start + length, s)
+            end = start + length
+    for batch in batches:
+        ops = {}
+        for name, impl in IMPLS.items():
+            rm = maps[name]
+            for off, width, s in batch:
+                for o in range(off, off + width):
+                    if s is None:
+                        rm.drop(o)
+                    else:
+                        rm.set(o, s)
+            ops[name] = []
+            impl.flush(rm, "db", ops[name])
+        assert ops["py"] == ops["nat"]
+        a, b = maps["py"], maps["nat"]
+        assert (a.st, a.keys, a.owner, a.dirty) == (b.st, b.keys, b.owner, b.dirty)
+
+
+def test_live_locks_equal_the_reference():
+    from logmq.broker.queues.model import ACQUIRED
+    from logmq.types import Record
+
+    out = {}
+    for name, impl in IMPLS.items():
+        locks = []
+        for i in range(40):
+            rec = impl.Rec(0, i, Record(TOPIC, 0, i, 1, None, b"", []), True)
+            rec.state = ACQUIRED if i % 3 else 0
+            rec.ver = i % 5
+            locks.append((1000 - i, i, rec, i % 5 if i % 4 else 99))
+        out[name] = [(e[0], e[1], e[3]) for e in impl.live_locks(locks)]
+    assert out["py"] == out["nat"] and len(out["py"]) == 20
+
+
 def test_records_are_compiled_and_equal_fields():
     """The compiled record class starts as the reference's does, field for field."""
     from logmq.broker.queues.model import _Rec

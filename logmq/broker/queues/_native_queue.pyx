@@ -17,9 +17,13 @@ before it uses this module.
 cimport cython
 from cpython.object cimport PyObject
 
+import struct as _struct
+from heapq import heapify as _heapify
 from heapq import heappop as _heappop
 from heapq import heappush as _heappush
 
+from logmq.broker.queues.ranges import MERGE_MAX as _MERGE_MAX
+from logmq.broker.queues.ranges import pack_range as _pack_range
 from logmq.broker.queues.state import PACK_PO as _PACK_PO
 from logmq.broker.queues.state import o_prefix as _o_prefix
 from logmq.broker.queues.state import pack_state as _pack_state
@@ -71,6 +75,8 @@ cdef enum:
     SCHEDULED = 3
 
 cdef long long PRIO_STEP = 1LL << 48
+cdef object MERGE_MAX = _MERGE_MAX
+_pack_off = _struct.Struct(">Q").pack
 cdef bint _FAST_RECORD = lq_plain_tuple_type(_Record)
 
 
@@ -78,7 +84,7 @@ def constants():
     """The constants this module was compiled with (``hot`` compares them to its own)."""
     return {"AVAILABLE": AVAILABLE, "ACQUIRED": ACQUIRED, "GONE": GONE,
             "RELEASED": RELEASED, "DELIVERED": DELIVERED, "DONE": DONE,
-            "SCHEDULED": SCHEDULED, "PRIO_STEP": PRIO_STEP}
+            "SCHEDULED": SCHEDULED, "PRIO_STEP": PRIO_STEP, "MERGE_MAX": MERGE_MAX}
 
 
 @cython.freelist(256)
@@ -383,3 +389,88 @@ def finish(g, list recs, list ops):
                 (<set>c[2]).add(off)
                 _heappush(c[3], off)
     g.manager.room_changed()
+
+
+def live_locks(list locks):
+    """``hot._py_live_locks``: the lock heap without the entries of settled records."""
+    cdef list out = []
+    cdef tuple e
+    cdef Rec rec
+    for e in locks:
+        rec = e[2]
+        if rec.ver == <long long>e[3] and rec.state == ACQUIRED:
+            out.append(e)
+    _heapify(out)
+    return out
+
+
+cdef bytes _key(bytes prefix, object start):
+    """``prefix + struct.pack(">Q", start)`` (the struct's range check kept)."""
+    return prefix + _pack_off(start)
+
+
+def range_flush(rm, db, list ops):
+    """``RangeMap.flush``: the key deletes and puts that make disk equal ``st``."""
+    cdef set dirty = rm.dirty
+    if not dirty:
+        return
+    cdef dict keys = rm.keys
+    cdef dict owner = rm.owner
+    cdef list ds = sorted(dirty)
+    dirty.clear()
+    cdef dict old = {}
+    cdef object off, s, nb, prev_o = -2
+    cdef long long o, prev = -2
+    for off in ds:
+        o = off
+        s = owner.get(off)
+        if s is not None and s not in old:
+            old[s] = keys.pop(s)
+        if o != prev + 1:  # a run of changed offsets starts: the ranges around it
+            for nb in ((off - 1, prev_o + 1) if prev >= 0 else (off - 1,)):
+                s = owner.get(nb)  # may now extend over the run: merge (walks it)
+                if s is not None and s not in old and keys[s][0] - s <= MERGE_MAX:
+                    old[s] = keys.pop(s)
+        prev = o
+        prev_o = off
+    s = owner.get(prev_o + 1)
+    if s is not None and s not in old and keys[s][0] - s <= MERGE_MAX:
+        old[s] = keys.pop(s)
+    cdef set region
+    if old:
+        region = set(ds)
+        for s, (e, _st) in old.items():
+            region.update(range(s, e))
+        ds = sorted(region)
+    cdef dict sts = rm.st
+    cdef list new = []
+    cdef object start = -2, cur = None, st
+    prev = -2
+    prev_o = -2
+    for off in ds:
+        st = sts.get(off)
+        if st is None:
+            owner.pop(off, None)
+            continue
+        o = off
+        if o != prev + 1 or (st is not cur and st != cur):
+            if cur is not None:
+                new.append((start, prev_o + 1, cur))
+            start = off
+            cur = st
+        owner[off] = start
+        prev = o
+        prev_o = off
+    if cur is not None:
+        new.append((start, prev_o + 1, cur))
+    prefix = rm.prefix
+    cdef set starts = {t[0] for t in new}
+    for s in old:
+        if s not in starts:
+            ops.append((db, _key(prefix, s), None))
+    cdef tuple t
+    for t in new:
+        s, e, st = t
+        keys[s] = (e, st)
+        if old.get(s) != (e, st):
+            ops.append((db, _key(prefix, s), _pack_range(e, st)))

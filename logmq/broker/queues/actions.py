@@ -143,14 +143,9 @@ class Actions(GroupState):
             if rec.ver == ver and rec.state == ACQUIRED:
                 self._release(rec, now, ops, dead, "lock expired", None)
         if len(locks) > 2 * self.n_acquired + 1024:  # drop entries of settled records
-            self.locks = [e for e in locks if self._lock_valid(e)]
-            heapq.heapify(self.locks)
+            self.locks = self._hot.live_locks(locks)
         if self.due_next is not None and self.due_next <= now:
             self._load_due(now, ops)
-
-    @staticmethod
-    def _lock_valid(e: tuple[int, int, _Rec, int]) -> bool:
-        return e[2].ver == e[3] and e[2].state == ACQUIRED
 
     def _load_due(self, now: int, ops: list) -> None:
         room = max(self.cfg.max_inflight * max(1, len(self.parts)) - self.n_out, 0)

@@ -1,4 +1,5 @@
-"""The share group's per-record loops: admit (fill), pick (receive), settle tokens, finish.
+"""The share group's per-record loops: admit (fill), pick (receive), settle tokens, finish,
+and the range flush (``RangeMap.flush``) and lock-heap compaction they feed.
 
 They take the group and its objects (``_Part``, ``Member``, ``_Rec``) and do every per-record
 step of :class:`~logmq.broker.queues.window.Window` and
@@ -29,6 +30,7 @@ from logmq.broker.queues.model import (
     RELEASED,
     _Rec,
 )
+from logmq.broker.queues.ranges import MERGE_MAX, RangeMap
 from logmq.broker.queues.state import (
     DELIVERED,
     DONE,
@@ -234,6 +236,13 @@ def _py_finish(g: Any, recs: list, ops: list) -> None:
     g.manager.room_changed()
 
 
+def _py_live_locks(locks: list) -> list:
+    """The lock heap without the entries of settled records (a new list, a heap again)."""
+    out = [e for e in locks if e[2].ver == e[3] and e[2].state == ACQUIRED]
+    heapq.heapify(out)
+    return out
+
+
 class Impl(NamedTuple):
     """One implementation of the loops, and the record class its admit creates."""
 
@@ -243,14 +252,17 @@ class Impl(NamedTuple):
     pick: Callable[..., None]
     settle: Callable[..., None]
     finish: Callable[..., None]
+    flush: Callable[..., None]  # (RangeMap, db, ops): RangeMap.flush
+    live_locks: Callable[[list], list]
 
 
-PURE = Impl("python", _Rec, _py_admit, _py_pick, _py_settle, _py_finish)
+PURE = Impl("python", _Rec, _py_admit, _py_pick, _py_settle, _py_finish, RangeMap.flush,
+            _py_live_locks)
 
 #: the reference's constants, which the compiled module has as C constants of its own
 CONSTANTS = {"AVAILABLE": AVAILABLE, "ACQUIRED": ACQUIRED, "GONE": GONE,
              "RELEASED": RELEASED, "DELIVERED": DELIVERED, "DONE": DONE,
-             "SCHEDULED": SCHEDULED, "PRIO_STEP": _PRIO_STEP}
+             "SCHEDULED": SCHEDULED, "PRIO_STEP": _PRIO_STEP, "MERGE_MAX": MERGE_MAX}
 
 
 def _load_native() -> Impl | None:
@@ -261,7 +273,8 @@ def _load_native() -> Impl | None:
         return None
     if nq.constants() != CONSTANTS:  # a stale build: the pure code is the truth
         return None
-    return Impl("native", nq.Rec, nq.admit, nq.pick, nq.settle, nq.finish)
+    return Impl("native", nq.Rec, nq.admit, nq.pick, nq.settle, nq.finish, nq.range_flush,
+                nq.live_locks)
 
 
 #: the compiled implementation when built (whatever LOGMQ_PURE says: the tests compare it)

@@ -227,9 +227,10 @@ class GroupState:
         are committed with (and in the order of) the change that made them.
         """
         db = self.db
+        flush = self._hot.flush  # RangeMap.flush, or its compiled twin
         for part in self.parts:
             if part.rng.dirty:
-                part.rng.flush(db, ops)
+                flush(part.rng, db, ops)
         return ops
 
     def now_ms(self) -> int:
