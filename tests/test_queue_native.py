@@ -245,6 +245,38 @@ def test_range_flush_equals_the_reference(loaded, batches):
         assert (a.st, a.keys, a.owner, a.dirty) == (b.st, b.keys, b.owner, b.dirty)
 
 
+_KEYS = st.one_of(st.integers(-3, 3), st.integers(-(2**70), 2**70), st.booleans(),
+                  st.sampled_from([0.5, -1.0]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=st.lists(st.one_of(st.tuples(_KEYS, _KEYS, st.integers(0, 3)),
+                                st.tuples(_KEYS), st.tuples(_KEYS, _KEYS)), max_size=60),
+       pops=st.lists(st.booleans(), max_size=80), ints=st.booleans())
+def test_compiled_heap_is_heapq(items, pops, ints):
+    """The compiled heap ops leave the same lists as heapq's (its fast comparison included:
+    C ints, ints beyond 64 bits, bools, floats, ties, shorter tuples)."""
+    import heapq
+
+    from logmq.broker.queues import _native_queue as nq
+
+    if ints:
+        items = [t[0] for t in items if type(t[0]) is int]
+    a, b = list(items), list(items)
+    heapq.heapify(a)
+    nq.heapify(b)
+    assert repr(a) == repr(b)  # repr: True and 1 are equal, not the same entry
+    it = iter(items)
+    for pop in pops:
+        if pop and a:
+            assert repr(heapq.heappop(a)) == repr(nq.heappop(b))
+        else:
+            x = next(it, (1,) if not ints else 1)
+            heapq.heappush(a, x)
+            nq.heappush(b, x)
+        assert repr(a) == repr(b)
+
+
 def test_live_locks_equal_the_reference():
     from logmq.broker.queues.model import ACQUIRED
     from logmq.types import Record

@@ -15,12 +15,10 @@ before it uses this module.
 """
 
 cimport cython
-from cpython.object cimport PyObject
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.object cimport Py_LT, PyObject, PyObject_RichCompareBool
 
 import struct as _struct
-from heapq import heapify as _heapify
-from heapq import heappop as _heappop
-from heapq import heappush as _heappush
 
 from logmq.broker.queues.ranges import MERGE_MAX as _MERGE_MAX
 from logmq.broker.queues.ranges import pack_range as _pack_range
@@ -85,6 +83,112 @@ def constants():
     return {"AVAILABLE": AVAILABLE, "ACQUIRED": ACQUIRED, "GONE": GONE,
             "RELEASED": RELEASED, "DELIVERED": DELIVERED, "DONE": DONE,
             "SCHEDULED": SCHEDULED, "PRIO_STEP": PRIO_STEP, "MERGE_MAX": MERGE_MAX}
+
+
+# ---------------------------------------------------------------------------- heaps
+# heapq's algorithm (push: append, sift the new item toward the root; pop: the last item
+# replaces the root and sifts to a leaf along the smaller children, then back up), so a
+# heap changed here and by heapq in the Python code stays the same list as if heapq did it
+# all. Only the comparison is faster: the entries are tuples whose leading items are ints
+# (avail: key, partition, offset, tie-break; locks: deadline, tie-break), compared as C
+# integers; anything else is compared by Python, as heapq would.
+
+cdef inline int _lt(object a, object b) except -1:
+    """``a < b`` for heap entries, as Python's tuple (or int) comparison decides it."""
+    cdef Py_ssize_t i, n
+    cdef long long x, y
+    cdef int ox = 0, oy = 0
+    cdef tuple ta, tb
+    if type(a) is tuple and type(b) is tuple:
+        ta = <tuple>a
+        tb = <tuple>b
+        n = min(len(ta), len(tb))
+        for i in range(n):
+            u = ta[i]
+            w = tb[i]
+            if type(u) is not int or type(w) is not int:
+                break  # not ints from here: Python compares (the equal prefix again)
+            x = PyLong_AsLongLongAndOverflow(u, &ox)
+            y = PyLong_AsLongLongAndOverflow(w, &oy)
+            if ox or oy:
+                break
+            if x != y:
+                return x < y
+        else:
+            return len(ta) < len(tb)
+    elif type(a) is int and type(b) is int:
+        x = PyLong_AsLongLongAndOverflow(a, &ox)
+        y = PyLong_AsLongLongAndOverflow(b, &oy)
+        if not ox and not oy:
+            return x < y
+    return PyObject_RichCompareBool(a, b, Py_LT)
+
+
+cdef int _siftdown(list heap, Py_ssize_t startpos, Py_ssize_t pos) except -1:
+    cdef Py_ssize_t parentpos
+    newitem = heap[pos]
+    while pos > startpos:
+        parentpos = (pos - 1) >> 1
+        parent = heap[parentpos]
+        if _lt(newitem, parent):
+            heap[pos] = parent
+            pos = parentpos
+            continue
+        break
+    heap[pos] = newitem
+    return 0
+
+
+cdef int _siftup(list heap, Py_ssize_t pos) except -1:
+    cdef Py_ssize_t endpos = len(heap), startpos = pos, childpos, rightpos
+    newitem = heap[pos]
+    childpos = 2 * pos + 1
+    while childpos < endpos:
+        rightpos = childpos + 1
+        if rightpos < endpos and not _lt(heap[childpos], heap[rightpos]):
+            childpos = rightpos
+        heap[pos] = heap[childpos]
+        pos = childpos
+        childpos = 2 * pos + 1
+    heap[pos] = newitem
+    return _siftdown(heap, startpos, pos)
+
+
+cdef int _heappush(list heap, object item) except -1:
+    heap.append(item)
+    return _siftdown(heap, 0, len(heap) - 1)
+
+
+cdef object _heappop(list heap):
+    lastelt = heap.pop()
+    if heap:
+        returnitem = heap[0]
+        heap[0] = lastelt
+        _siftup(heap, 0)
+        return returnitem
+    return lastelt
+
+
+cdef int _heapify(list heap) except -1:
+    cdef Py_ssize_t i
+    for i in range(len(heap) // 2 - 1, -1, -1):
+        _siftup(heap, i)
+    return 0
+
+
+def heappush(list heap, item):
+    """``heapq.heappush`` with the comparison above (tests hold the two to the same lists)."""
+    _heappush(heap, item)
+
+
+def heappop(list heap):
+    """``heapq.heappop`` with the comparison above."""
+    return _heappop(heap)
+
+
+def heapify(list heap):
+    """``heapq.heapify`` with the comparison above."""
+    _heapify(heap)
 
 
 @cython.freelist(256)
