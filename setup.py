@@ -33,7 +33,7 @@ class OptionalBuildExt(build_ext):
     def _skip(self, e: Exception) -> None:
         if os.environ.get("LOGMQ_REQUIRE_NATIVE", "") not in ("", "0"):
             raise e
-        print(f"logmq: building the native codec failed ({e}); installing pure Python",
+        print(f"logmq: building a native extension failed ({e}); that part stays pure Python",
               file=sys.stderr)
 
 
@@ -55,17 +55,18 @@ def extensions() -> list:
     # its own extension, so the broker's compiled code does not live in the codec's
     queue_ext = Extension("logmq.broker.queues._native_queue",
                           ["logmq/broker/queues/_native_queue.pyx"],
+                          depends=["logmq/broker/queues/hot.py"],
                           extra_compile_args=flags,
                           extra_link_args=os.environ.get("LOGMQ_NATIVE_LDFLAGS", "").split())
-    try:
-        return cythonize([ext, queue_ext], compiler_directives={"language_level": "3"},
-                         quiet=True)
-    except Exception as e:  # a Cython error must not stop a pure-Python install either
-        if os.environ.get("LOGMQ_REQUIRE_NATIVE", "") not in ("", "0"):
-            raise
-        print(f"logmq: cythonizing the native codec failed ({e}); installing pure Python",
-              file=sys.stderr)
-        return []
-
+    out: list = []
+    for e in (ext, queue_ext):  # one at a time: a Cython error in one keeps the other
+        try:
+            out += cythonize([e], compiler_directives={"language_level": "3"}, quiet=True)
+        except Exception as err:  # a Cython error must not stop a pure-Python install either
+            if os.environ.get("LOGMQ_REQUIRE_NATIVE", "") not in ("", "0"):
+                raise
+            print(f"logmq: cythonizing {e.name} failed ({err}); it stays pure Python",
+                  file=sys.stderr)
+    return out
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

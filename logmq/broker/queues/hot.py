@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 import importlib
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -271,7 +272,10 @@ def _load_native() -> Impl | None:
         nq: Any = importlib.import_module("logmq.broker.queues._native_queue")
     except ImportError:
         return None
-    if nq.constants() != CONSTANTS:  # a stale build: the pure code is the truth
+    if getattr(nq, "constants", dict)() != CONSTANTS:  # a stale build: the pure code rules
+        warnings.warn("logmq: logmq/broker/queues/_native_queue was built from another "
+                      "version of its source; share groups use the pure-Python loops "
+                      "(rebuild the extension)", RuntimeWarning, stacklevel=2)
         return None
     return Impl("native", nq.Rec, nq.admit, nq.pick, nq.settle, nq.finish, nq.range_flush,
                 nq.live_locks)
