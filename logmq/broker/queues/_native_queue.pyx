@@ -323,14 +323,17 @@ def pick(g, m, Py_ssize_t n, now, list ops, list dead, flt, list got):
             if rec.ver != <long long>entry[5] or rec.state != AVAILABLE:
                 continue
             d_live += 1
+            # the counters are the reference's whenever Python code runs (callbacks, filter)
             if rec.expires is not None and rec.expires <= now:
                 g.avail_live -= d_live
-                d_live = 0
+                g.n_acquired += d_acq
+                d_live = d_acq = 0
                 g._expire(rec, ops, dead)
                 continue
             if rec.count >= max_attempts:  # delivered that often before a crash
                 g.avail_live -= d_live
-                d_live = 0
+                g.n_acquired += d_acq
+                d_live = d_acq = 0
                 g._dead(rec, "max-attempts", rec.error, ops, dead)
                 continue
             if flt is not None:

@@ -120,6 +120,12 @@ class Member:
 
 
 class _Rec:
+    """One in-window or out-of-window record of a share group and its delivery state.
+
+    ``_native_queue.Rec`` is its compiled twin (the same fields, the same initial values;
+    tests/test_queue_native.py compares them): a change here goes there too.
+    """
+
     __slots__ = ("p", "off", "record", "state", "count", "owner", "deadline", "ver", "first_ms",
                  "error", "prio", "ready", "expires", "in_window", "keyed")
 
