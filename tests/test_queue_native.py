@@ -304,3 +304,18 @@ def test_records_are_compiled_and_equal_fields():
     with pytest.raises(AttributeError):
         b.nope = 1  # no __dict__, as the reference's __slots__
     assert hot.implementation == ("python" if hot.SELECTED is hot.PURE else "native")
+
+
+def test_logmq_pure_forces_the_reference_loops():
+    import os
+    import subprocess
+    import sys
+
+    code = ("from logmq.broker.queues import hot; from logmq.broker.queues.group import "
+            "ShareGroup; print(hot.implementation, ShareGroup._hot is hot.PURE)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for pure, want in (("1", "python True"), ("0", "native False")):
+        env = {**os.environ, "LOGMQ_PURE": pure, "PYTHONPATH": root}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        assert out == want
