@@ -1,6 +1,7 @@
 # cython: language_level=3, boundscheck=True, wraparound=True, cdivision=False
 # cython: initializedcheck=False, embedsignature=True
-"""Compiled per-record loops of the share-group engine (admit, pick, settle, finish).
+"""Compiled per-record loops of the share-group engine (admit, pick, settle, finish, the
+range flush and the lock-heap compaction).
 
 The reference is ``logmq/broker/queues/hot.py``: every function here does the same steps in
 the same order on the same objects (heap entries, lock entries, range states, ops, the
@@ -8,6 +9,9 @@ group's counters and callbacks), so the resulting state is identical; what goes 
 interpreter's dispatch and the attribute lookups on the record, which is a C struct here
 (:class:`Rec`, the compiled twin of ``model._Rec``). Rare paths (options, hints, expiry,
 filters, nack/reject/release) call the group's Python methods exactly as the reference does.
+The group's counters (``avail_live``, ``n_acquired``) are updated once per call, but are the
+reference's whenever Python code runs in between. The heaps are pushed and popped with
+heapq's algorithm and a faster comparison (see below), so they stay the same lists.
 
 This module imports nothing of ``logmq.broker.queues.model`` (it is loaded while ``hot``
 is); :func:`constants` lets ``hot`` check that the C constants below equal the reference's
@@ -16,7 +20,7 @@ before it uses this module.
 
 cimport cython
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from cpython.object cimport Py_LT, PyObject, PyObject_RichCompareBool
+from cpython.object cimport Py_LT, PyObject_RichCompareBool
 
 import struct as _struct
 

@@ -11,7 +11,9 @@ order, on a compiled record class, and is used where it is built unless ``LOGMQ_
 heap, record, count and range).
 
 A group uses the :class:`Impl` in its ``_hot`` attribute (class default: :data:`SELECTED`),
-so a test can hold one group on each implementation in the same process.
+so a test can hold one group on each implementation in the same process. Which one share
+groups use here: :data:`implementation` (``"native"`` or ``"python"``, as
+``logmq.codec.implementation`` says for the codec; the two extensions build separately).
 """
 
 from __future__ import annotations
