@@ -1,6 +1,7 @@
-"""Build of the optional compiled codec core (logmq/codec/_native.pyx).
+"""Build of the optional compiled cores: the codec's (logmq/codec/_native.pyx) and the share
+groups' (logmq/broker/queues/_native_queue.pyx).
 
-The extension is optional: without a C compiler (or if compiling fails for any reason) the
+Each extension is optional: without a C compiler (or if compiling fails for any reason) the
 package installs pure-Python, and ``logmq.codec.implementation`` then says ``"python"``.
 Set ``LOGMQ_REQUIRE_NATIVE=1`` to make a failed build an error instead (CI does).
 """
@@ -32,7 +33,7 @@ class OptionalBuildExt(build_ext):
     def _skip(self, e: Exception) -> None:
         if os.environ.get("LOGMQ_REQUIRE_NATIVE", "") not in ("", "0"):
             raise e
-        print(f"logmq: building the native codec failed ({e}); installing pure Python",
+        print(f"logmq: building a native extension failed ({e}); that part stays pure Python",
               file=sys.stderr)
 
 
@@ -50,14 +51,22 @@ def extensions() -> list:
                              "logmq/codec/_native_send.pxi"],
                     extra_compile_args=flags,
                     extra_link_args=os.environ.get("LOGMQ_NATIVE_LDFLAGS", "").split())
-    try:
-        return cythonize([ext], compiler_directives={"language_level": "3"}, quiet=True)
-    except Exception as e:  # a Cython error must not stop a pure-Python install either
-        if os.environ.get("LOGMQ_REQUIRE_NATIVE", "") not in ("", "0"):
-            raise
-        print(f"logmq: cythonizing the native codec failed ({e}); installing pure Python",
-              file=sys.stderr)
-        return []
-
+    # the share-group engine's per-record loops (logmq/broker/queues/hot.py is the reference):
+    # its own extension, so the broker's compiled code does not live in the codec's
+    queue_ext = Extension("logmq.broker.queues._native_queue",
+                          ["logmq/broker/queues/_native_queue.pyx"],
+                          depends=["logmq/broker/queues/hot.py"],
+                          extra_compile_args=flags,
+                          extra_link_args=os.environ.get("LOGMQ_NATIVE_LDFLAGS", "").split())
+    out: list = []
+    for e in (ext, queue_ext):  # one at a time: a Cython error in one keeps the other
+        try:
+            out += cythonize([e], compiler_directives={"language_level": "3"}, quiet=True)
+        except Exception as err:  # a Cython error must not stop a pure-Python install either
+            if os.environ.get("LOGMQ_REQUIRE_NATIVE", "") not in ("", "0"):
+                raise
+            print(f"logmq: cythonizing {e.name} failed ({err}); it stays pure Python",
+                  file=sys.stderr)
+    return out
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -211,6 +211,7 @@ def logmq_threads(tmp: str, n: int, workers: int, batch: int, per_record: bool,
                     q2.wakeup()
 
         ths = [threading.Thread(target=run, args=(q,), daemon=True) for q in qs[1:]]
+        c0 = time.process_time()  # CPU of every thread: a rate that a loaded box skews less
         t0 = time.monotonic()
         for th in ths:
             th.start()
@@ -224,11 +225,12 @@ def logmq_threads(tmp: str, n: int, workers: int, batch: int, per_record: bool,
             th.join()
         if tally.error is not None:
             raise tally.error
+        cpu = time.process_time() - c0
         depth = qs[0].stats().depth
         for q in qs:
             q.close()
         return {"acked": tally.count, "seconds": tally.end - t0, "prefill_rate": prefill,
-                "depth_after": depth}
+                "depth_after": depth, "cpu_seconds": cpu}
     finally:
         log.close()
 
@@ -434,11 +436,13 @@ def in_subprocess(key: str, impl: str, args: argparse.Namespace) -> dict[str, An
 
 def child(args: argparse.Namespace) -> None:
     """The ``--child`` side of :func:`in_subprocess`: one sample, written as JSON."""
+    from logmq.broker.queues.hot import implementation as queue_implementation
     from logmq.codec import implementation
 
     row = next(r for r in rows(args) if r["key"] == args.child)
     res = sample(row)
     res["implementation"] = implementation
+    res["queue_implementation"] = queue_implementation  # the share groups' loops
     with open(args.child_out, "w") as fh:
         json.dump(res, fh)
 
@@ -652,7 +656,8 @@ def profile(args: argparse.Namespace) -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"profiled: {res['acked']:,} acked in {res['seconds']:.2f} s "
-          f"({res['acked'] / res['seconds']:,.0f}/s, slower under cProfile); {path}")
+          f"({res['acked'] / res['seconds']:,.0f}/s, {res['acked'] / res['cpu_seconds']:,.0f} "
+          f"per CPU second, slower under cProfile); {path}")
     st = pstats.Stats(path)
     st.sort_stats("tottime").print_stats(15)
     st.sort_stats("cumulative").print_stats(25)

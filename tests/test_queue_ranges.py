@@ -3,10 +3,12 @@ split ranges after a restart, migration of the old one-key-per-record format."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import logmq
+from logmq.broker.queues import hot
 from logmq.broker.queues.ranges import RangeMap, unpack_range
 from logmq.broker.queues.state import pack_state
 
@@ -35,7 +37,9 @@ _STATES = st.sampled_from([(1, 1, 5, None), (1, 2, 5, None), (2, 0, 0, None),
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.lists(st.tuples(st.integers(0, 40), st.one_of(st.none(), _STATES)),
                          max_size=30), max_size=8))
-def test_range_map_disk_equals_memory_with_maximal_runs(batches):
+@pytest.mark.parametrize("impl", [i for i in (hot.PURE, hot.NATIVE) if i is not None],
+                         ids=lambda i: i.name)
+def test_range_map_disk_equals_memory_with_maximal_runs(impl, batches):
     prefix = b"Rg\x00t\x00\x00\x00\x00\x00"
     rm = RangeMap(prefix)
     disk: dict[bytes, bytes] = {}
@@ -49,7 +53,7 @@ def test_range_map_disk_equals_memory_with_maximal_runs(batches):
                 rm.set(off, s)
                 model[off] = s
         ops: list = []
-        rm.flush(None, ops)
+        impl.flush(rm, None, ops)
         for _db, k, v in ops:
             if v is None:
                 del disk[k]

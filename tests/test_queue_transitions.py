@@ -7,8 +7,9 @@ import time
 import pytest
 
 import logmq
-from logmq.broker.queues import window
+from logmq.broker.queues import hot
 from logmq.broker.queues.actions import TRANSITIONS
+from logmq.broker.queues.group import ShareGroup
 from logmq.broker.queues.model import ACQUIRED, AVAILABLE, _Rec
 from logmq.broker.queues.state import now_ms
 
@@ -35,7 +36,10 @@ class _RecordingRec(_Rec):
 @pytest.fixture
 def log(tmp_path, monkeypatch):
     SEEN.clear()
-    monkeypatch.setattr(window, "_Rec", _RecordingRec)
+    # the reference loops (hot.PURE) on recording records: the compiled loops set a compiled
+    # record's state directly, which no Python property sees (test_queue_native.py holds
+    # the compiled loops to the same moves)
+    monkeypatch.setattr(ShareGroup, "_hot", hot.PURE._replace(Rec=_RecordingRec))
     with logmq.open(tmp_path / "d", cleaner=False) as lg:
         yield lg
 

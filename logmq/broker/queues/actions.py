@@ -19,17 +19,12 @@ from logmq.broker.queues.model import (
     GroupState,
     Member,
     Settled,
-    _Part,
     _Rec,
 )
 from logmq.broker.queues.state import (
-    DELIVERED,
-    DONE,
-    PACK_PO,
     SCHEDULED,
     pack_state,
 )
-from logmq.broker.queues.state import o_prefix as state_o_prefix
 from logmq.errors import (
     BrokerClosedError,
     RecordStateError,
@@ -77,38 +72,7 @@ class Actions(GroupState):
         A window record the SPSO passes at once just loses its key; one above it keeps a
         DONE key until the SPSO gets there, so a restart does not deliver it again.
         """
-        touched: dict[int, _Part] = {}
-        parts = self.parts
-        for rec in recs:
-            if rec.state == ACQUIRED:
-                self._unacquire(rec)
-            rec.state = GONE
-            rec.ver += 1
-            part = parts[rec.p]
-            if rec.in_window:
-                del part.win[rec.off]
-                touched[rec.p] = part
-            else:
-                del part.out[rec.off]
-                self.n_out -= 1
-                ops.append((self.db, self._key_of(rec), None))
-        if not touched:
-            self.manager.room_changed()
-            return
-        for part in touched.values():
-            self._advance(part, ops)
-        done = (DONE, 0, 0, None)  # one value for all: done records of a run share a range
-        for rec in recs:
-            if rec.in_window and rec.keyed:
-                part = parts[rec.p]
-                if rec.off < part.spso:  # RangeMap.drop, inlined (per record)
-                    rng = part.rng
-                    rng.st.pop(rec.off, None)
-                    rng.dirty.add(rec.off)
-                else:
-                    part.rng.set(rec.off, done)
-                    heapq.heappush(part.done_keyed, rec.off)
-        self.manager.room_changed()
+        self._hot.finish(self, recs, ops)  # hot.py: the per-record loop
 
     def _schedule(self, rec: _Rec, due: int, ops: list) -> None:
         """Move a record to the due-time index (retry backoff)."""
@@ -179,14 +143,9 @@ class Actions(GroupState):
             if rec.ver == ver and rec.state == ACQUIRED:
                 self._release(rec, now, ops, dead, "lock expired", None)
         if len(locks) > 2 * self.n_acquired + 1024:  # drop entries of settled records
-            self.locks = [e for e in locks if self._lock_valid(e)]
-            heapq.heapify(self.locks)
+            self.locks = self._hot.live_locks(locks)
         if self.due_next is not None and self.due_next <= now:
             self._load_due(now, ops)
-
-    @staticmethod
-    def _lock_valid(e: tuple[int, int, _Rec, int]) -> bool:
-        return e[2].ver == e[3] and e[2].state == ACQUIRED
 
     def _load_due(self, now: int, ops: list) -> None:
         room = max(self.cfg.max_inflight * max(1, len(self.parts)) - self.n_out, 0)
@@ -310,59 +269,7 @@ class Actions(GroupState):
 
     def _pick(self, m: Member, n: int, now: int, ops: list, dead: list,
               flt: Callable[[Any], bool] | None, got: list) -> None:
-        self._fill(now, ops, dead)
-        avail = self.avail
-        max_attempts = self.cfg.max_attempts
-        heappop, heappush = heapq.heappop, heapq.heappush
-        locks = self.locks
-        lock_seq = self._avail_seq
-        held = m.held
-        deadline = now + m.lock_ms
-        db = self.db
-        o_prefix = state_o_prefix(self.gt)
-        parts = self.parts
-        while len(got) < n and avail:
-            rec, ver = heappop(avail)[4:]
-            if rec.ver != ver or rec.state != AVAILABLE:
-                continue
-            self.avail_live -= 1
-            if rec.expires is not None and rec.expires <= now:
-                self._expire(rec, ops, dead)
-                continue
-            if rec.count >= max_attempts:  # delivered that often before a crash
-                self._dead(rec, "max-attempts", rec.error, ops, dead)
-                continue
-            if flt is not None and not flt(rec.record):
-                self.archived += 1
-                self._done(rec, ops)
-                continue
-            rec.state = ACQUIRED
-            rec.owner = m
-            count = rec.count = rec.count + 1
-            ver = rec.ver = rec.ver + 1
-            if not rec.first_ms:
-                rec.first_ms = now
-            rec.deadline = deadline
-            heappush(locks, (deadline, next(lock_seq), rec, ver))
-            self.n_acquired += 1
-            p = rec.p
-            off = rec.off
-            held[(p, off)] = rec
-            # the durable delivery count (what _put_state does, inlined: this is per record);
-            # window records go to the partition's ranges, written once at submit
-            if rec.in_window:
-                rng = parts[p].rng
-                rng.st[off] = (DELIVERED, count, rec.first_ms, rec.error)
-                rng.dirty.add(off)
-            else:
-                ops.append((db, o_prefix + PACK_PO(p, off),
-                            pack_state(DELIVERED, count, rec.first_ms, rec.error)))
-            rec.keyed = True
-            got.append((rec, count, deadline))
-            if not avail or len(got) >= n:
-                break
-            if len(avail) < 8:
-                self._fill(now, ops, dead)
+        self._hot.pick(self, m, n, now, ops, dead, flt, got)  # hot.py: the per-record loop
 
     def settle(self, member: Member, tokens: list[Settled], action: str, *,
                delay_ms: int | None = None, error: str | None = None,
@@ -383,36 +290,8 @@ class Actions(GroupState):
             now = self.now_ms()
             ops: list = []
             acked: list[_Rec] = []
-            held = member.held
-            for p, off, count in tokens:
-                rec = held.get((p, off))
-                if rec is None or rec.state != ACQUIRED or rec.owner is not member \
-                        or rec.count != count:
-                    failed.append((p, off))
-                    continue
-                if rec.deadline < now:  # expired before anyone noticed: too late now
-                    self._release(rec, now, ops, dead, "lock expired", None)
-                    failed.append((p, off))
-                    continue
-                if action == "ack":  # _unacquire, inlined: a second token for it then fails
-                    rec.state = RELEASED
-                    rec.owner = None
-                    del held[(p, off)]
-                    acked.append(rec)
-                elif action == "nack":
-                    self._release(rec, now, ops, dead, error, delay_ms)
-                elif action == "reject":
-                    self._dead(rec, "rejected", error or "rejected", ops, dead)
-                elif action == "renew":
-                    rec.deadline = now + (lock_ms if lock_ms is not None else member.lock_ms)
-                    rec.ver += 1
-                    heapq.heappush(self.locks, (rec.deadline, next(self._avail_seq), rec,
-                                                rec.ver))
-                    deadlines.append(rec.deadline)
-                elif action == "release":
-                    self._release(rec, now, ops, dead, None, 0, count_attempt)
-                else:
-                    raise ValueError(f"unknown action {action!r}")
+            self._hot.settle(self, member, tokens, action, now, ops, dead, failed, deadlines,
+                             acked, delay_ms, error, lock_ms, count_attempt)
             if acked:
                 self.n_acquired -= len(acked)
                 self.acked += len(acked)

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from logmq.broker.queues.actions import Actions
 from logmq.broker.queues.deadletter import DeadLetters
+from logmq.broker.queues.hot import SELECTED, Impl
 from logmq.broker.queues.model import (
     GroupConfig,
     GroupHost,
@@ -67,6 +68,9 @@ __all__ = ["GroupConfig", "ShareGroup", "Member", "QueueStats"]
 
 class ShareGroup(Window, Actions, DeadLetters):
     """State of ``group`` on ``topic``; created and cached by the QueueManager."""
+
+    #: compiled loops where built (LOGMQ_PURE=1: the reference); tests set it per group
+    _hot: Impl = SELECTED
 
     def __init__(self, manager: GroupHost, topic: str, group: str,
                  config: GroupConfig | None) -> None:

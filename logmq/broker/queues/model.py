@@ -120,6 +120,12 @@ class Member:
 
 
 class _Rec:
+    """One in-window or out-of-window record of a share group and its delivery state.
+
+    ``_native_queue.Rec`` is its compiled twin (the same fields, the same initial values;
+    tests/test_queue_native.py compares them): a change here goes there too.
+    """
+
     __slots__ = ("p", "off", "record", "state", "count", "owner", "deadline", "ver", "first_ms",
                  "error", "prio", "ready", "expires", "in_window", "keyed")
 
@@ -213,6 +219,8 @@ class GroupState:
     archived: int
     watchers: set[Callable[[], None]]
     clock: Clock
+    #: the per-record loops and record class in use (``hot.Impl``: compiled or reference)
+    _hot: Any
 
     def _notify_watchers(self) -> None:
         for fn in list(self.watchers):
@@ -225,9 +233,10 @@ class GroupState:
         are committed with (and in the order of) the change that made them.
         """
         db = self.db
+        flush = self._hot.flush  # RangeMap.flush, or its compiled twin
         for part in self.parts:
             if part.rng.dirty:
-                part.rng.flush(db, ops)
+                flush(part.rng, db, ops)
         return ops
 
     def now_ms(self) -> int:

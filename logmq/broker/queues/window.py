@@ -18,7 +18,6 @@ from logmq.broker.queues.model import (
 )
 from logmq.broker.queues.state import (
     DELIVERED,
-    SCHEDULED,
     pack_spso,
     pack_state,
 )
@@ -35,7 +34,7 @@ __all__ = ["Window"]
 class Window(GroupState):
     # ------------------------------------------------------------------ records
     def _new_rec(self, p: int, off: int, record: Record, in_window: bool) -> _Rec:
-        rec = _Rec(p, off, record, in_window)
+        rec: _Rec = self._hot.Rec(p, off, record, in_window)
         if record.headers:
             opts = O.record_options(record.headers)
             rec.prio = opts.priority
@@ -173,55 +172,7 @@ class Window(GroupState):
 
     def _admit(self, part: _Part, raw: list, now: int, ops: list, dead: list) -> None:
         """Give freshly read records their window state (or schedule / expire them)."""
-        topic, p = self.topic, part.p
-        hints = part.hints
-        win = part.win
-        win_order = part.win_order
-        avail = self.avail
-        seq = self._avail_seq
-        push = heapq.heappush
-        aging = self.cfg.priority_aging_ms
-        base = 9 * _PRIO_STEP if aging is None else 0  # the key of priority 0 (_push_avail)
-        plain = 0
-        for off, ts, k, v, hdrs in raw:
-            hint = hints.pop(off, None) if hints else None
-            record = Record(topic, p, off, ts, k, v, hdrs)
-            if hint is None and not hdrs:
-                # No options and never delivered: available now. What _new_rec and
-                # _push_avail do, inlined, as nearly every record takes this path.
-                rec = _Rec(p, off, record, True)
-                rec.ver = 1
-                win[off] = rec
-                win_order.append(off)
-                push(avail, (base + ts, p, off, next(seq), rec, 1))
-                plain += 1
-                continue
-            if hint is not None and hint.state != DELIVERED:
-                heapq.heappush(part.done_keyed, off)  # done, or in the due-time index
-                continue
-            rec = self._new_rec(p, off, record, in_window=True)
-            if hint is not None:
-                rec.count, rec.first_ms, rec.error, rec.keyed = (
-                    hint.count, hint.first_ms, hint.error, True)
-            elif rec.ready > now and rec.ready != ts:  # deliver-at in the future
-                due = rec.ready
-                ops.append((self.store.due_db, self.store.due_key(self.gt, due, p, off),
-                            pack_state(SCHEDULED, 0, 0, None)))
-                part.rng.set(off, (SCHEDULED, 0, 0, None))
-                heapq.heappush(part.done_keyed, off)
-                self._note_due(due)
-                continue
-            win[off] = rec
-            win_order.append(off)
-            if rec.expires is not None and rec.expires <= now:
-                self._expire(rec, ops, dead)
-            else:
-                self._push_avail(rec)
-        self.avail_live += plain
-        if hints:
-            for off in [o for o in hints if o < part.speo]:  # offsets the log no longer has
-                hints.pop(off)
-                heapq.heappush(part.done_keyed, off)
+        self._hot.admit(self, part, raw, now, ops, dead)  # hot.py: the per-record loop
 
     def _skip_to(self, part: _Part, start: int, ops: list) -> None:
         for off in [o for o in part.win if o < start]:
