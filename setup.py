@@ -1,5 +1,6 @@
-"""Build of the optional compiled cores: the codec's (logmq/codec/_native.pyx) and the share
-groups' (logmq/broker/queues/_native_queue.pyx).
+"""Build of the optional compiled cores: the codec's (logmq/codec/_native.pyx), the share
+groups' (logmq/broker/queues/_native_queue.pyx) and the producer's send fast path
+(logmq/broker/_native_send.pyx).
 
 Each extension is optional: without a C compiler (or if compiling fails for any reason) the
 package installs pure-Python, and ``logmq.codec.implementation`` then says ``"python"``.
@@ -47,8 +48,7 @@ def extensions() -> list:
 
     flags = os.environ.get("LOGMQ_NATIVE_CFLAGS", "").split()
     ext = Extension("logmq.codec._native", ["logmq/codec/_native.pyx"],
-                    depends=["logmq/codec/_native_walk.pxi", "logmq/codec/_native_bulk.pxi",
-                             "logmq/codec/_native_send.pxi"],
+                    depends=["logmq/codec/_native_walk.pxi", "logmq/codec/_native_bulk.pxi"],
                     extra_compile_args=flags,
                     extra_link_args=os.environ.get("LOGMQ_NATIVE_LDFLAGS", "").split())
     # the share-group engine's per-record loops (logmq/broker/queues/hot.py is the reference):
@@ -58,8 +58,13 @@ def extensions() -> list:
                           depends=["logmq/broker/queues/hot.py"],
                           extra_compile_args=flags,
                           extra_link_args=os.environ.get("LOGMQ_NATIVE_LDFLAGS", "").split())
+    # Producer.send's fast path (logmq/broker/send_fast.py is the reference): the broker's too
+    send_ext = Extension("logmq.broker._native_send", ["logmq/broker/_native_send.pyx"],
+                         depends=["logmq/broker/send_fast.py"],
+                         extra_compile_args=flags,
+                         extra_link_args=os.environ.get("LOGMQ_NATIVE_LDFLAGS", "").split())
     out: list = []
-    for e in (ext, queue_ext):  # one at a time: a Cython error in one keeps the other
+    for e in (ext, queue_ext, send_ext):  # one at a time: a Cython error in one keeps the other
         try:
             out += cythonize([e], compiler_directives={"language_level": "3"}, quiet=True)
         except Exception as err:  # a Cython error must not stop a pure-Python install either

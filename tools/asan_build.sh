@@ -14,7 +14,7 @@ scratch=$(mktemp -d "${TMPDIR:-/tmp}/logmq-asan.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 cp -r logmq tests tools setup.py pyproject.toml "$scratch"/
 find "$scratch/logmq" -name '*.so' -delete -o -name '_native.c' -delete \
-  -o -name '_native_queue.c' -delete
+  -o -name '_native_queue.c' -delete -o -name '_native_send.c' -delete
 # the build tools pyproject.toml asks for, beside the scratch copy (a system setuptools older
 # than 77 rejects its SPDX license field; pip's isolated builds fetch them the same way)
 python3 -m pip install -q --target "$scratch/.build-tools" 'setuptools>=77,<85' 'Cython>=3,<4' \
@@ -27,7 +27,8 @@ python3 -m pip install -q --target "$scratch/.build-tools" 'setuptools>=77,<85' 
     python3 setup.py -q build_ext --inplace >build.log 2>&1 || { cat build.log; exit 1; }
 )
 libasan=$(gcc -print-file-name=libasan.so)
-for so in "$scratch"/logmq/codec/_native*.so "$scratch"/logmq/broker/queues/_native_queue*.so; do
+for so in "$scratch"/logmq/codec/_native*.so "$scratch"/logmq/broker/queues/_native_queue*.so \
+    "$scratch"/logmq/broker/_native_send*.so; do
   [ -e "$so" ] || { echo "asan_build: an extension was not built ($so)" >&2; exit 1; }
   ldd "$so" | grep libasan >/dev/null || { echo "asan_build: $so is not linked with libasan" >&2; exit 1; }
 done
@@ -38,6 +39,7 @@ export PYTHONMALLOC=malloc LD_PRELOAD="$libasan" PYTHONPATH="$scratch"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1
 python3 -c "import logmq.codec._native as n, sys; assert n.__file__.startswith('$scratch'), n.__file__"
 python3 -c "import logmq.broker.queues._native_queue as n; assert n.__file__.startswith('$scratch'), n.__file__"
+python3 -c "import logmq.broker._native_send as n; assert n.__file__.startswith('$scratch'), n.__file__"
 # canary: this setup must catch a 1-byte over-read of the exact buffers the corpus uses
 if (ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 python3 -c "
 import ctypes, sys; sys.path.insert(0, 'tools'); from native_mutate import exact

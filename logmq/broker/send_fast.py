@@ -7,17 +7,18 @@ the producer caches (``Producer._fast``). It returns ``None``, having changed no
 general path depends on, whenever that path must take the record (a new batch, a full
 buffer, an oversized record, another type, stale cached facts).
 
-This is the reference; ``logmq/codec/_native_send.pxi`` compiles the same steps and is used
-unless ``LOGMQ_PURE=1`` (tests/test_producer_fast.py runs both on the same sends).
+This is the reference; ``logmq/broker/_native_send.pyx`` (its own extension: it knows the
+producer's internals, which the codec's must not) compiles the same steps and is used unless
+``LOGMQ_PURE=1`` (tests/test_producer_fast.py runs both on the same sends).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from logmq.broker.futures import RecordFuture
 from logmq.broker.partitioner import _xxh3
-from logmq.codec.keys import select_native
 
 __all__ = ["send_fast", "RECORD_OVERHEAD", "KEY_CACHE"]
 
@@ -81,5 +82,16 @@ def _py_send_fast(prod: Any, fast: tuple, topic: str, key: Any, value: Any,
     return future(batch, i)
 
 
+def _select() -> Any:
+    """The compiled twin unless LOGMQ_PURE=1 or it is not built."""
+    if os.environ.get("LOGMQ_PURE", "") in ("", "0"):
+        try:
+            from logmq.broker._native_send import send_fast as native
+        except ImportError:
+            return _py_send_fast
+        return native
+    return _py_send_fast
+
+
 #: ``send_fast(producer, fast, topic, key, value, future_class) -> RecordFuture | None``
-send_fast: Any = select_native("send_fast", _py_send_fast)
+send_fast: Any = _select()

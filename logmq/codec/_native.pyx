@@ -613,4 +613,3 @@ cdef object _encode(object records, object timestamps, object base_ts_o, object 
 
 include "_native_walk.pxi"
 include "_native_bulk.pxi"
-include "_native_send.pxi"

@@ -1,7 +1,14 @@
-# Producer.send's fast path, compiled: the same steps, in the same order, as the reference
-# logmq/broker/send_fast.py::_py_send_fast (see there for the contract); included from
-# _native.pyx. Only the interpreter dispatch goes: every producer attribute is read and
-# written as the reference does, under the same lock.
+# cython: language_level=3
+"""Producer.send's fast path, compiled: the same steps, in the same order, as the reference
+logmq/broker/send_fast.py::_py_send_fast (see there for the contract). Only the interpreter
+dispatch goes: every producer attribute is read and written as the reference does, under the
+same lock. A broker-level extension of its own (it knows the producer's internals), not part
+of the codec's.
+"""
+
+from cpython.bytes cimport PyBytes_GET_SIZE
+
+from xxhash import xxh3_64_intdigest as _xxh3
 
 def send_fast(prod, tuple fast, topic, key, value, future):
     cdef Py_ssize_t size = 16
