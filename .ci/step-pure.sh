@@ -20,5 +20,5 @@ shopt -s nullglob
 files=(tests/test_codec*.py tests/test_storage*.py tests/test_server*.py tests/test_wire*.py
        tests/test_protocol*.py tests/test_validat*.py tests/test_crash*.py
        tests/test_cleaner*.py tests/test_idempotence*.py tests/test_queue*.py
-       tests/test_share_wire*.py tests/test_serve_queues.py)
+       tests/test_share_wire*.py tests/test_serve_queues.py tests/test_producer_fast.py)
 python3 -m pytest -q -p no:cacheprovider "${files[@]}"
