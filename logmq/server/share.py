@@ -19,6 +19,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from logmq.broker.queues.state import group_name_problem
 from logmq.codec.records import encode_batch
 from logmq.errors import LogMQError, RecordStateError, UnknownTopicError
 from logmq.kafka_codes import ErrorCode as _E
@@ -28,7 +29,6 @@ from logmq.server.share_state import (
     ShareSession,
     WireMember,
     WireShareGroup,
-    bad_group_id,
     share_pool,
 )
 
@@ -165,7 +165,7 @@ class ShareHandlers(ShareAdminHandlers):
                                "member_id": None, "member_epoch": 0,
                                "heartbeat_interval_ms": 0, "assignment": None}
         gid = body.get("group_id") or ""
-        bad = bad_group_id(gid)
+        bad = group_name_problem(gid)
         if bad:
             out["error_code"], out["error_message"] = INVALID_GROUP_ID, bad
             return out
@@ -256,7 +256,7 @@ class ShareHandlers(ShareAdminHandlers):
                 "error_code": NONE, "error_message": None, "group_id": gid,
                 "group_state": "Empty", "group_epoch": 0, "assignment_epoch": 0,
                 "assignor_name": "simple", "members": [], "authorized_operations": _ALL_OPS}
-            bad = bad_group_id(gid)
+            bad = group_name_problem(gid)
             if bad:
                 entry.update(error_code=INVALID_GROUP_ID, error_message=bad, group_state="Dead")
             elif g is None and not reg.known_share_group(gid):

@@ -15,9 +15,10 @@ from logmq.broker.queues.offsets import (
     describe_start_offsets,
     reset_start_offsets,
 )
+from logmq.broker.queues.state import group_name_problem
 from logmq.errors import LogMQError, UnknownTopicError
 from logmq.kafka_codes import ErrorCode as _E
-from logmq.server.share_state import bad_group_id, share_pool
+from logmq.server.share_state import share_pool
 
 if TYPE_CHECKING:
     from logmq.broker.broker import Broker
@@ -32,7 +33,6 @@ UNKNOWN_TOPIC_OR_PARTITION = int(_E.UNKNOWN_TOPIC_OR_PARTITION)
 GROUP_ID_NOT_FOUND = int(_E.GROUP_ID_NOT_FOUND)
 NON_EMPTY_GROUP = int(_E.NON_EMPTY_GROUP)
 INVALID_GROUP_ID = int(_E.INVALID_GROUP_ID)
-
 
 
 class ShareAdminHandlers:
@@ -67,7 +67,7 @@ class ShareAdminHandlers:
             gid = req["group_id"]
             entry: dict[str, Any] = {"group_id": gid, "topics": [], "error_code": NONE,
                                      "error_message": None}
-            bad = bad_group_id(gid)
+            bad = group_name_problem(gid)
             if bad:
                 entry["error_code"], entry["error_message"] = INVALID_GROUP_ID, bad
                 groups.append(entry)
@@ -109,7 +109,7 @@ class ShareAdminHandlers:
         gid = body.get("group_id") or ""
         out: dict[str, Any] = {"throttle_time_ms": 0, "error_code": NONE,
                                "error_message": None, "responses": []}
-        bad = bad_group_id(gid)
+        bad = group_name_problem(gid)
         if bad:
             out["error_code"], out["error_message"] = INVALID_GROUP_ID, bad
             return out
@@ -152,7 +152,7 @@ class ShareAdminHandlers:
         gid = body.get("group_id") or ""
         out: dict[str, Any] = {"throttle_time_ms": 0, "error_code": NONE,
                                "error_message": None, "responses": []}
-        bad = bad_group_id(gid)
+        bad = group_name_problem(gid)
         if bad:
             out["error_code"], out["error_message"] = INVALID_GROUP_ID, bad
             return out

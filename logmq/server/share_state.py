@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from logmq.broker.queues.group import ShareGroup
     from logmq.broker.queues.model import Member
 
-__all__ = ["bad_group_id", "WireMember", "ShareSession", "WireShareGroup", "ShareRegistry", "TopicIds",
+__all__ = ["WireMember", "ShareSession", "WireShareGroup", "ShareRegistry", "TopicIds",
            "share_pool"]
 
 _pool: ThreadPoolExecutor | None = None
@@ -45,16 +45,6 @@ def share_pool() -> ThreadPoolExecutor:
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="logmq-share")
     return _pool
-
-
-def bad_group_id(gid: str) -> str | None:
-    """Why a group id cannot name a share group, or None. Kafka refuses an empty id
-    (INVALID_GROUP_ID); logmq refuses a NUL in it too, as its state keys cannot hold one."""
-    if not gid:
-        return "the group id is empty"
-    if "\x00" in gid:
-        return "a group id must not contain NUL"
-    return None
 
 
 class TopicIds:

@@ -156,7 +156,7 @@ class LogManager:
         self._listeners: list[Callable[[str], None]] = []
         #: topics whose deletion listeners are still running: not to be created again until
         #: they finish, or a late listener would clear the new topic's queue state
-        self._deleting: dict[str, int] = {}
+        self._deleting: set[str] = set()
         self._stop = threading.Event()
         topics, self.adopted_orphans = datadir.adopt_orphan_partitions(
             self.path, self.meta.topics(), self.meta.put_topic)
@@ -333,7 +333,7 @@ class LogManager:
                 if lg is not None:
                     lg.delete()
             listeners = list(self._listeners)
-            self._deleting[name] = self._deleting.get(name, 0) + 1
+            self._deleting.add(name)  # once: a second delete finds no topic
         # Outside the lock: listeners take their own locks (the queue engine's), which are held
         # while calling into this manager (add_waiter); called under it, DeleteTopics, a share
         # group opening and a Fetch deadlocked the server (found by the wire fuzzer). Until
@@ -343,9 +343,7 @@ class LogManager:
                 fn(name)
         finally:
             with self._lock:
-                left = self._deleting.pop(name) - 1
-                if left:
-                    self._deleting[name] = left
+                self._deleting.discard(name)
 
     def alter_topic_config(self, name: str, config: Mapping[str, Any],
                            *, replace: bool = False) -> dict[str, Any]:

@@ -59,6 +59,8 @@ __all__ = [
     "SCHEDULED",
     "RecState",
     "now_ms",
+    "check_group_name",
+    "group_name_problem",
 ]
 
 #: W/O key states
@@ -94,11 +96,22 @@ def pack_spso(offset: int) -> bytes:
     return _Q.pack(offset)
 
 
+def group_name_problem(group: str) -> str | None:
+    """Why ``group`` cannot name a share group, or None: ``G`` keys join topic and group with a
+    NUL, so a NUL inside a name would make two groups share keys; an empty name is no group.
+    (The Kafka handlers answer INVALID_GROUP_ID with this text.)"""
+    if not group:
+        return "the group id is empty"
+    if "\x00" in group:
+        return "a group id must not contain NUL"
+    return None
+
+
 def check_group_name(group: str) -> None:
-    """Refuse a share-group name the keys cannot hold: ``G`` keys join topic and group with a
-    NUL, so a NUL inside a name would make two groups share keys; an empty name is no group."""
-    if not group or "\x00" in group:
-        raise ConfigError("a group name must be non-empty and contain no NUL")
+    """ConfigError for a name :func:`group_name_problem` refuses."""
+    problem = group_name_problem(group)
+    if problem:
+        raise ConfigError(problem)
 
 
 def now_ms() -> int:
