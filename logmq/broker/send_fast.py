@@ -14,11 +14,11 @@ producer's internals, which the codec's must not) compiles the same steps and is
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from logmq.broker.futures import RecordFuture
 from logmq.broker.partitioner import _xxh3
+from logmq.codec.purity import pure_forced
 
 __all__ = ["send_fast", "RECORD_OVERHEAD", "KEY_CACHE"]
 
@@ -84,7 +84,7 @@ def _py_send_fast(prod: Any, fast: tuple, topic: str, key: Any, value: Any,
 
 def _select() -> Any:
     """The compiled twin unless LOGMQ_PURE=1 or it is not built."""
-    if os.environ.get("LOGMQ_PURE", "") in ("", "0"):
+    if not pure_forced():
         try:
             from logmq.broker._native_send import send_fast as native
         except ImportError:

@@ -8,17 +8,17 @@ over the same ``(key, value)`` tuples the encoder reads, and the compiled core r
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from logmq.codec.keys_ref import _py_bucket_encode, _py_bucket_keys
+from logmq.codec.purity import pure_forced
 
 __all__ = ["bucket_keys", "bucket_encode"]
 
 
 def select_native(name: str, pure: Any) -> Any:
     """The native function unless LOGMQ_PURE=1 or the extension is not built."""
-    if os.environ.get("LOGMQ_PURE", "") in ("", "0"):
+    if not pure_forced():
         try:
             from logmq.codec import _native
         except ImportError:

@@ -18,7 +18,6 @@ where it is built; these stay the reference it is tested against (``LOGMQ_PURE=1
 
 from __future__ import annotations
 
-import os
 import struct
 import sys
 import time
@@ -39,6 +38,7 @@ from logmq.codec.batch import (
     validate_batch,
 )
 from logmq.codec.compression import codec_id, compress, decompress
+from logmq.codec.purity import pure_forced
 from logmq.codec.walk import walk_records
 from logmq.errors import ConfigError, CorruptRecordError
 
@@ -543,7 +543,7 @@ implementation = "python"
 def _select() -> None:
     global _encode_payload, _encode_whole, _decode_payload, _records_payload, encode_varint
     global decode_varint, implementation
-    if os.environ.get("LOGMQ_PURE", "") not in ("", "0"):
+    if pure_forced():
         return
     try:
         from logmq.codec import _native

@@ -9,9 +9,9 @@ core has the same walk (``_native.walk_records``), bound here unless ``LOGMQ_PUR
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from logmq.codec.purity import pure_forced
 from logmq.errors import CorruptRecordError
 
 __all__ = ["walk_records"]
@@ -118,7 +118,7 @@ def _py_walk_records(data: bytes | bytearray | memoryview, base_timestamp: int,
 
 
 def _native_module() -> Any:
-    if os.environ.get("LOGMQ_PURE", "") in ("", "0"):
+    if not pure_forced():
         try:
             from logmq.codec import _native
         except ImportError:

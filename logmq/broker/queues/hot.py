@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import heapq
 import importlib
-import os
 import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -42,6 +41,7 @@ from logmq.broker.queues.state import (
     pack_state,
 )
 from logmq.broker.queues.state import o_prefix as state_o_prefix
+from logmq.codec.purity import pure_forced
 from logmq.types import Record
 
 __all__ = ["Impl", "PURE", "NATIVE", "SELECTED", "implementation"]
@@ -286,7 +286,6 @@ def _load_native() -> Impl | None:
 #: the compiled implementation when built (whatever LOGMQ_PURE says: the tests compare it)
 NATIVE: Impl | None = _load_native()
 #: what share groups use: the compiled one unless LOGMQ_PURE=1 or it is not built
-SELECTED: Impl = NATIVE if NATIVE is not None and os.environ.get(
-    "LOGMQ_PURE", "") in ("", "0") else PURE
+SELECTED: Impl = NATIVE if NATIVE is not None and not pure_forced() else PURE
 #: ``"native"`` or ``"python"``: which loops share groups run here
 implementation: str = SELECTED.name
