@@ -414,11 +414,15 @@ def read_records(
     (compaction removed the last offsets), so comparing with end offsets alone could spin.
 
     ``wait`` (a cluster, where records arrive a fetch round trip after the poll) polls with
-    ``poll_timeout`` even without ``follow``, and waits up to 30 s for a group assignment.
+    ``poll_timeout`` even without ``follow``, waits up to 30 s for a group assignment, and,
+    while a partition's position is still below its stop offset, keeps polling through empty
+    polls (a cluster client's first fetch of a new topic can take longer than one poll while
+    it learns the leader) until 30 s pass without progress.
     """
     done: set[TopicPartition] = set()
     left = limit
     join_deadline = time.monotonic() + 30.0
+    stall_deadline = time.monotonic() + 30.0
     while True:
         if left is not None and left <= 0:
             return
@@ -454,8 +458,15 @@ def read_records(
             if wait and not assigned and time.monotonic() < join_deadline:
                 continue  # a cluster's group assignment arrives after a few polls
             after = {tp: consumer.position(tp) for tp in assigned}
-            if after == before:
+            if after != before:
+                stall_deadline = time.monotonic() + 30.0
+            elif wait and stop_offsets is not None and time.monotonic() < stall_deadline and any(
+                    tp not in done and pos < stop_offsets.get(tp, pos) for tp, pos in after.items()):
+                continue  # records are known to exist below the stops: not the end yet
+            else:
                 return
+        elif recs:
+            stall_deadline = time.monotonic() + 30.0
 
 
 def utc_iso(ms: int) -> str:

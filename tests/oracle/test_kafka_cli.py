@@ -85,11 +85,19 @@ def normalize(text: str) -> str:
 
 
 def _prepare_group(bootstrap: str) -> None:
-    """Three records on partition 0 and a committed group offset 3, through librdkafka."""
+    """Three records on partition 0 and a committed group offset 3, through librdkafka.
+
+    The timestamps are given (recent: an old one would meet retention): the largest is on
+    offsets 1 and 2, so ``--time -3`` must answer the first record carrying it (1) on both
+    brokers. Left to the producer's clock they differed by run (same ms or not).
+    """
+    import time
+
     from confluent_kafka import Consumer, Producer, TopicPartition
     p = Producer({"bootstrap.servers": bootstrap})
-    for v in (b"a", b"b", b"c"):
-        p.produce(TOPIC, v, partition=0)  # now: an old timestamp would meet retention
+    now = int(time.time() * 1000)
+    for v, ts in ((b"a", now - 2000), (b"b", now), (b"c", now)):
+        p.produce(TOPIC, v, partition=0, timestamp=ts)
     assert p.flush(15) == 0
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP,
                   "enable.auto.commit": False})
