@@ -396,6 +396,10 @@ def print_table(headers: list[str], rows: Sequence[Sequence[Any]]) -> None:
 
 
 # ---------------------------------------------------------------------- reading ranges
+#: how long a cluster read waits for a group assignment, or for progress below its stops
+_CLUSTER_PATIENCE_S = 30.0
+
+
 def read_records(
     consumer: Consumer,
     *,
@@ -421,8 +425,8 @@ def read_records(
     """
     done: set[TopicPartition] = set()
     left = limit
-    join_deadline = time.monotonic() + 30.0
-    stall_deadline = time.monotonic() + 30.0
+    join_deadline = time.monotonic() + _CLUSTER_PATIENCE_S
+    stall_deadline = time.monotonic() + _CLUSTER_PATIENCE_S
     while True:
         if left is not None and left <= 0:
             return
@@ -459,14 +463,14 @@ def read_records(
                 continue  # a cluster's group assignment arrives after a few polls
             after = {tp: consumer.position(tp) for tp in assigned}
             if after != before:
-                stall_deadline = time.monotonic() + 30.0
+                stall_deadline = time.monotonic() + _CLUSTER_PATIENCE_S
             elif wait and stop_offsets is not None and time.monotonic() < stall_deadline and any(
                     tp not in done and pos < stop_offsets.get(tp, pos) for tp, pos in after.items()):
                 continue  # records are known to exist below the stops: not the end yet
             else:
                 return
         elif recs:
-            stall_deadline = time.monotonic() + 30.0
+            stall_deadline = time.monotonic() + _CLUSTER_PATIENCE_S
 
 
 def utc_iso(ms: int) -> str:
