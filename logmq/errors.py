@@ -509,7 +509,9 @@ class InvalidTransactionalIdError(TransactionError):
     kafka_code = E.INVALID_REQUEST
 
 
-class InvalidGroupIdError(TransactionError):
-    """A consumer group id that cannot hold offsets (empty, a NUL, or too long)."""
+class InvalidGroupIdError(ConfigError, TransactionError):
+    """A group id that cannot be stored (a NUL, over 200 UTF-8 bytes, or empty where Kafka
+    refuses one): a ConfigError to embedded callers, INVALID_GROUP_ID on the wire, and a
+    TransactionError where TxnOffsetCommit meets it."""
 
     kafka_code = E.INVALID_GROUP_ID

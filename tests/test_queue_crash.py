@@ -55,6 +55,38 @@ def wait_until(cond, timeout: float, what: str, procs=()) -> None:
         time.sleep(0.005)
 
 
+def wait_for_progress(count, target: int, what: str, proc: subprocess.Popen,
+                      stderr_path: str, stall_s: float = 30.0) -> None:
+    """Poll ``count()`` until it reaches ``target``; fail once it has not grown for
+    ``stall_s`` s (a slow machine only slows it; a stall is a finding), with the process's
+    stderr and its threads' stacks (SIGUSR1: faulthandler) in the message."""
+    last, since = -1, time.monotonic()
+    while True:
+        n = count()
+        if n >= target:
+            return
+        if n != last:
+            last, since = n, time.monotonic()
+        problem = None
+        if proc.poll() is not None:
+            problem = f"process exited ({proc.returncode})"
+        elif time.monotonic() - since > stall_s:
+            problem = f"no progress for {stall_s:.0f} s"
+            os.kill(proc.pid, signal.SIGUSR1)
+            t0 = time.monotonic()  # the dump is written by the process: wait for it to appear
+            while "most recent call first" not in _read(stderr_path) and time.monotonic() - t0 < 10:
+                time.sleep(0.05)
+        if problem:
+            raise AssertionError(f"{problem} waiting for {what} (at {n}); its stderr:\n"
+                                 + _read(stderr_path)[-6000:])
+        time.sleep(0.005)
+
+
+def _read(path: str) -> str:
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
 def kill(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
@@ -194,8 +226,10 @@ def test_sigkill_of_a_remote_worker_holding_records(tmp_path, data_dir, python_e
 # 2. the owner of the data directory dies while its worker threads ack
 
 OWNER = r"""
-import os, random, sys, threading
+import faulthandler, os, random, signal, sys, threading
 import logmq
+
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks when it stalls
 
 data, outdir, seed, n_threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 CFG = dict(lock_ms=600_000, max_attempts=1000, backoff_base_ms=0)
@@ -255,12 +289,15 @@ def test_sigkill_of_the_owner_loses_no_ack_and_redelivers_the_rest(tmp_path, dat
         outdir = tmp_path / f"round{rnd}"
         outdir.mkdir()
         files = [str(outdir / f"w{i}.txt") for i in range(THREADS)]
-        proc = subprocess.Popen([python_exe, str(script), data_dir, str(outdir), str(rnd),
-                                 str(THREADS)], stdout=subprocess.PIPE, text=True)
+        stderr_path = str(outdir / "stderr.txt")
+        with open(stderr_path, "w") as err:
+            proc = subprocess.Popen([python_exe, str(script), data_dir, str(outdir), str(rnd),
+                                     str(THREADS)], stdout=subprocess.PIPE, stderr=err,
+                                    text=True)
         try:
-            assert proc.stdout.readline() == "holding\n"
-            wait_until(lambda files=files, t=threshold: count_tag(files, "acked") >= t, 30,
-                       f"{threshold} acks in round {rnd}", [proc])
+            assert proc.stdout.readline() == "holding\n", _read(stderr_path)
+            wait_for_progress(lambda files=files: count_tag(files, "acked"), threshold,
+                              f"{threshold} acks in round {rnd}", proc, stderr_path)
             os.kill(proc.pid, signal.SIGKILL)
             assert proc.wait(30) == -signal.SIGKILL
         finally:

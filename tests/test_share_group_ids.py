@@ -56,7 +56,7 @@ def _codes(c: RawClient, gid: str) -> dict[str, int]:
     }
 
 
-@pytest.mark.parametrize("gid", ["", "a\x00b", "\x00"])
+@pytest.mark.parametrize("gid", ["", "a\x00b", "\x00", "n" * 201, "n" * 1000])
 def test_a_group_id_the_engine_cannot_hold_is_invalid_group_id(env, gid, caplog):
     srv, c = env
     with caplog.at_level(logging.ERROR):

@@ -556,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data or os.path.join(tempfile.mkdtemp(prefix="fuzz-"), "data")
     proc, host, port = start_server(data, *FUZZ_LIMITS)
     try:
+        from fuzz_long_names import long_string_frames, send_frames  # imports this module
+        long_frames = long_string_frames()
+        long_closed = send_frames(host, port, long_frames)
         rep = run_against(host, port, proc.pid, cases=args.cases, seed=args.seed,
                           concurrency=args.concurrency, timeout=args.timeout,
                           max_seconds=args.max_seconds)
@@ -576,7 +579,9 @@ def main(argv: list[str] | None = None) -> int:
                             capture_output=True, text=True, cwd=ROOT,
                             env=dict(os.environ, PYTHONPATH=ROOT))
     errors = server_errors(data)
-    out = rep.summary() | {"server_errors": len(errors), "server_error_lines": errors[:10],
+    out = rep.summary() | {"long_name_frames": len(long_frames),
+                           "long_name_frames_closed": long_closed,
+                           "server_errors": len(errors), "server_error_lines": errors[:10],
                            "alive_at_end": alive, "sigterm_exit": rc,
                            "sigterm_seconds": round(stop_s, 2),
                            "server_cpu_s_before_sigterm": cpu0,

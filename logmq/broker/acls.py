@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from logmq.broker.names import LMDB_MAX_KEY_BYTES, key_fits
 from logmq.errors import InvalidAclError
 
 if TYPE_CHECKING:
@@ -165,7 +166,12 @@ class AclBinding:
                 f"The only valid name for the CLUSTER resource is {CLUSTER_NAME}")
         if not host:
             raise InvalidAclError("host must not be empty ('*' for every host)")
-        return cls(rt, resource_name, pt, parse_principal(principal), host, op, perm)
+        binding = cls(rt, resource_name, pt, parse_principal(principal), host, op, perm)
+        if not key_fits(binding.key()):  # the binding is its LMDB key (logmq.broker.names)
+            raise InvalidAclError(f"ACL too long: resource name, principal and host take "
+                                  f"{len(binding.key())} bytes stored, at most "
+                                  f"{LMDB_MAX_KEY_BYTES}")
+        return binding
 
     def key(self) -> bytes:
         return json.dumps([int(self.resource_type), self.resource_name, int(self.pattern_type),

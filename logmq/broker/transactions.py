@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from logmq.broker.names import group_id_problem
 from logmq.broker.txn_store import (
     COMPLETE_ABORT,
     COMPLETE_COMMIT,
@@ -405,9 +406,10 @@ class TransactionCoordinator:
 
 
 def _check_group(group_id: str) -> None:
-    """Group ids the offset store can key (no NUL, an LMDB key's size)."""
-    if not group_id or "\x00" in group_id or len(group_id.encode("utf-8", "replace")) > 200:
-        raise InvalidGroupIdError(f"group id {group_id[:80]!r} cannot hold offsets")
+    """Group ids the offset store can key (logmq.broker.names), and not empty."""
+    problem = group_id_problem(group_id)
+    if problem:
+        raise InvalidGroupIdError(f"group id {group_id[:80]!r} cannot hold offsets: {problem}")
 
 
 def _copy(md: TxnMetadata) -> TxnMetadata:

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from logmq.broker.names import MAX_USER_NAME_BYTES, utf8_len
 from logmq.errors import ConfigError
 
 __all__ = ["ScramCredential", "UserStore", "SCRAM_MECHANISMS", "MECHANISM_CODES",
@@ -68,6 +69,9 @@ class ScramCredential:
 def _check(user: str, mechanism: str, iterations: int) -> None:
     if not user or "\0" in user:
         raise ConfigError("a user name must not be empty nor contain NUL")
+    if utf8_len(user) > MAX_USER_NAME_BYTES:  # user + mechanism is an LMDB key
+        raise ConfigError(f"a user name may be at most {MAX_USER_NAME_BYTES} UTF-8 bytes, "
+                          f"got {utf8_len(user)}")
     if mechanism not in SCRAM_MECHANISMS:
         raise ConfigError(f"unsupported mechanism {mechanism!r} (one of "
                           f"{', '.join(SCRAM_MECHANISMS)})")

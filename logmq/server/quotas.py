@@ -25,6 +25,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from logmq.broker.names import LMDB_MAX_KEY_BYTES, key_fits
 from logmq.kafka_codes import ErrorCode as _E
 
 if TYPE_CHECKING:
@@ -190,9 +191,12 @@ class QuotaManager:
                 return _E.INVALID_REQUEST, f"quota {key} must be positive"
             else:
                 values[key] = float(op["value"])
+        raw = json.dumps([list(p) for p in ent]).encode()
+        if not key_fits(raw):  # the entity is the LMDB key (logmq.broker.names)
+            return _E.INVALID_REQUEST, (f"quota entity names too long: {len(raw)} bytes stored, "
+                                        f"at most {LMDB_MAX_KEY_BYTES}")
         if validate_only:
             return 0, None
-        raw = json.dumps([list(p) for p in ent]).encode()
         with self._lock:
             with self._env.begin(db=self._db, write=True) as txn:
                 if values:

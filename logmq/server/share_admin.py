@@ -88,8 +88,8 @@ class ShareAdminHandlers:
                     have = describe_start_offsets(self.broker.queues, name, gid) or {}
                     tid = ids.id_of(name)
                     code = NONE
-                except UnknownTopicError:
-                    n, have, tid, code = 0, {}, bytes(16), UNKNOWN_TOPIC_OR_PARTITION
+                except LogMQError as e:  # unknown, or deleted or re-created meanwhile
+                    n, have, tid, code = 0, {}, bytes(16), int(e.kafka_code)
                 parts = t.get("partitions")
                 if parts is None:
                     parts = list(range(n))
@@ -123,7 +123,7 @@ class ShareAdminHandlers:
             try:
                 n = self.broker.partitions_for(name)
                 tid = self.shares.topic_ids.id_of(name)
-            except UnknownTopicError:
+            except LogMQError:  # unknown (or deleted meanwhile)
                 out["responses"].append({"topic_name": name, "topic_id": bytes(16),
                                          "partitions": [{
                                              "partition_index": p["partition_index"],
@@ -176,5 +176,7 @@ class ShareAdminHandlers:
                 out["error_code"], out["error_message"] = NON_EMPTY_GROUP, str(e)
                 out["responses"] = []
                 return out
+            except LogMQError as e:  # a topic deleted or re-created meanwhile, a full disk
+                entry["error_code"], entry["error_message"] = int(e.kafka_code), str(e)
             out["responses"].append(entry)
         return out

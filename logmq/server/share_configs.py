@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from logmq.broker.queues.kafka_configs import SHARE_GROUP_CONFIGS, ShareGroupConfigs
-from logmq.errors import ConfigError, LogMQError
+from logmq.errors import ConfigError, InvalidGroupIdError, LogMQError
 from logmq.kafka_codes import ErrorCode as _E
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ def alter_group_resource(broker: Broker, resource: Mapping[str, Any], *, increme
         ShareGroupConfigs(broker.meta.env).alter(name, changes, replace=not incremental,
                                                  validate_only=validate_only)
     except LogMQError as e:
-        res["error_code"] = _E.INVALID_CONFIG if isinstance(e, ConfigError) else e.kafka_code
+        plain = isinstance(e, ConfigError) and not isinstance(e, InvalidGroupIdError)
+        res["error_code"] = _E.INVALID_CONFIG if plain else e.kafka_code
         res["error_message"] = str(e)
     return res

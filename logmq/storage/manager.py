@@ -164,9 +164,9 @@ class LogManager:
             if not meta.get("id"):  # a directory from before topic ids: give it one, once
                 meta = dict(meta, id=uuid.uuid4().hex)
                 self.meta.put_topic(name, meta)
-            self._topics[name] = meta
             for p in range(meta["partitions"]):
-                self._open_partition(name, p, clean=self.opened_clean)
+                self._open_partition(name, p, meta, clean=self.opened_clean)
+            self._topics[name] = meta
         self._flusher = threading.Thread(target=self._flush_loop, name="logmq-flusher", daemon=True)
         self._flusher.start()
 
@@ -178,8 +178,13 @@ class LogManager:
     def _partition_dir(self, topic: str, partition: int) -> str:
         return os.path.join(self.path, f"{topic}-{partition}")
 
-    def _open_partition(self, topic: str, partition: int, clean: bool = False) -> PartitionLog:
-        eff = resolve(self.defaults, self._topics[topic].get("config", {}))
+    def _open_partition(self, topic: str, partition: int, meta: Mapping[str, Any],
+                        clean: bool = False) -> PartitionLog:
+        """Open one partition of a topic whose metadata is ``meta``; the caller publishes
+        ``meta`` in ``_topics`` only after every partition it counts is open, because readers
+        look partitions up without the lock (a Describe racing a create once met a topic with
+        one partition and no partition 0)."""
+        eff = resolve(self.defaults, meta.get("config", {}))
         plog = PartitionLog(self._partition_dir(topic, partition), topic, partition,
                             topic_config_from(eff), clean=clean, repair=self.repair,
                             keyring=self.keyring)
@@ -293,9 +298,9 @@ class LogManager:
                     "created_ms": int(self._time() * 1000)}
             datadir.prepare_partition_dirs(self.path, name, range(n))  # never deletes records
             self.meta.put_topic(name, meta)
-            self._topics[name] = meta
             for p in range(n):
-                self._open_partition(name, p)
+                self._open_partition(name, p, meta)
+            self._topics[name] = meta
             self.topics_version += 1
         return self.describe_topic(name)
 
@@ -315,9 +320,9 @@ class LogManager:
             datadir.prepare_partition_dirs(self.path, name, range(old, total))
             meta = dict(meta, partitions=total)
             self.meta.put_topic(name, meta)
-            self._topics[name] = meta
             for p in range(old, total):
-                self._open_partition(name, p)
+                self._open_partition(name, p, meta)
+            self._topics[name] = meta
             self.topics_version += 1
 
     def delete_topic(self, name: str) -> None:

@@ -87,6 +87,14 @@ def stream_key(key: bytes) -> bytes:
     return _H.pack(len(key)) + key
 
 
+def tracking_key(prefix: bytes, name: bytes) -> bytes:
+    """A projection's tracking entry; a name from a record header can be any length, so a
+    long one is keyed by its digest, as long stream keys are (LMDB keys stop at 511 bytes)."""
+    if len(name) > _LONG_KEY:
+        return prefix + b"\xff\xff" + xxh3_128_digest(name)
+    return prefix + name
+
+
 def _header(headers: Sequence[tuple[str, bytes | None]], name: str) -> bytes | None:
     for k, v in headers:
         if k == name:
@@ -362,7 +370,7 @@ class StreamIndex:
             nid = int(raw)
         except ValueError:
             return
-        k = prefix + name
+        k = tracking_key(prefix, name)
         cur = txn.get(k, db=self._trk)
         if cur is None or _Q.unpack(cur)[0] < nid:
             txn.put(k, _Q.pack(nid), db=self._trk)
@@ -394,7 +402,7 @@ class StreamIndex:
     def tracking(self, topic: str, partition: int, name: str) -> int | None:
         st = self.part(topic, partition)
         with self.env.begin(db=self._trk) as txn:
-            raw = txn.get(st.prefix + name.encode())
+            raw = txn.get(tracking_key(st.prefix, name.encode()))
         return None if raw is None else _Q.unpack(raw)[0]
 
     def versions(self, topic: str, partition: int, key: bytes, lo: int, hi: int | None,

@@ -18,7 +18,8 @@ from typing import Protocol, runtime_checkable
 
 import lmdb
 
-from logmq.errors import ConfigError
+from logmq.broker.names import group_id_problem
+from logmq.errors import ConfigError, InvalidGroupIdError
 
 __all__ = ["OffsetStore", "MemoryOffsetStore", "LmdbOffsetStore", "Offsets"]
 
@@ -101,9 +102,14 @@ _VALUE = struct.Struct(">qi")  # offset, metadata length (-1 = None)
 
 def _check_name(kind: str, name: str) -> bytes:
     # NUL separates the key's fields; a NUL inside a name would make two (group, topic)
-    # pairs share a key prefix, and prefix scans would then mix groups up.
-    if "\x00" in name:
-        raise ConfigError(f"{kind} {name!r} contains a NUL character")
+    # pairs share a key prefix, and prefix scans would then mix groups up. A group id is
+    # also bounded so that group + topic fit in an LMDB key (logmq.broker.names).
+    if kind == "group id":
+        problem = group_id_problem(name, allow_empty=True)
+        if problem:
+            raise InvalidGroupIdError(f"group id {name[:80]!r}: {problem}")
+    elif "\x00" in name:
+        raise ConfigError(f"{kind} {name[:80]!r} contains a NUL character")
     return name.encode()
 
 

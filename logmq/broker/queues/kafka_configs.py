@@ -29,8 +29,9 @@ from typing import Any
 
 import lmdb
 
+from logmq.broker.names import group_id_problem
 from logmq.broker.queues.model import GroupConfig
-from logmq.errors import ConfigError
+from logmq.errors import ConfigError, InvalidGroupIdError
 
 __all__ = ["SHARE_GROUP_CONFIGS", "ShareGroupConfigs"]
 
@@ -86,6 +87,8 @@ class ShareGroupConfigs:
         self.db = env.open_db(b"share_group_configs")
 
     def overrides(self, group: str) -> dict[str, str]:
+        if group_id_problem(group, allow_empty=True):
+            return {}  # a name that cannot be a key has no overrides
         with self.env.begin(db=self.db) as txn:
             raw = txn.get(group.encode())
         return {} if raw is None else dict(json.loads(bytes(raw)))
@@ -99,6 +102,9 @@ class ShareGroupConfigs:
     def alter(self, group: str, changes: dict[str, str | None], *, replace: bool = False,
               validate_only: bool = False) -> None:
         """Set (None: delete) keys; ``replace`` drops the overrides not named."""
+        problem = group_id_problem(group, allow_empty=True)
+        if problem:
+            raise InvalidGroupIdError(problem)
         for k, v in changes.items():
             _check(k, v)
         if validate_only:

@@ -47,8 +47,14 @@ from typing import Any, NamedTuple, cast
 
 import lmdb
 
+from logmq.broker.names import group_id_problem
 from logmq.broker.queues.ranges import St, unpack_range
-from logmq.errors import ConfigError, DiskFullError, LogMQError, StorageError
+from logmq.errors import (
+    DiskFullError,
+    InvalidGroupIdError,
+    LogMQError,
+    StorageError,
+)
 
 __all__ = [
     "Journal",
@@ -98,20 +104,17 @@ def pack_spso(offset: int) -> bytes:
 
 def group_name_problem(group: str) -> str | None:
     """Why ``group`` cannot name a share group, or None: ``G`` keys join topic and group with a
-    NUL, so a NUL inside a name would make two groups share keys; an empty name is no group.
-    (The Kafka handlers answer INVALID_GROUP_ID with this text.)"""
-    if not group:
-        return "the group id is empty"
-    if "\x00" in group:
-        return "a group id must not contain NUL"
-    return None
+    NUL, so a NUL inside a name would make two groups share keys; an empty name is no group;
+    group and topic must fit in an LMDB key. (The Kafka handlers answer INVALID_GROUP_ID with
+    this text.)"""
+    return group_id_problem(group)
 
 
 def check_group_name(group: str) -> None:
     """ConfigError for a name :func:`group_name_problem` refuses."""
     problem = group_name_problem(group)
     if problem:
-        raise ConfigError(problem)
+        raise InvalidGroupIdError(problem)
 
 
 def now_ms() -> int:
