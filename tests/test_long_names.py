@@ -126,3 +126,31 @@ def test_embedded_surfaces_refuse_long_names_with_typed_errors(tmp_path):
     with pytest.raises(ConfigError):
         UserStore(env).set_password("u" * 256, "pw")
     env.close()
+
+
+def test_classic_group_apis_refuse_ids_kafka_refuses_or_logmq_cannot_store(srv):
+    """Kafka answers an empty group id in JoinGroup, SyncGroup, Heartbeat and LeaveGroup with
+    INVALID_GROUP_ID (tests/oracle/test_flexible_oracle.py compares); logmq answers the same
+    for a group id it could not commit offsets for, instead of letting the group form."""
+    with Wire(srv, "admin") as w:
+        for gid in ("", "a\x00b", LONG):
+            r = w.call(11, 5, {"group_id": gid, "session_timeout_ms": 10000,
+                               "rebalance_timeout_ms": 10000, "member_id": "",
+                               "group_instance_id": None, "protocol_type": "consumer",
+                               "protocols": [{"name": "range", "metadata": b""}]})
+            assert r["error_code"] == INVALID_GROUP_ID, gid
+            r = w.call(14, 3, {"group_id": gid, "generation_id": 1, "member_id": "m",
+                               "group_instance_id": None, "assignments": []})
+            assert r["error_code"] == INVALID_GROUP_ID
+            r = w.call(12, 3, {"group_id": gid, "generation_id": 1, "member_id": "m",
+                               "group_instance_id": None})
+            assert r["error_code"] == INVALID_GROUP_ID
+            r = w.call(13, 3, {"group_id": gid, "members": [
+                {"member_id": "m", "group_instance_id": None}]})
+            assert r["error_code"] == INVALID_GROUP_ID
+        for gid in ("a\x00b", LONG):  # KIP-848: empty is INVALID_REQUEST, as in Kafka
+            r = w.call(68, 0, {"group_id": gid, "member_id": "", "member_epoch": 0,
+                               "instance_id": None, "rack_id": None,
+                               "rebalance_timeout_ms": 10000, "subscribed_topic_names": ["fz"],
+                               "server_assignor": None, "topic_partitions": []})
+            assert r["error_code"] == INVALID_GROUP_ID

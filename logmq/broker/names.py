@@ -18,8 +18,10 @@ deep inside a commit. Topic names keep Kafka's own limit of 249 characters.
 
 from __future__ import annotations
 
+from logmq.errors import InvalidGroupIdError
+
 __all__ = ["LMDB_MAX_KEY_BYTES", "MAX_GROUP_ID_BYTES", "MAX_USER_NAME_BYTES", "utf8_len",
-           "group_id_problem", "key_fits"]
+           "group_id_problem", "check_group_id", "key_fits"]
 
 #: LMDB's compiled-in maximum key size (``mdb_env_get_maxkeysize``)
 LMDB_MAX_KEY_BYTES = 511
@@ -47,6 +49,14 @@ def group_id_problem(group: str, *, allow_empty: bool = False) -> str | None:
         return (f"the group id is {n} bytes long; logmq keeps group ids of at most "
                 f"{MAX_GROUP_ID_BYTES} UTF-8 bytes (they are parts of LMDB keys)")
     return None
+
+
+def check_group_id(group: str, *, allow_empty: bool = False) -> None:
+    """InvalidGroupIdError for what :func:`group_id_problem` refuses. Kafka refuses an empty
+    id in JoinGroup, SyncGroup, Heartbeat and LeaveGroup the same way (INVALID_GROUP_ID)."""
+    problem = group_id_problem(group, allow_empty=allow_empty)
+    if problem:
+        raise InvalidGroupIdError(problem)
 
 
 def key_fits(key: bytes) -> bool:

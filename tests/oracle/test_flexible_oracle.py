@@ -192,3 +192,28 @@ def test_group_answers_at_the_newest_versions(both):
         return r["error_code"], r["error_message"]
 
     _same(both, cluster)
+
+
+def test_empty_group_id_in_classic_group_apis(both):
+    """Kafka refuses an empty group id in the four classic group APIs before looking at
+    anything else (tests/test_long_names.py holds logmq's own, stricter refusals)."""
+    for c in both.values():
+        _coordinator_ready(c)
+
+    def codes(c):  # type: ignore[no-untyped-def]
+        join = c.call(11, 9, {"group_id": "", "session_timeout_ms": 10000,
+                              "rebalance_timeout_ms": 10000, "member_id": "",
+                              "group_instance_id": None, "protocol_type": "consumer",
+                              "protocols": [{"name": "range", "metadata": b""}],
+                              "reason": None})
+        sync = c.call(14, 5, {"group_id": "", "generation_id": 1, "member_id": "m",
+                              "group_instance_id": None, "protocol_type": "consumer",
+                              "protocol_name": "range", "assignments": []})
+        beat = c.call(12, 4, {"group_id": "", "generation_id": 1, "member_id": "m",
+                              "group_instance_id": None})
+        leave = c.call(13, 5, {"group_id": "", "members": [
+            {"member_id": "m", "group_instance_id": None, "reason": None}]})
+        return (join["error_code"], join["member_id"], sync["error_code"],
+                beat["error_code"], leave["error_code"], leave["members"])
+
+    assert _same(both, codes) == (24, "", 24, 24, 24, [])

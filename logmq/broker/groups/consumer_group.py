@@ -48,6 +48,7 @@ from logmq.broker.groups.consumer_group_model import (
 )
 from logmq.broker.groups.model import _Group
 from logmq.broker.groups.offsets import Offsets, OffsetStore
+from logmq.broker.names import check_group_id
 from logmq.errors import (
     FencedInstanceIdError,
     FencedMemberEpochError,
@@ -152,6 +153,7 @@ class ConsumerGroups:
 
         if not req.group_id:
             bad("GroupId can't be empty.")
+        check_group_id(req.group_id)  # one logmq cannot store offsets for (NUL, too long)
         if req.instance_id is not None and not req.instance_id:
             bad("InstanceId can't be empty.")
         if req.member_epoch < STATIC_LEAVE_EPOCH:

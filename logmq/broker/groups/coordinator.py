@@ -48,6 +48,7 @@ from logmq.broker.groups.model import (
 )
 from logmq.broker.groups.offsets import Offsets, OffsetStore
 from logmq.broker.groups.states import COMPLETING, EMPTY, PREPARING, STABLE, set_state
+from logmq.broker.names import check_group_id, group_id_problem
 from logmq.config import BROKER_KEYS
 from logmq.errors import (
     BrokerClosedError,
@@ -55,6 +56,7 @@ from logmq.errors import (
     GroupError,
     IllegalGenerationError,
     InconsistentGroupProtocolError,
+    InvalidGroupIdError,
     InvalidSessionTimeoutError,
     MemberIdRequiredError,
     RebalanceInProgressError,
@@ -355,6 +357,9 @@ class GroupCoordinator(GroupAdmin):
             if self._closed:
                 return _resolved(exc=BrokerClosedError("group coordinator is closed"))
             now = self._time()
+            problem = group_id_problem(group_id)  # Kafka: INVALID_GROUP_ID before anything
+            if problem:
+                return fail(InvalidGroupIdError(problem))
             if not (0 < session_timeout_ms and self.min_session_timeout_ms <= session_timeout_ms
                     <= self.max_session_timeout_ms):
                 return fail(InvalidSessionTimeoutError(
@@ -520,6 +525,9 @@ class GroupCoordinator(GroupAdmin):
             if self._closed:
                 return _resolved(exc=BrokerClosedError("group coordinator is closed"))
             now = self._time()
+            problem = group_id_problem(group_id)
+            if problem:
+                return _resolved(exc=InvalidGroupIdError(problem))
             g = self._groups.get(group_id)
             try:
                 m = validate_member(g, member_id, group_instance_id)
@@ -558,6 +566,7 @@ class GroupCoordinator(GroupAdmin):
         """Heartbeat; RebalanceInProgressError is how members learn they must rejoin."""
         with self._lock:
             self._check_open()
+            check_group_id(group_id)
             g = self._groups.get(group_id)
             m = validate_member(g, member_id, group_instance_id)
             assert g is not None
@@ -589,6 +598,7 @@ class GroupCoordinator(GroupAdmin):
         out: list[GroupError | None] = []
         with self._lock:
             self._check_open()
+            check_group_id(group_id)
             now = self._time()
             g = self._groups.get(group_id)
             changed = False
