@@ -42,6 +42,7 @@ from logmq.broker.groups.model import (
     _Group,
     _Member,
     _resolved,
+    leaving_member,
     select_protocol,
     supports,
     validate_member,
@@ -64,7 +65,6 @@ from logmq.errors import (
 )
 
 __all__ = ["GroupCoordinator", "JoinResult", "GroupDescription", "MemberDescription"]
-
 
 
 class GroupCoordinator(GroupAdmin):
@@ -609,13 +609,7 @@ class GroupCoordinator(GroupAdmin):
                     out.append(None)
                     continue
                 try:
-                    if instance is not None and g is not None and not mid:
-                        holder = g.static.get(instance)
-                        if holder is None:
-                            raise UnknownMemberError(
-                                f"unknown group.instance.id {instance!r} in {group_id!r}")
-                        mid = holder
-                    m = validate_member(g, mid, instance)
+                    m = leaving_member(g, mid, instance)
                 except GroupError as e:
                     out.append(e)
                     continue

@@ -106,6 +106,18 @@ def validate_member(g: _Group | None, member_id: str, instance: str | None) -> _
     return m
 
 
+def leaving_member(g: _Group | None, member_id: str, instance: str | None) -> _Member:
+    """LeaveGroup's member check: an entry naming an instance id with an empty member id is
+    an operator removing that instance by name, so it resolves to the instance's holder."""
+    if instance is not None and g is not None and not member_id:
+        holder = g.static.get(instance)
+        if holder is None:
+            raise UnknownMemberError(
+                f"unknown group.instance.id {instance!r} in {g.group_id!r}")
+        member_id = holder
+    return validate_member(g, member_id, instance)
+
+
 def select_protocol(g: _Group) -> str:
     """The protocol every member supports that most members prefer (Kafka's vote).
 
